@@ -1,0 +1,38 @@
+"""`python -m trainer_backend <command>`: each command lives in trainer_backend/commands/<name>.py
+and exposes `add_arguments(parser)` and `run(args) -> int`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "inspect": "Read a dataset, detect its format, report row-level errors.",
+    "preview": "Render and mask rows with a model's chat template: trained vs masked tokens.",
+    "config": "Print an example run config.",
+    "train": "Run a config (one worker per device).",
+    "plan": "Predict peak GPU memory and resolve `auto` fields.",
+    "export": "Write a job's adapter, or the merged model, with its tokenizer.",
+    "jobs": "List, stop, resume jobs of a workdir.",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer_backend", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"trainer_backend.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"trainer_backend.commands.{name}":
+                raise
+            continue
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per CLI command (see trainer_backend/__main__.py)."""

@@ -1,0 +1,239 @@
+"""The run config: one schema for a whole fine-tuning run.
+
+The studio builds one, the CLI runs one, a job directory keeps one (`config.yaml`), presets are
+written in it. Unknown keys and wrong types are rejected with a message naming the dotted key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Auto = Literal["auto"]
+
+
+class ConfigError(ValueError):
+    """A user-fixable problem with a run config; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field(".cache/models/SmolLM2-135M-Instruct",
+                              description="Hub id or local folder of the base model (a folder with only config.json is enough for `plan`).")
+    engine: Literal["auto", "unsloth", "hf"] = Field("auto", description="auto = unsloth on CUDA, hf (transformers+peft) elsewhere.")
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    trust_remote_code: bool = False
+    architecture: dict[str, Any] = Field(default_factory=dict,
+                                         description="Published config.json fields, recorded by presets for memory checks.")
+
+
+class DataConfig(_Section):
+    path: str = Field("samples/demo_alpaca.jsonl", description="JSON, JSONL, CSV, Parquet file or a datasets save_to_disk folder.")
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "text"] = "auto"
+    columns: dict[str, str] = Field(default_factory=dict,
+                                    description="Map your column names to the format's fields, e.g. {prompt: instruction, response: output}.")
+    strict: bool = Field(False, description="Fail on the first invalid row instead of skipping invalid rows.")
+    eval_path: str | None = None
+    eval_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of rows held out for eval loss when eval_path is empty.")
+
+
+class TemplateConfig(_Section):
+    name: Literal["auto", "chatml", "llama3", "mistral", "vistral", "alpaca"] = Field(
+        "auto", description="auto = the tokenizer's own chat template, else a named fallback.")
+    loss: Literal["response_only", "last_turn", "full"] = "response_only"
+    max_seq_len: int = Field(2048, ge=16)
+    overflow: Literal["truncate", "drop"] = Field("truncate", description="What to do with rows longer than max_seq_len.")
+    min_tokens: int = Field(0, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
+    system_prompt: str | None = Field(None, description="Used for rows that have no system message.")
+    enable_thinking: bool | None = Field(None, description="Qwen3: render with thinking on or off (None = template default).")
+    packing: bool = True
+
+
+class LoraConfig(_Section):
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
+    rslora: bool = False
+
+
+class TrainConfig(_Section):
+    max_steps: int = Field(-1, description="Optimizer steps; -1 = run `epochs` over the data.")
+    epochs: float = Field(1.0, gt=0)
+    micro_batch_size: Union[int, Auto] = Field(4, description="Sequences per forward pass on each device (or auto).")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0)
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    gradient_checkpointing: Literal["auto", "off", "on", "offload"] = "auto"
+    seed: int = 42
+    eval_every: int = Field(0, ge=0, description="Eval loss every N steps (0 = only at the end when there is eval data).")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0 = only at stop and at the end).")
+    log_every: int = Field(1, ge=1)
+    tensorboard: bool = False
+
+    @field_validator("micro_batch_size")
+    @classmethod
+    def _positive_batch(cls, v):
+        if v != "auto" and v < 1:
+            raise ValueError("must be >= 1 or 'auto'")
+        return v
+
+
+class SyncConfig(_Section):
+    backend: Literal["auto", "shm", "nccl"] = Field("auto", description="auto = nccl across GPUs, shm for CPU workers.")
+    devices: list[Union[int, Literal["cpu"]]] = Field(default_factory=lambda: ["cpu"],
+                                                     description="[cpu], [0], [0, 1] or [cpu, cpu]: one worker per entry.")
+    bucket_mb: float = Field(25.0, gt=0)
+    wire_dtype: Literal["fp32", "bf16"] = "fp32"
+    timeout_s: float = Field(10.0, gt=0, description="A rank silent this long is declared dead.")
+
+    @field_validator("devices")
+    @classmethod
+    def _one_kind(cls, v):
+        if not v:
+            raise ValueError("needs at least one device")
+        if any(d == "cpu" for d in v) and any(d != "cpu" for d in v):
+            raise ValueError("mixes cpu and GPU workers")
+        gpus = [d for d in v if d != "cpu"]
+        if len(set(gpus)) != len(gpus):
+            raise ValueError("lists a GPU twice")
+        return v
+
+
+class OutputConfig(_Section):
+    dir: str = Field("workdir/runs/demo", description="Job directory: config, events, checkpoints, output.")
+    merge: bool = Field(False, description="Also write merged safetensors at the end.")
+
+
+class PlannerConfig(_Section):
+    gpu_mem_gib: float | None = Field(None, gt=0, description="Budget per GPU for `auto` fields (None = detected).")
+    headroom_gib: float = Field(1.5, ge=0)
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    description: str = ""
+    method: Literal["lora", "qlora", "full"] = "lora"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+
+    @model_validator(mode="after")
+    def _coherent(self):
+        if self.train.max_steps == 0 or self.train.max_steps < -1:
+            raise ValueError("train.max_steps: must be -1 (use epochs) or a positive number of steps")
+        return self
+
+    # ---- YAML in and out -------------------------------------------------
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "RunConfig":
+        data = self.model_dump(mode="json")
+        apply_overrides(data, overrides)
+        return validate_config(data)
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+    return "invalid run config: " + "; ".join(lines)
+
+
+def validate_config(data: dict[str, Any]) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("invalid run config: the top level must be a mapping of sections")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`train.lr=1e-4` -> ('train.lr', 0.0001); values are parsed as YAML (`sync.devices=[0,1]`)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects dotted.key=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)  # YAML 1.1 reads 1e-4 as a string
+    return key.strip(), value
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    for key, value in items:
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown key '{key}'")
+            node = node[part]
+        node[parts[-1]] = value
+
+
+def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) -> RunConfig:
+    """Load a YAML file or a preset name (see presets/), then apply dotted overrides."""
+    path = resolve_config_path(source)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        apply_overrides(data, overrides)
+    try:
+        return validate_config(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def resolve_config_path(source: str | Path) -> Path:
+    path = Path(source)
+    if path.exists():
+        return path
+    preset = PRESETS_DIR / f"{source}.yaml"
+    if preset.exists():
+        return preset
+    names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    raise ConfigError(f"'{source}' is neither a config file nor a preset (presets: {names})")

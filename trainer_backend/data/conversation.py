@@ -1,0 +1,53 @@
+"""The one normalized form every dataset row becomes, whatever its file format."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A chat (messages) or, for continued pre-training, raw `text` trained on every token.
+
+    `row` is the 0-based index of the source row, so every later report can point back to it.
+    """
+    row: int
+    messages: tuple[Message, ...] = ()
+    text: str | None = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.text is not None
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A user-fixable problem in one row: `row` is 0-based, `field` names the column or path."""
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, field '{self.field}': {self.message}"
+
+
+@dataclass
+class LoadedDataset:
+    path: str
+    format: str            # alpaca | sharegpt | messages | text
+    reason: str            # why this format was chosen (detected or given)
+    rows: int              # rows read from the file
+    conversations: list[Conversation] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def valid_rows(self) -> int:
+        return len(self.conversations)
