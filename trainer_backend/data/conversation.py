@@ -39,6 +39,11 @@ class RowError:
         return f"row {self.row}, field '{self.field}': {self.message}"
 
 
+class DataError(ValueError):
+    """A dataset that cannot be used as a whole (unreadable file, undetectable format, a row that
+    fails in strict mode); the message names the file and, where there is one, the row."""
+
+
 @dataclass
 class LoadedDataset:
     path: str

@@ -1,0 +1,109 @@
+"""Convert one raw record of each dataset format into a Conversation, collecting row errors."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .conversation import Conversation, Message, RowError
+from .text import type_name
+from .turns import RowIssues, Turn
+from .validate import check_turns
+
+Converter = Callable[[int, dict], tuple[Conversation | None, list[RowError]]]
+
+# The fields each format reads; a column mapping may only target these.
+FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "sharegpt": ("conversations", "system"),
+    "messages": ("messages",),
+    "text": ("text",),
+}
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+MESSAGES_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
+
+
+def _finish(issues: RowIssues, turns: list[Turn], container: str) -> tuple[Conversation | None, list[RowError]]:
+    if not issues.errors:
+        check_turns(turns, issues, container)
+    if issues.errors:
+        return None, issues.errors
+    messages = tuple(Message(turn.role, turn.content) for turn in turns)
+    return Conversation(row=issues.row, messages=messages), []
+
+
+def convert_alpaca(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+    issues = RowIssues(row)
+    turns: list[Turn] = []
+    system = issues.optional_text(record, "system")
+    if system:
+        turns.append(Turn("system", system, "system", "system"))
+    turns += _history_turns(record, issues)
+    instruction = issues.required_text(record, "instruction")
+    extra = issues.optional_text(record, "input")
+    output = issues.required_text(record, "output")
+    if instruction is not None:
+        prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        turns.append(Turn("user", prompt, "instruction", "instruction"))
+    if output is not None:
+        turns.append(Turn("assistant", output, "output", "output"))
+    return _finish(issues, turns, "instruction")
+
+
+def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
+    turns = []
+    for index, pair in enumerate(issues.list_field(record, "history", required=False) or ()):
+        path = f"history[{index}]"
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            issues.add(path, f"must be a [user, assistant] pair, got {type_name(pair)}"
+                             f"{f' of length {len(pair)}' if isinstance(pair, (list, tuple)) else ''}")
+            continue
+        for role, value, sub in (("user", pair[0], 0), ("assistant", pair[1], 1)):
+            content = issues.text(value, f"{path}[{sub}]")
+            if content is not None:
+                turns.append(Turn(role, content, f"{path}[{sub}]", f"{path}[{sub}]"))
+    return turns
+
+
+def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[str, str]) -> Converter:
+    names = ", ".join(dict.fromkeys(roles))
+
+    def convert(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+        issues = RowIssues(row)
+        turns: list[Turn] = []
+        if column == "conversations":
+            system = issues.optional_text(record, "system")
+            if system:
+                turns.append(Turn("system", system, "system", "system"))
+        for index, item in enumerate(issues.list_field(record, column, required=True) or ()):
+            path = f"{column}[{index}]"
+            if not isinstance(item, dict):
+                issues.add(path, f"must be an object with '{role_key}' and '{content_key}', got {type_name(item)}")
+                continue
+            found = item.get(role_key)
+            role = roles.get(found) if isinstance(found, str) else None
+            if role is None:
+                issues.add(f"{path}.{role_key}", "is missing" if role_key not in item else
+                           f"unknown role {found!r}; use {names}")
+            content = issues.required_text(item, content_key, f"{path}.{content_key}")
+            if role is not None and content is not None:
+                turns.append(Turn(role, content, f"{path}.{role_key}", f"{path}.{content_key}"))
+        return _finish(issues, turns, column)
+
+    return convert
+
+
+def convert_text(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+    issues = RowIssues(row)
+    text = issues.required_text(record, "text")
+    if text is not None and not text.strip():
+        issues.add("text", "empty text")
+    if issues.errors:
+        return None, issues.errors
+    return Conversation(row=row, text=text), []
+
+
+CONVERTERS: dict[str, Converter] = {
+    "alpaca": convert_alpaca,
+    "sharegpt": _chat_converter("conversations", "from", "value", SHAREGPT_ROLES),
+    "messages": _chat_converter("messages", "role", "content", MESSAGES_ROLES),
+    "text": convert_text,
+}

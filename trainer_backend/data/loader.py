@@ -1,0 +1,40 @@
+"""`load_dataset`: read a file, detect its format, convert every row, keep the valid ones."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conversation import DataError, LoadedDataset, RowError
+from .detect import choose_format, file_columns, rename_columns
+from .formats import CONVERTERS
+from .readers import read_records
+
+
+def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str] | None = None,
+                 strict: bool = False) -> LoadedDataset:
+    """Rows that fail validation are reported in `errors` and left out, or raise DataError when strict."""
+    path = Path(path)
+    raw = read_records(path)
+    if not raw.records:
+        raise DataError(f"{path}: no rows found")
+    records = rename_columns(raw.records, columns, path) if columns else raw.records
+    chosen, reason = choose_format(format, file_columns(records), columns or {}, path)
+    convert = CONVERTERS[chosen]
+    read_errors = {error.row: error for error in raw.errors}
+    dataset = LoadedDataset(path=str(path), format=chosen, reason=reason, rows=len(records))
+    for row, record in enumerate(records):
+        if record is None:
+            row_errors = [read_errors[row]]
+        else:
+            conversation, row_errors = convert(row, record)
+        if row_errors:
+            if strict:
+                raise _strict_failure(path, row_errors)
+            dataset.errors.extend(row_errors)
+        else:
+            dataset.conversations.append(conversation)
+    return dataset
+
+
+def _strict_failure(path: Path, errors: list[RowError]) -> DataError:
+    more = f" (and {len(errors) - 1} more in this row)" if len(errors) > 1 else ""
+    return DataError(f"{path}: {errors[0]}{more}; strict mode stops at the first invalid row")

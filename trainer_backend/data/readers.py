@@ -1,0 +1,163 @@
+"""Read a dataset file into raw records (one dict per source row), whatever its file type.
+
+JSON and JSONL are parsed line by line here rather than through `datasets`, because a broken line
+must become an error of that row, not the failure of the whole file. Bytes that are not UTF-8 are
+kept as surrogate escapes so the row that holds them can be named later (see `text.py`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .conversation import DataError, RowError
+
+Record = dict[str, Any]
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+@dataclass
+class RawRows:
+    """`records[i]` is row i, or None when the row could not be parsed (its error is in `errors`)."""
+    kind: str
+    records: list[Record | None]
+    errors: list[RowError] = field(default_factory=list)
+
+
+def read_records(path: str | Path) -> RawRows:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _read_saved_dataset(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    text = _decode(path)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path, text, delimiter="\t" if suffix == ".tsv" else ",")
+    start = text.lstrip()[:1]
+    if suffix == ".json" and start == "[":
+        return _read_json_array(path, text)
+    if suffix in (".json", ".jsonl", ".ndjson") or start in ("[", "{"):
+        return _read_jsonl(text)
+    raise DataError(f"{path}: unsupported file type '{suffix or 'no extension'}'; "
+                    "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror})") from None
+    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
+
+
+def _read_jsonl(text: str) -> RawRows:
+    rows = RawRows("jsonl", [])
+    # split on "\n" only: str.splitlines would also split inside strings on U+2028 and friends
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        row = len(rows.records)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            rows.records.append(None)
+            rows.errors.append(RowError(row, "line", _broken_line_message(line, number, err)))
+            continue
+        rows.records.append(_as_record(record, row, "line", f"line {number}", rows.errors))
+    return rows
+
+
+def _broken_line_message(line: str, number: int, err: json.JSONDecodeError) -> str:
+    if not _is_utf8(line):
+        return f"line {number} is not valid UTF-8; re-save the file as UTF-8"
+    return f"line {number} is not valid JSON: {err.msg} (column {err.colno})"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read_json_array(path: Path, text: str) -> RawRows:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    rows = RawRows("json", [])
+    for row, item in enumerate(items):
+        rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
+    return rows
+
+
+def _as_record(item: Any, row: int, field_name: str, where: str, errors: list[RowError]) -> Record | None:
+    if isinstance(item, dict):
+        return item
+    errors.append(RowError(row, field_name, f"{where} is a JSON {_JSON_TYPES.get(type(item), 'value')}, "
+                                            "expected an object"))
+    return None
+
+
+def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: cannot read the CSV header: {err}") from None
+    rows = RawRows("csv", [])
+    start = reader.line_num + 1
+    try:
+        for values in reader:
+            if values:
+                rows.records.append(_csv_record(header, values, len(rows.records), start, rows.errors))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"{path}: CSV error at line {reader.line_num}: {err}") from None
+    return rows
+
+
+def _csv_record(header: list[str], values: list[str], row: int, line: int,
+                errors: list[RowError]) -> Record | None:
+    if len(values) != len(header):
+        errors.append(RowError(row, "line", f"line {line} has {len(values)} values but the header "
+                                           f"has {len(header)} columns"))
+        return None
+    return dict(zip(header, values))
+
+
+def _read_parquet(path: Path) -> RawRows:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pyarrow.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    return RawRows("parquet", table.to_pylist())
+
+
+def _read_saved_dataset(path: Path) -> RawRows:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: a folder must be a datasets save_to_disk folder "
+                        "(dataset_info.json or dataset_dict.json not found)") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = list(loaded)
+        if "train" not in loaded and len(splits) != 1:
+            raise DataError(f"{path}: has splits {', '.join(splits)} and no 'train' split; "
+                            "save the split to use on its own")
+        loaded = loaded["train" if "train" in loaded else splits[0]]
+    return RawRows("arrow", loaded.to_list())

@@ -1,0 +1,33 @@
+"""Check and normalize one text field: a string, valid UTF-8, in Unicode NFC.
+
+NFC matters for Vietnamese: the same letter typed as NFD (base + combining marks) would otherwise
+tokenize differently from the NFC form the models were trained on. Text already in NFC is returned
+as the same object, so it round-trips byte for byte.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+
+class FieldProblem(ValueError):
+    """The value of one field is unusable; the caller adds the row and field path."""
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def clean_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldProblem(f"must be a string, got {type_name(value)}")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # surrogate escapes stand for bytes that were not UTF-8 in the file (see readers.py)
+        raise FieldProblem("contains bytes that are not valid UTF-8; re-save the file as UTF-8") from None
+    if unicodedata.is_normalized("NFC", value):
+        return value
+    return unicodedata.normalize("NFC", value)

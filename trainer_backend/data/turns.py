@@ -1,0 +1,65 @@
+"""One turn of a row being converted, and the problems found in that row."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conversation import Role, RowError
+from .text import FieldProblem, clean_text, type_name
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A message with the paths of the fields it came from, so errors can point at them."""
+    role: Role
+    content: str
+    role_field: str
+    content_field: str
+
+
+@dataclass
+class RowIssues:
+    row: int
+    errors: list[RowError] = field(default_factory=list)
+
+    def add(self, field_path: str, message: str) -> None:
+        self.errors.append(RowError(self.row, field_path, message))
+
+    def text(self, value: Any, field_path: str) -> str | None:
+        """The cleaned string, or None after recording why it is unusable."""
+        if value is _MISSING:
+            self.add(field_path, "is missing")
+            return None
+        try:
+            return clean_text(value)
+        except FieldProblem as problem:
+            self.add(field_path, str(problem))
+            return None
+
+    def required_text(self, mapping: dict, key: str, path: str | None = None) -> str | None:
+        return self.text(mapping.get(key, _MISSING), path or key)
+
+    def optional_text(self, record: dict, key: str) -> str:
+        value = record.get(key)
+        return "" if value is None else (self.text(value, key) or "")
+
+    def list_field(self, record: dict, key: str, required: bool) -> list | None:
+        """A list column; CSV cells holding JSON arrays are accepted too."""
+        value = record.get(key, _MISSING)
+        if value is _MISSING or value is None:
+            if required:
+                self.add(key, "is missing" if value is _MISSING else "must be a list, got null")
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                self.add(key, "must be a list (or a JSON array in a text cell), got a string that is not JSON")
+                return None
+        if not isinstance(value, (list, tuple)):
+            self.add(key, f"must be a list, got {type_name(value)}")
+            return None
+        return list(value)
