@@ -107,15 +107,59 @@ def fetch_mistral(cache: Path) -> None:
 
 def fetch_datasets(cache: Path) -> None:
     out = cache / "data"
-    if done(out):
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    chitchat = pip_package_dir(cache, "chitchat-dataset") / "dataset.json"
-    shutil.copy(chitchat, out / "chitchat.json")
-    corpus = pip_package_dir(cache, "chatterbot-corpus") / "data"
-    shutil.rmtree(out / "chatterbot", ignore_errors=True)
-    shutil.copytree(corpus, out / "chatterbot")
-    mark_done(out)
+    if not done(out):
+        out.mkdir(parents=True, exist_ok=True)
+        chitchat = pip_package_dir(cache, "chitchat-dataset") / "dataset.json"
+        shutil.copy(chitchat, out / "chitchat.json")
+        corpus = pip_package_dir(cache, "chatterbot-corpus") / "data"
+        shutil.rmtree(out / "chatterbot", ignore_errors=True)
+        shutil.copytree(corpus, out / "chatterbot")
+        mark_done(out)
+    # Each converted file is its own marker: written under a temporary name, renamed when complete.
+    for name, convert in (("chatterbot_alpaca.jsonl", chatterbot_alpaca_rows),
+                          ("chitchat_sharegpt.jsonl", chitchat_sharegpt_rows)):
+        target = out / name
+        if not target.exists():
+            partial = target.with_suffix(".partial")
+            with partial.open("w", encoding="utf-8") as file:
+                for row in convert(out):
+                    file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            partial.replace(target)
+
+
+def chatterbot_alpaca_rows(data: Path):
+    """One Alpaca row per English ChatterBot conversation: its first statement and the reply to it
+    (the later statements are mostly alternative replies, not a dialogue)."""
+    import yaml
+
+    for file in sorted((data / "chatterbot" / "english").glob("*.yml")):
+        for statements in yaml.safe_load(file.read_text(encoding="utf-8")).get("conversations") or []:
+            if len(statements) >= 2 and all(str(s).strip() for s in statements[:2]):
+                yield {"instruction": str(statements[0]), "input": "", "output": str(statements[1])}
+
+
+def chitchat_sharegpt_rows(data: Path):
+    """ShareGPT conversations from chitchat: the first speaker is `human`, the other `gpt`;
+    consecutive messages of one speaker are merged; a trailing human turn is dropped, and a
+    conversation left without a gpt turn is skipped."""
+    conversations = json.loads((data / "chitchat.json").read_text(encoding="utf-8"))
+    for key in sorted(conversations):
+        turns: list[dict] = []
+        speakers: list[str] = []
+        for group in conversations[key]["messages"]:
+            for message in group:
+                if not message["text"].strip():
+                    continue
+                if speakers and speakers[-1] == message["sender"]:
+                    turns[-1]["value"] += "\n" + message["text"]
+                    continue
+                speakers.append(message["sender"])
+                turns.append({"from": "human" if message["sender"] == speakers[0] else "gpt",
+                              "value": message["text"]})
+        if turns and turns[-1]["from"] == "human":
+            turns.pop()
+        if turns:
+            yield {"id": key, "conversations": turns}
 
 
 FETCHERS = {
