@@ -14,8 +14,13 @@ class FieldProblem(ValueError):
     """The value of one field is unusable; the caller adds the row and field path."""
 
 
+_JSON_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+               list: "list", tuple: "list", dict: "object"}
+
+
 def type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    """The JSON name of a value's type, as users see it in their files."""
+    return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def clean_text(value: Any) -> str:
