@@ -1,0 +1,25 @@
+"""The unit every layer after templates consumes: token ids with their loss mask."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Example:
+    """One rendered row. `trained[i]` is True when token i is a loss target; `trained[0]` is always False."""
+    row: int
+    input_ids: list[int]
+    trained: list[bool]
+    text: str
+    truncated: bool = False
+
+    @property
+    def n_trained(self) -> int:
+        return sum(self.trained)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def labels(self) -> list[int]:
+        """HF-style labels (the model shifts them): the token id where trained, else -100."""
+        return [t if m else -100 for t, m in zip(self.input_ids, self.trained)]
