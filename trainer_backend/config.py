@@ -68,6 +68,9 @@ class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0)
     micro_batch_size: Union[int, Auto] = Field(4, description="Sequences per forward pass on each device (or auto).")
     grad_accum: int = Field(1, ge=1)
+    effective_batch_size: int | None = Field(
+        None, ge=1, description="Sequences per optimizer step over all devices; when set, the planner keeps "
+                                "micro_batch_size x grad_accum x devices equal to it.")
     lr: float = Field(2e-4, gt=0)
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
@@ -120,12 +123,14 @@ class OutputConfig(_Section):
 class PlannerConfig(_Section):
     gpu_mem_gib: float | None = Field(None, gt=0, description="Budget per GPU for `auto` fields (None = detected).")
     headroom_gib: float = Field(1.5, ge=0)
+    expected_peak_gib: float | None = Field(None, gt=0, description="Peak GPU memory the planner predicts (presets declare it).")
 
 
 class RunConfig(_Section):
     name: str = "run"
     description: str = ""
-    method: Literal["lora", "qlora", "full"] = "lora"
+    method: Literal["auto", "lora", "qlora", "full"] = Field(
+        "lora", description="auto = LoRA, or QLoRA when LoRA fits no plan on the GPU (the planner decides).")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     template: TemplateConfig = Field(default_factory=TemplateConfig)

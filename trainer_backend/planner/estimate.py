@@ -1,0 +1,129 @@
+"""Peak GPU memory of one training step, from the architecture and the run's choices.
+
+peak = allocated x (1 + allocator reserve) + CUDA context, where allocated is the sum of
+weights, trainable state (params + grads + optimizer), activations kept for backward,
+logits/cross-entropy buffers and a fixed workspace. Constants come from calibration.yaml.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainer_backend.config import ConfigError, RunConfig
+from trainer_backend.planner.architecture import Architecture, architecture_of, lora_targets
+from trainer_backend.planner.calibration import Calibration, load_calibration
+
+GIB = 1024 ** 3
+# Optimizer state bytes per trainable parameter: AdamW keeps two moments.
+OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_32bit": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0}
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The memory-relevant choices of a run, all concrete (no `auto`)."""
+    method: str            # lora | qlora | full
+    engine: str            # unsloth | hf
+    checkpointing: str     # off | on | offload
+    micro_batch_size: int
+    seq_len: int
+    lora_r: int
+    lora_targets: tuple[str, ...]
+    optimizer: str
+    precision: str         # bf16 | fp16 | fp32
+
+    @property
+    def tokens(self) -> int:
+        return self.micro_batch_size * self.seq_len
+
+
+@dataclass(frozen=True)
+class Estimate:
+    peak_gib: float                 # what must fit on the GPU
+    allocated_gib: float            # comparable to torch.cuda.max_memory_allocated
+    breakdown: dict[str, float]     # GiB per component, summing to peak_gib
+    shape: RunShape
+    gpu_mem_gib: float | None = None
+    fits: bool | None = field(default=None)
+
+    def table(self) -> str:
+        rows = [f"| {name} | {gib:.2f} |" for name, gib in self.breakdown.items()]
+        budget = "" if self.gpu_mem_gib is None else f" of {self.gpu_mem_gib:g} GiB"
+        return "\n".join(["| component | GiB |", "|---|---|", *rows,
+                          f"| **peak{budget}** | **{self.peak_gib:.2f}** |"])
+
+
+def resolve_engine(cfg: RunConfig) -> str:
+    """`auto` means Unsloth on CUDA devices and transformers+PEFT elsewhere (as the trainer does)."""
+    if cfg.model.engine != "auto":
+        return cfg.model.engine
+    return "hf" if "cpu" in cfg.sync.devices else "unsloth"
+
+
+def run_shape(cfg: RunConfig) -> RunShape:
+    autos = [key for key, value in (("method", cfg.method),
+                                    ("train.micro_batch_size", cfg.train.micro_batch_size),
+                                    ("train.gradient_checkpointing", cfg.train.gradient_checkpointing))
+             if value == "auto"]
+    if autos:
+        raise ConfigError(f"{', '.join(autos)}: 'auto' must be resolved by the planner before estimating")
+    return RunShape(method=cfg.method, engine=resolve_engine(cfg),
+                    checkpointing=cfg.train.gradient_checkpointing,
+                    micro_batch_size=int(cfg.train.micro_batch_size), seq_len=cfg.template.max_seq_len,
+                    lora_r=cfg.lora.r, lora_targets=tuple(lora_targets(cfg.lora.target_modules)),
+                    optimizer=cfg.train.optimizer,
+                    precision="bf16" if cfg.train.precision == "auto" else cfg.train.precision)
+
+
+def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
+    width = 4.0 if s.precision == "fp32" else 2.0
+    if s.method == "qlora":
+        # Projections are NF4; embeddings, LM head and norms stay in 16 bits.
+        return arch.linear_params() * cal.qlora_bytes_per_param + \
+            (arch.embedding_params() + arch.norm_params()) * width
+    return arch.total_params() * width
+
+
+def trainable_bytes(arch: Architecture, s: RunShape) -> float:
+    """Trainable params + their grads + optimizer states."""
+    optimizer = OPTIMIZER_BYTES[s.optimizer]
+    if s.method == "full":
+        width = 4.0 if s.precision == "fp32" else 2.0
+        return arch.total_params() * (width + width + optimizer)
+    # Adapters are kept in fp32 (PEFT and Unsloth upcast them), as are their grads.
+    return arch.lora_params(s.lora_r, list(s.lora_targets)) * (4.0 + 4.0 + optimizer)
+
+
+def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
+    e = cal.engines[s.engine]
+    width = 4.0 if s.precision == "fp32" else 2.0
+    per_layer = width * (e.hidden_coef * arch.hidden + e.intermediate_coef * arch.intermediate) * s.tokens
+    if s.checkpointing == "off":
+        return arch.layers * per_layer
+    live = e.recompute_layers * per_layer
+    if s.checkpointing == "offload":
+        return live  # each layer's input waits in CPU memory
+    return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
+
+
+def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
+                   gpu_mem_gib: float | None = None) -> Estimate:
+    e = cal.engines[s.engine]
+    parts = {
+        "weights": weights_bytes(arch, s, cal) / GIB,
+        "trainable params + grads + optimizer": trainable_bytes(arch, s) / GIB,
+        "activations": activation_bytes(arch, s, cal) / GIB,
+        "logits / cross-entropy": e.logits_bytes_per_vocab * arch.vocab * s.tokens / GIB,
+        "workspace": e.workspace_gib,
+    }
+    allocated = sum(parts.values())
+    parts["allocator reserve"] = allocated * cal.allocator_reserve_fraction
+    parts["CUDA context"] = cal.cuda_context_gib
+    peak = sum(parts.values())
+    fits = None if gpu_mem_gib is None else peak <= gpu_mem_gib
+    return Estimate(peak_gib=peak, allocated_gib=allocated, breakdown=parts, shape=s,
+                    gpu_mem_gib=gpu_mem_gib, fits=fits)
+
+
+def estimate_resolved(cfg: RunConfig, gpu_mem_gib: float | None = None,
+                      cal: Calibration | None = None) -> Estimate:
+    """Estimate a config with no `auto` left in the fields the formula reads."""
+    return estimate_shape(architecture_of(cfg), run_shape(cfg), cal or load_calibration(), gpu_mem_gib)

@@ -1,0 +1,42 @@
+"""Turn every planner-owned `auto` into a concrete value before a run starts."""
+from __future__ import annotations
+
+from trainer_backend.config import RunConfig
+from trainer_backend.planner.plan import DEFAULT_MICRO_BATCH, grad_accum_for, micro_batch_choices, plan
+
+
+def has_auto(cfg: RunConfig) -> bool:
+    return "auto" in (cfg.method, cfg.train.micro_batch_size, cfg.train.gradient_checkpointing)
+
+
+def detect_gpu_mem_gib(cfg: RunConfig) -> float | None:
+    """Smallest total memory among the config's GPUs; None for CPU runs or when CUDA is absent."""
+    gpus = [d for d in cfg.sync.devices if d != "cpu"]
+    if not gpus:
+        return None
+    import torch  # only GPU runs get here; the studio passes its budget explicitly
+
+    if not torch.cuda.is_available():
+        return None
+    return min(torch.cuda.get_device_properties(d).total_memory for d in gpus) / 1024 ** 3
+
+
+def without_budget(cfg: RunConfig) -> RunConfig:
+    """CPU runs (or an unknown GPU): memory is not the limit, so take plain, safe defaults."""
+    out = cfg.model_copy(deep=True)
+    if out.method == "auto":
+        out.method = "lora"
+    if out.train.gradient_checkpointing == "auto":
+        out.train.gradient_checkpointing = "off"
+    micro = max(m for m in micro_batch_choices(cfg) if m <= DEFAULT_MICRO_BATCH or m == 1)
+    out.train.micro_batch_size = micro
+    out.train.grad_accum = grad_accum_for(cfg, micro)
+    return out
+
+
+def resolve_auto(cfg: RunConfig, gpu_mem_gib: float | None) -> RunConfig:
+    """The config the trainer runs: planned for the budget given, else the declared or detected one."""
+    budget = gpu_mem_gib or cfg.planner.gpu_mem_gib or detect_gpu_mem_gib(cfg)
+    if "cpu" in cfg.sync.devices or budget is None:
+        return without_budget(cfg)
+    return plan(cfg, budget, cfg.planner.headroom_gib).config
