@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .turns import RowIssues, Turn
 
-_OTHER = {"user": "assistant", "assistant": "user"}
+_OTHER = {"user": "an assistant", "assistant": "a user"}
 
 
 def check_turns(turns: list[Turn], issues: RowIssues, container: str) -> None:
@@ -20,7 +20,7 @@ def check_turns(turns: list[Turn], issues: RowIssues, container: str) -> None:
             issues.add(turn.role_field, "conversation must start with a user turn (after an optional system message)")
         elif previous == turn.role:
             issues.add(turn.role_field, f"two {turn.role} turns in a row; merge them or put "
-                                        f"a {_OTHER[turn.role]} turn between")
+                                        f"{_OTHER[turn.role]} turn between")
         if not turn.content.strip():
             issues.add(turn.content_field, f"empty {turn.role} turn")
         previous = turn.role
