@@ -1,0 +1,94 @@
+"""A fake train command for fast job-runner tests: `python tests/fake_worker.py CONFIG [--resume]`.
+
+It keeps the process contract of `python -m trainer_backend train` (events.jsonl, train.log,
+checkpoints/step_<N>/, output/, exit codes 0/1/3/10, SIGTERM -> checkpoint + status stopped)
+without loading a model. Behaviour comes from the config's description, e.g. "step_s=0.05 crash_at=3":
+  step_s       seconds per step (default 0.05)
+  crash_at     raise at this step: exit 1 with a traceback and no error event
+  oom_above    exit 3 with an oom error event while train.micro_batch_size is above this
+  child        1 = start a helper process in the group that ignores SIGTERM, like a stuck worker
+  ignore_term  1 = ignore SIGTERM, so only the SIGKILL after the grace period ends it
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from trainer_backend.config import load_config
+
+CHILD_CODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+
+
+def options(description: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (item.split("=", 1) for item in description.split() if "=" in item)}
+
+
+class Run:
+    def __init__(self, config_path: str):
+        self.config = load_config(config_path)
+        self.dir = Path(self.config.output.dir)
+        self.opts = options(self.config.description)
+        self.stop = False
+
+    def emit(self, kind: str, step: int, **fields) -> None:
+        with (self.dir / "events.jsonl").open("a") as f:
+            f.write(json.dumps({"t": time.time(), "kind": kind, "step": step, **fields}) + "\n")
+        with (self.dir / "train.log").open("a") as f:
+            f.write(f"{kind} step {step} {fields}\n")
+
+    def checkpoint(self, step: int) -> None:
+        folder = self.dir / "checkpoints" / f"step_{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "state.json").write_text(json.dumps({"step": step}))
+
+    def last_checkpoint(self) -> int:
+        steps = [int(p.name.split("_")[1]) for p in (self.dir / "checkpoints").glob("step_*")]
+        return max(steps, default=0)
+
+    def run(self, resume: bool) -> int:
+        total = self.config.train.max_steps
+        step = self.last_checkpoint() if resume else 0
+        micro = self.config.train.micro_batch_size
+        self.emit("status", step, status="started", total_steps=total,
+                  message=f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} "
+                          f"devices={self.config.sync.devices} micro={micro} accum={self.config.train.grad_accum}")
+        if "oom_above" in self.opts and micro > self.opts["oom_above"]:
+            self.emit("error", step, reason="oom", message=f"CUDA out of memory at micro_batch_size {micro}")
+            print(f"CUDA out of memory at micro_batch_size {micro}", file=sys.stderr)
+            return 3
+        if self.opts.get("child"):
+            subprocess.Popen([sys.executable, "-c", CHILD_CODE])
+        while step < total:
+            step += 1
+            time.sleep(self.opts.get("step_s", 0.05))
+            if step == self.opts.get("crash_at"):
+                raise RuntimeError(f"fake worker crashed at step {step}")
+            self.emit("train", step, loss=2.0 * 0.97 ** step, lr=1e-4, grad_norm=1.0, tokens_per_s=1000.0,
+                      epoch=step / total, eta_s=0.0, gpu_mem_gib=[])
+            if self.stop:
+                self.checkpoint(step)
+                self.emit("status", step, status="stopped", total_steps=total, message="stopped on request")
+                print("stopped on request; checkpoint written", file=sys.stderr)
+                return 10
+        self.checkpoint(step)
+        (self.dir / "output").mkdir(exist_ok=True)
+        self.emit("status", step, status="completed", total_steps=total, message="done")
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    run = Run(argv[0])
+    if run.opts.get("ignore_term"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(run, "stop", True))
+    return run.run(resume="--resume" in argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

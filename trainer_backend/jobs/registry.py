@@ -1,0 +1,154 @@
+"""The job registry: one SQLite file per workdir (`jobs.db`, WAL mode), one row per job.
+
+Every process that touches a workdir (studios, CLIs, the per-job supervisors) opens its own
+connection; decisions that must not be taken twice (which job starts, who records the end of a
+run) happen inside `BEGIN IMMEDIATE` transactions, which SQLite serializes across processes.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- FIFO order
+    id TEXT UNIQUE NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    gpus TEXT NOT NULL,                      -- JSON list of physical GPU indices, [] = CPU job
+    command TEXT NOT NULL,                   -- JSON argv of the train command, without config and --resume
+    cwd TEXT NOT NULL,                       -- relative data/model paths of the config resolve here
+    grace_s REAL NOT NULL,
+    max_retries INTEGER NOT NULL,
+    retries INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    supervisor_pid INTEGER,
+    supervisor_created REAL,                 -- process start time: tells a live supervisor from a reused pid
+    train_pid INTEGER,
+    pgid INTEGER,
+    exit_code INTEGER,
+    exit_reason TEXT
+)
+"""
+
+_BUSY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class JobRow:
+    seq: int
+    id: str
+    owner: str
+    name: str
+    state: str
+    gpus: list[int]
+    command: list[str]
+    cwd: str
+    grace_s: float
+    max_retries: int
+    retries: int
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    supervisor_pid: int | None
+    supervisor_created: float | None
+    train_pid: int | None
+    pgid: int | None
+    exit_code: int | None
+    exit_reason: str | None
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> "JobRow":
+        values = dict(row)
+        values["gpus"] = json.loads(values["gpus"])
+        values["command"] = json.loads(values["command"])
+        return cls(**values)
+
+
+_JSON_COLUMNS = {"gpus", "command"}
+_COLUMNS = {f.name for f in fields(JobRow)}
+
+
+class Registry:
+    def __init__(self, db_path: str | Path):
+        self.path = Path(db_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+
+    def connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are opened explicitly, so BEGIN IMMEDIATE means what it says.
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front: no other process can decide anything until it ends."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def insert(conn: sqlite3.Connection, **values: Any) -> None:
+    values = _encode(values)
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    conn.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(values.values()))
+
+
+def update(conn: sqlite3.Connection, job_id: str, **values: Any) -> None:
+    values = _encode(values)
+    sets = ", ".join(f"{name} = ?" for name in values)
+    conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*values.values(), job_id])
+
+
+def fetch(conn: sqlite3.Connection, job_id: str) -> JobRow | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return JobRow.from_sql(row) if row else None
+
+
+def fetch_all(conn: sqlite3.Connection, states: tuple[str, ...] = (), owner: str | None = None) -> list[JobRow]:
+    sql, args = "SELECT * FROM jobs WHERE 1", []
+    if states:
+        sql += f" AND state IN ({', '.join('?' for _ in states)})"
+        args += list(states)
+    if owner is not None:
+        sql += " AND owner = ?"
+        args.append(owner)
+    return [JobRow.from_sql(r) for r in conn.execute(sql + " ORDER BY seq", args)]
+
+
+def delete(conn: sqlite3.Connection, job_id: str) -> None:
+    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - _COLUMNS
+    if unknown:  # column names are code, never user input; this guards against typos
+        raise KeyError(f"unknown job columns: {sorted(unknown)}")
+    return {k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in values.items()}

@@ -1,0 +1,239 @@
+"""JobRunner: what the studio (and the `jobs` CLI) drives.
+
+Jobs run detached, each under a supervisor process of its own (see supervise.py), so a studio can
+exit and restart while jobs keep running; a runner only decides what starts and reads the
+registry and job files. Every method that names a job checks that `user` owns it; the `ADMIN`
+object (never a string, so never something an auth layer produces) sees every job.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..config import RunConfig
+from . import registry
+from .disk import check_free_space
+from .errors import DiskSpaceError, GpuRequestError, JobNotFound, JobStateError
+from .eventfile import progress_of, read_events_since, tail_lines
+from .gpus import detect_gpus
+from .ids import check_job_id, new_job_id
+from .info import ACTIVE_STATES, FAILED, QUEUED, RUNNING, STOPPED, STOPPING, JobInfo
+from .oom_retry import MAX_OOM_RETRIES
+from .paths import JobPaths
+from .processes import alive, kill_group, spawn_supervisor, start_time
+from .queue import Pending, pick_startable
+
+
+class _Admin:
+    def __repr__(self) -> str:
+        return "ADMIN"
+
+
+ADMIN = _Admin()
+User = str | _Admin
+
+DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
+
+
+class JobRunner:
+    def __init__(self, workdir: str | Path, gpus: list[int] | None = None, cpu_slots: int = 1,
+                 min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
+                 train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND):
+        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `train_command`: the argv that
+        the config path (and --resume) are appended to; another command is for tests and wrappers."""
+        if not 0 <= oom_retries <= MAX_OOM_RETRIES:
+            raise ValueError(f"oom_retries must be between 0 and {MAX_OOM_RETRIES}")
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.gpus = sorted(detect_gpus() if gpus is None else gpus)
+        self.cpu_slots = cpu_slots
+        self.min_free_gib = min_free_gib
+        self.grace_s = grace_s
+        self.oom_retries = oom_retries
+        self.train_command = list(train_command)
+        self.registry = registry.Registry(self.workdir / "jobs.db")
+        self._stop_loop = threading.Event()
+        self._loop: threading.Thread | None = None
+        self.reconcile()
+
+    # ---- submitting and reading ------------------------------------------------
+    def submit(self, config: RunConfig, user: str, gpus: list[int] | None = None) -> str:
+        """Queue a run and return its job id. `gpus` None = the GPUs listed in the config's
+        sync.devices, or a CPU job when they are `cpu`. The job starts on a later schedule()."""
+        check_free_space(self.workdir, self.min_free_gib)
+        job_gpus = self._job_gpus(config, gpus)
+        job_id = new_job_id()
+        paths = JobPaths.of(self.workdir, job_id)
+        paths.dir.mkdir(parents=True)
+        resolved = config.with_overrides({"output.dir": str(paths.dir), "sync.devices": _devices(config, job_gpus)})
+        resolved.save(paths.config)
+        with self.registry.write() as conn:
+            registry.insert(conn, id=job_id, owner=user, name=config.name, state=QUEUED, gpus=job_gpus,
+                            command=self.train_command, cwd=os.getcwd(), grace_s=self.grace_s,
+                            max_retries=self.oom_retries, created_at=time.time())
+        return job_id
+
+    def list(self, user: User) -> list[JobInfo]:
+        with self.registry.read() as conn:
+            rows = registry.fetch_all(conn, owner=None if user is ADMIN else user)
+        return [self._info(row) for row in rows]
+
+    def get(self, job_id: str, user: User) -> JobInfo:
+        return self._info(self._owned(job_id, user))
+
+    def events(self, job_id: str, user: User, since_line: int = 0) -> tuple[list[dict], int]:
+        """Events appended since line `since_line` (0-based) and the line to pass next time."""
+        self._owned(job_id, user)
+        return read_events_since(JobPaths.of(self.workdir, job_id).events, since_line)
+
+    def log_tail(self, job_id: str, user: User, n: int = 50) -> str:
+        """Last `n` lines of train.log; for a failed job followed by the last `n` lines of the
+        process output (console.log), where tracebacks and the final error line are."""
+        row = self._owned(job_id, user)
+        paths = JobPaths.of(self.workdir, job_id)
+        text = "\n".join(tail_lines(paths.train_log, n))
+        if row.state == FAILED:
+            console = "\n".join(tail_lines(paths.console_log, n))
+            text = f"{text}\n--- process output ---\n{console}" if text else console
+        return text
+
+    # ---- changing jobs -----------------------------------------------------------
+    def stop(self, job_id: str, user: User) -> None:
+        """Ask a job to stop: a queued job is stopped at once; a running one gets SIGTERM (it
+        checkpoints and exits) from its supervisor, and SIGKILL after the grace period."""
+        with self.registry.write() as conn:
+            row = self._owned(job_id, user, conn)
+            if row.state == QUEUED:
+                registry.update(conn, job_id, state=STOPPED, ended_at=time.time(),
+                                exit_reason="stopped on request before it started")
+            elif row.state == RUNNING:
+                registry.update(conn, job_id, state=STOPPING)
+            elif row.state != STOPPING:
+                raise JobStateError(f"job {job_id} is {row.state}: only a queued or running job can be stopped")
+
+    def resume(self, job_id: str, user: User) -> None:
+        """Queue a stopped or failed job again; it continues from its newest checkpoint (train --resume)."""
+        with self.registry.write() as conn:
+            row = self._owned(job_id, user, conn)
+            if row.state not in (STOPPED, FAILED):
+                raise JobStateError(f"job {job_id} is {row.state}: only a stopped or failed job can be resumed")
+            registry.update(conn, job_id, state=QUEUED, started_at=None, ended_at=None, exit_code=None,
+                            exit_reason=None, retries=0)
+
+    def delete(self, job_id: str, user: User) -> None:
+        """Remove a job that is not running, with its directory (checkpoints and outputs included)."""
+        with self.registry.write() as conn:
+            row = self._owned(job_id, user, conn)
+            if row.state in ACTIVE_STATES:
+                raise JobStateError(f"job {job_id} is {row.state}: stop it before deleting it")
+            registry.delete(conn, job_id)
+        shutil.rmtree(JobPaths.of(self.workdir, job_id).dir, ignore_errors=True)
+
+    # ---- scheduling ---------------------------------------------------------------
+    def schedule(self) -> list[str]:
+        """One pass: reconcile the registry with live processes, then start every queued job that
+        can start now (see queue.py for the order). Returns the ids started. Runs inside one
+        BEGIN IMMEDIATE transaction, so runners sharing a workdir never start a job twice."""
+        with self.registry.write() as conn:
+            self._reconcile(conn)
+            active = registry.fetch_all(conn, ACTIVE_STATES)
+            queued = registry.fetch_all(conn, (QUEUED,))
+            busy = {g for row in active for g in row.gpus}
+            running_cpu = sum(1 for row in active if not row.gpus)
+            pending = [Pending(row.id, tuple(row.gpus)) for row in queued]
+            starts = pick_startable(pending, busy, running_cpu, self.cpu_slots)
+            return [job_id for job_id in starts if self._start(conn, job_id)]
+
+    def reconcile(self) -> None:
+        """Mark jobs whose supervisor is gone as failed ("lost") and kill what is left of their trainer."""
+        with self.registry.write() as conn:
+            self._reconcile(conn)
+
+    def start_background(self, interval_s: float = 1.0) -> None:
+        """Run schedule() every `interval_s` seconds on a daemon thread until close()."""
+        if self._loop is not None:
+            return
+        self._stop_loop.clear()
+        self._loop = threading.Thread(target=self._schedule_loop, args=(interval_s,), name="job-scheduler",
+                                      daemon=True)
+        self._loop.start()
+
+    def close(self) -> None:
+        """Stop the background loop. Jobs keep running: they belong to their supervisors."""
+        self._stop_loop.set()
+        if self._loop is not None:
+            self._loop.join()
+            self._loop = None
+
+    # ---- internals ------------------------------------------------------------------
+    def _schedule_loop(self, interval_s: float) -> None:
+        while not self._stop_loop.is_set():
+            self.schedule()
+            self._stop_loop.wait(interval_s)
+
+    def _job_gpus(self, config: RunConfig, gpus: list[int] | None) -> list[int]:
+        wanted = gpus if gpus is not None else [d for d in config.sync.devices if d != "cpu"]
+        if len(set(wanted)) != len(wanted):
+            raise GpuRequestError(f"GPU list {wanted} names a GPU twice")
+        missing = [g for g in wanted if g not in self.gpus]
+        if missing:
+            have = ", ".join(map(str, self.gpus)) or "none"
+            raise GpuRequestError(f"GPU {', '.join(map(str, missing))} is not available here (GPUs: {have}); "
+                                  f"pick others or run on CPU")
+        return sorted(wanted)
+
+    def _start(self, conn, job_id: str) -> bool:
+        paths = JobPaths.of(self.workdir, job_id)
+        try:
+            check_free_space(self.workdir, self.min_free_gib)
+            pid = spawn_supervisor(self.workdir, job_id, paths.supervisor_log)
+        except (DiskSpaceError, RuntimeError, OSError) as err:
+            registry.update(conn, job_id, state=FAILED, ended_at=time.time(), exit_reason=str(err))
+            return False
+        registry.update(conn, job_id, state=RUNNING, started_at=time.time(), supervisor_pid=pid,
+                        supervisor_created=start_time(pid), train_pid=None, pgid=None)
+        return True
+
+    def _reconcile(self, conn) -> None:
+        for row in registry.fetch_all(conn, ACTIVE_STATES):
+            if alive(row.supervisor_pid, row.supervisor_created):
+                continue
+            kill_group(row.pgid, row.started_at)
+            registry.update(conn, row.id, state=FAILED, ended_at=time.time(),
+                            exit_reason=f"lost: its supervisor process ({row.supervisor_pid}) is gone",
+                            supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None)
+
+    def _owned(self, job_id: str, user: User, conn=None) -> registry.JobRow:
+        check_job_id(job_id)
+        if conn is None:
+            with self.registry.read() as own:
+                row = registry.fetch(own, job_id)
+        else:
+            row = registry.fetch(conn, job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id} in {self.workdir}")
+        if user is not ADMIN and row.owner != user:
+            raise PermissionError(f"job {job_id} belongs to another user")
+        return row
+
+    def _info(self, row: registry.JobRow) -> JobInfo:
+        paths = JobPaths.of(self.workdir, row.id)
+        progress, loss = progress_of(paths.events)
+        return JobInfo(id=row.id, owner=row.owner, name=row.name, state=row.state, gpus=row.gpus,
+                       pids=[p for p in (row.supervisor_pid, row.train_pid) if p], pgid=row.pgid,
+                       created=row.created_at, started=row.started_at, ended=row.ended_at,
+                       exit_reason=row.exit_reason, exit_code=row.exit_code, retries=row.retries,
+                       job_dir=paths.dir, config_path=paths.config, progress=progress, last_loss=loss)
+
+
+def _devices(config: RunConfig, job_gpus: list[int]) -> list[int | str]:
+    """sync.devices as the train command sees them: CUDA_VISIBLE_DEVICES renumbers the job's GPUs
+    from 0; a CPU job keeps its CPU worker count."""
+    if job_gpus:
+        return list(range(len(job_gpus)))
+    cpu = [d for d in config.sync.devices if d == "cpu"]
+    return cpu or ["cpu"]
