@@ -124,6 +124,13 @@ def test_column_mapping_turns_prompt_response_into_alpaca(tmp_path):
     ]
 
 
+def test_column_mapping_to_a_chat_column(tmp_path):
+    rows = [{"dialog": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    loaded = load_dataset(write_records(rows, tmp_path, "parquet"), columns={"dialog": "messages"})
+    assert loaded.reason == "column messages found (after mapping dialog→messages) → messages"
+    assert loaded.conversations == [Conversation(0, (Message("user", "q"), Message("assistant", "a")))]
+
+
 def test_column_mapping_errors_name_the_mapping(tmp_path):
     path = write_records([{"prompt": "q", "response": "a", "output": "x"}], tmp_path, "jsonl")
     with pytest.raises(DataError, match=r"column mapping question=instruction: the file has no column 'question' "

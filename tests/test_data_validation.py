@@ -40,6 +40,8 @@ CASES = [
     ({"instruction": "", "output": "a"}, "instruction", "empty user turn"),
     ({"instruction": "q", "output": "a", "history": [["hi", "hello"], ["only one"]]}, "history[1]",
      "must be a [user, assistant] pair, got list of length 1"),
+    ({"instruction": "q", "output": "a", "history": ["hi"]}, "history[0]",
+     "must be a [user, assistant] pair, got string"),
     ({"instruction": "q", "output": "a", "history": [["hi", 3]]}, "history[0][1]", "must be a string, got number"),
     ({"instruction": "q", "output": "a", "history": "not json"}, "history",
      "must be a list (or a JSON array in a text cell), got a string that is not JSON"),

@@ -34,7 +34,7 @@ def convert_alpaca(row: int, record: dict) -> tuple[Conversation | None, list[Ro
     issues = RowIssues(row)
     turns: list[Turn] = []
     system = issues.optional_text(record, "system")
-    if system:
+    if system.strip():
         turns.append(Turn("system", system, "system", "system"))
     turns += _history_turns(record, issues)
     instruction = issues.required_text(record, "instruction")
@@ -53,8 +53,8 @@ def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
     for index, pair in enumerate(issues.list_field(record, "history", required=False) or ()):
         path = f"history[{index}]"
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            issues.add(path, f"must be a [user, assistant] pair, got {type_name(pair)}"
-                             f"{f' of length {len(pair)}' if isinstance(pair, (list, tuple)) else ''}")
+            got = f"list of length {len(pair)}" if isinstance(pair, (list, tuple)) else type_name(pair)
+            issues.add(path, f"must be a [user, assistant] pair, got {got}")
             continue
         for role, value, sub in (("user", pair[0], 0), ("assistant", pair[1], 1)):
             content = issues.text(value, f"{path}[{sub}]")
@@ -63,15 +63,17 @@ def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
     return turns
 
 
-def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[str, str]) -> Converter:
-    names = ", ".join(dict.fromkeys(roles))
+def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[str, str],
+                    system_column: bool) -> Converter:
+    """A converter for a list of role/content objects; `system_column` also reads a `system` column."""
+    names = ", ".join(roles)
 
     def convert(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
         issues = RowIssues(row)
         turns: list[Turn] = []
-        if column == "conversations":
+        if system_column:
             system = issues.optional_text(record, "system")
-            if system:
+            if system.strip():
                 turns.append(Turn("system", system, "system", "system"))
         for index, item in enumerate(issues.list_field(record, column, required=True) or ()):
             path = f"{column}[{index}]"
@@ -103,7 +105,7 @@ def convert_text(row: int, record: dict) -> tuple[Conversation | None, list[RowE
 
 CONVERTERS: dict[str, Converter] = {
     "alpaca": convert_alpaca,
-    "sharegpt": _chat_converter("conversations", "from", "value", SHAREGPT_ROLES),
-    "messages": _chat_converter("messages", "role", "content", MESSAGES_ROLES),
+    "sharegpt": _chat_converter("conversations", "from", "value", SHAREGPT_ROLES, system_column=True),
+    "messages": _chat_converter("messages", "role", "content", MESSAGES_ROLES, system_column=False),
     "text": convert_text,
 }

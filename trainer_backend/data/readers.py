@@ -40,10 +40,9 @@ def read_records(path: str | Path) -> RawRows:
     if suffix in (".csv", ".tsv"):
         return _read_csv(path, text, delimiter="\t" if suffix == ".tsv" else ",")
     start = text.lstrip()[:1]
-    if suffix == ".json" and start == "[":
-        return _read_json_array(path, text)
     if suffix in (".json", ".jsonl", ".ndjson") or start in ("[", "{"):
-        return _read_jsonl(text)
+        # many published ".json" datasets are JSON lines, so the content decides
+        return _read_json_array(path, text) if start == "[" and suffix != ".jsonl" else _read_jsonl(text)
     raise DataError(f"{path}: unsupported file type '{suffix or 'no extension'}'; "
                     "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
 
