@@ -26,65 +26,73 @@ class ModelConfig(_Section):
     name_or_path: str = Field(".cache/models/SmolLM2-135M-Instruct",
                               description="Hub id or local folder of the base model (a folder with only config.json is enough for `plan`).")
     engine: Literal["auto", "unsloth", "hf"] = Field("auto", description="auto = unsloth on CUDA, hf (transformers+peft) elsewhere.")
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    trust_remote_code: bool = False
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel of the hf engine (auto = the transformers default, SDPA).")
+    trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model (only for models you trust).")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")
 
 
 class DataConfig(_Section):
     path: str = Field("samples/demo_alpaca.jsonl", description="JSON, JSONL, CSV, Parquet file or a datasets save_to_disk folder.")
-    format: Literal["auto", "alpaca", "sharegpt", "messages", "text"] = "auto"
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "text"] = Field(
+        "auto", description="Dataset layout; auto detects it from the columns.")
     columns: dict[str, str] = Field(default_factory=dict,
                                     description="Map your column names to the format's fields, e.g. {prompt: instruction, response: output}.")
     strict: bool = Field(False, description="Fail on the first invalid row instead of skipping invalid rows.")
-    eval_path: str | None = None
+    eval_path: str | None = Field(None, description="A separate eval file (same formats as path); overrides eval_ratio.")
     eval_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of rows held out for eval loss when eval_path is empty.")
 
 
 class TemplateConfig(_Section):
     name: Literal["auto", "chatml", "llama3", "mistral", "vistral", "alpaca"] = Field(
         "auto", description="auto = the tokenizer's own chat template, else a named fallback.")
-    loss: Literal["response_only", "last_turn", "full"] = "response_only"
-    max_seq_len: int = Field(2048, ge=16)
+    loss: Literal["response_only", "last_turn", "full"] = Field(
+        "response_only", description="Which tokens are trained: every assistant turn, only the last one, or all tokens.")
+    max_seq_len: int = Field(2048, ge=16, description="Longest row in tokens after rendering.")
     overflow: Literal["truncate", "drop"] = Field("truncate", description="What to do with rows longer than max_seq_len.")
-    min_tokens: int = Field(0, ge=0)
-    max_tokens: int | None = Field(None, ge=1)
+    min_tokens: int = Field(0, ge=0, description="Drop rows shorter than this many tokens.")
+    max_tokens: int | None = Field(None, ge=1, description="Drop rows longer than this many tokens (None = no limit below max_seq_len).")
     system_prompt: str | None = Field(None, description="Used for rows that have no system message.")
     enable_thinking: bool | None = Field(None, description="Qwen3: render with thinking on or off (None = template default).")
-    packing: bool = True
+    packing: bool = Field(True, description="Pack several rows into one sequence without padding (attention stays within each row).")
 
 
 class LoraConfig(_Section):
-    r: int = Field(16, ge=1)
-    alpha: float = Field(32, gt=0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
-    rslora: bool = False
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: float = Field(32, gt=0, description="LoRA scaling numerator: updates are scaled by alpha / r (alpha / sqrt(r) with rslora).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: Union[Literal["all-linear"], list[str]] = Field(
+        "all-linear", description="Layers that get adapters: all-linear (every linear layer but the output head) or names like [q_proj, v_proj].")
+    rslora: bool = Field(False, description="Rank-stabilized LoRA scaling (alpha / sqrt(r)).")
 
 
 class TrainConfig(_Section):
     max_steps: int = Field(-1, description="Optimizer steps; -1 = run `epochs` over the data.")
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="Passes over the data when max_steps is -1 (fractions allowed).")
     micro_batch_size: Union[int, Auto] = Field(4, description="Sequences per forward pass on each device (or auto).")
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step on each device.")
     effective_batch_size: int | None = Field(
         None, ge=1, description="Sequences per optimizer step over all devices; when set, the planner keeps "
                                 "micro_batch_size x grad_accum x devices equal to it.")
-    lr: float = Field(2e-4, gt=0)
-    scheduler: Literal["linear", "cosine", "constant"] = "cosine"
-    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
-    warmup_steps: int = Field(0, ge=0)
-    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"] = "adamw"
-    weight_decay: float = Field(0.0, ge=0.0)
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "cosine", description="Learning-rate decay after warmup.")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Warmup as a fraction of all steps (used when warmup_steps is 0).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps from 0 to lr.")
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"] = Field(
+        "adamw", description="adamw (fused on CUDA); the 8-bit and paged ones use bitsandbytes and need CUDA.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Decoupled weight decay on matrices (not on norms or biases).")
     max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    gradient_checkpointing: Literal["auto", "off", "on", "offload"] = "auto"
-    seed: int = 42
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto = bf16 on GPUs that support it (else fp16), fp32 on CPU.")
+    gradient_checkpointing: Literal["auto", "off", "on", "offload"] = Field(
+        "auto", description="Recompute activations in the backward pass to save memory; auto = the planner decides.")
+    seed: int = Field(42, description="Seeds LoRA init, data order, dropout and the eval split.")
     eval_every: int = Field(0, ge=0, description="Eval loss every N steps (0 = only at the end when there is eval data).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0 = only at stop and at the end).")
-    log_every: int = Field(1, ge=1)
-    tensorboard: bool = False
+    log_every: int = Field(1, ge=1, description="Write a train event every N steps.")
+    tensorboard: bool = Field(False, description="Also write TensorBoard logs to <output.dir>/tensorboard (needs the tensorboard package).")
 
     @field_validator("micro_batch_size")
     @classmethod

@@ -1,0 +1,71 @@
+"""Engine and precision choice. `unsloth` is imported only here, only when chosen, and before
+anything imports transformers: importing it patches transformers' modeling code."""
+from __future__ import annotations
+
+import torch
+
+from ..config import ConfigError, RunConfig
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_device(device: str | int | torch.device) -> torch.device:
+    """`cpu`, a GPU index (0, "1") or a torch device; a GPU that is not there is a config error."""
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        device = torch.device("cuda", int(device))
+    device = torch.device(device)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"'sync.devices': GPU {device.index or 0} is not available on this machine "
+                          f"({torch.cuda.device_count()} CUDA GPUs found); use sync.devices=[cpu]")
+    return device
+
+
+def choose_engine(requested: str, device: torch.device) -> str:
+    if requested == "auto":
+        return "unsloth" if device.type == "cuda" else "hf"
+    if requested == "unsloth" and device.type != "cuda":
+        raise ConfigError("'model.engine': unsloth needs a CUDA GPU and this run is on "
+                          f"{device.type}; use engine: hf (or auto)")
+    return requested
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    if device.type != "cuda":
+        if requested == "fp16":
+            raise ConfigError("'train.precision': fp16 needs a CUDA GPU; use fp32 or bf16 on CPU")
+        return "fp32" if requested == "auto" else requested
+    if requested == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return requested
+
+
+def check_method(cfg: RunConfig, device: torch.device) -> None:
+    if cfg.method == "qlora" and device.type != "cuda":
+        raise ConfigError("'method': qlora loads the model in 4-bit with bitsandbytes, which needs a "
+                          "CUDA GPU; use method: lora on CPU")
+    if cfg.method == "full" and cfg.train.precision == "fp16":
+        raise ConfigError("'train.precision': fp16 full fine-tuning would update fp16 weights with "
+                          "scaled gradients; use bf16 or fp32 with method: full")
+
+
+def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:
+    """Fix `model.engine` and `train.precision` for this device and check the method fits it."""
+    cfg = cfg.model_copy(deep=True)
+    cfg.model.engine = choose_engine(cfg.model.engine, device)
+    cfg.train.precision = choose_precision(cfg.train.precision, device)
+    check_method(cfg, device)
+    return cfg
+
+
+def preload_engine(cfg: RunConfig) -> None:
+    """Call before importing anything that imports transformers (the templates, the loop): when
+    this run may use unsloth, import it now so that its patches apply."""
+    may_use_unsloth = cfg.model.engine != "hf" and "cpu" not in cfg.sync.devices
+    if may_use_unsloth and torch.cuda.is_available():
+        import_engine("unsloth")
+
+
+def import_engine(engine: str) -> None:
+    """Import unsloth first thing when it is the engine, so its patches apply to transformers."""
+    if engine == "unsloth":
+        import unsloth  # noqa: F401

@@ -1,0 +1,51 @@
+"""From the config's data files to tokenized train and eval Examples, through the same
+render+mask function the Template tab previews."""
+from __future__ import annotations
+
+import math
+import random
+
+from ..config import RunConfig
+from ..data import Conversation, DataError, load_dataset
+from ..templates import build_examples, load_tokenizer
+from ..templates.example import Example
+from .events import EventLog
+
+
+def split_eval(convs: list[Conversation], ratio: float, seed: int) -> tuple[list[Conversation], list[Conversation]]:
+    """Hold out ceil(ratio × rows) rows chosen by the seed (at least one train row is kept)."""
+    if ratio <= 0 or len(convs) < 2:
+        return convs, []
+    n_eval = min(math.ceil(ratio * len(convs)), len(convs) - 1)
+    order = list(range(len(convs)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_eval])
+    return [c for i, c in enumerate(convs) if i not in held], [c for i, c in enumerate(convs) if i in held]
+
+
+def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conversation]:
+    loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict)
+    events.log(f"{what} data {path}: {loaded.format} ({loaded.reason}), {loaded.rows} rows, "
+               f"{len(loaded.errors)} invalid rows skipped")
+    for err in loaded.errors[:5]:
+        events.log(f"  skipped {err}")
+    return list(loaded.conversations)
+
+
+def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Example], list[Example]]:
+    """(tokenizer, train examples, eval examples) of a run."""
+    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
+    convs = _read(cfg.data.path, cfg, events, "train")
+    if cfg.data.eval_path:
+        train_convs, eval_convs = convs, _read(cfg.data.eval_path, cfg, events, "eval")
+    else:
+        train_convs, eval_convs = split_eval(convs, cfg.data.eval_ratio, cfg.train.seed)
+    train, report = build_examples(train_convs, tokenizer, cfg.template)
+    events.log(f"train examples: {report.summary()}")
+    if not train:
+        raise DataError(f"{cfg.data.path}: no row is left to train on ({report.summary()}); "
+                        "check data.format, template.max_seq_len and the row errors in train.log")
+    evals, eval_report = build_examples(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
+    if eval_report is not None:
+        events.log(f"eval examples: {eval_report.summary()}")
+    return tokenizer, train, evals

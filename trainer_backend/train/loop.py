@@ -1,0 +1,314 @@
+"""One rank's training loop.
+
+Each optimizer step: take this rank's share of the global batch, cut it into forward passes,
+learn the GLOBAL number of trained tokens (all passes, all ranks) before the first backward, and
+run every pass with `num_items_in_batch` = that count, so each pass contributes
+sum(token losses) / N_global. Summed over passes and ranks this is exactly the mean token loss of
+the whole batch: grad_accum 4 × batch 2 gives the same update as batch 8, and N ranks the same
+as one. Then: gradient sync, clipping, optimizer and scheduler step.
+
+`train_rank` is the entry a worker process runs (the CLI for one device, the launcher for each of
+several); `fit` is the loop itself, given a loaded model and tokenized examples.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, RunConfig
+from ..models.engine import import_engine, resolve_device, resolve_engine
+from ..models.loading import LoadedModel, load_for_training
+from ..packing import collate_packed, collate_padded
+from ..templates.example import Example
+from .batching import GlobalBatches, micro_batches, shard_for_rank
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from .events import EventLog
+from .optim import build_optimizer, build_scheduler
+
+EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT, EXIT_OOM, EXIT_STOPPED = 0, 1, 2, 3, 10
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT (or `request()`); the loop finishes the current step, checkpoints
+    and stops."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def request(self, *_signal_args) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request)
+            signal.signal(signal.SIGINT, self.request)
+
+
+@dataclass
+class FitResult:
+    status: str          # completed | stopped
+    step: int
+    total_steps: int
+
+
+@dataclass
+class Progress:
+    """Where the run is, readable by the error handler after an exception."""
+    step: int = 0
+    total_steps: int = 0
+
+
+def oom_message(cfg: RunConfig, step: int) -> str:
+    return (f"out of GPU memory at step {step} (train.micro_batch_size {cfg.train.micro_batch_size}, "
+            f"template.max_seq_len {cfg.template.max_seq_len}, method {cfg.method}): lower "
+            "train.micro_batch_size (raise train.grad_accum to keep the batch), lower "
+            "template.max_seq_len, turn on train.gradient_checkpointing, or use method: qlora")
+
+
+# ---- one optimizer step ------------------------------------------------------------------------
+def model_inputs(examples: list[Example], cfg: RunConfig, pad_id: int, device: torch.device) -> dict:
+    """Keyword arguments of one forward pass. Packed rows carry per-sequence position_ids and no
+    attention mask (transformers then builds the block-diagonal mask; unsloth reads the sequence
+    lengths). A padded batch without any padding drops its all-ones mask, which lets the
+    attention kernels take their unmasked path."""
+    if cfg.template.packing:
+        b = collate_packed(examples)
+        inputs = dict(input_ids=b.input_ids, labels=b.labels, position_ids=b.position_ids)
+        if cfg.model.engine == "unsloth" and len(examples) > 1:
+            inputs["packed_seq_lengths"] = b.cu_seqlens.diff()
+    else:
+        b = collate_padded(examples, pad_id)
+        inputs = dict(input_ids=b.input_ids, labels=b.labels)
+        if not bool(b.attention_mask.all()):
+            inputs["attention_mask"] = b.attention_mask
+    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+
+
+def token_counts(passes: list[list[Example]], device: torch.device) -> torch.Tensor:
+    trained = sum(sum(e.trained) for p in passes for e in p)
+    tokens = sum(len(e.input_ids) for p in passes for e in p)
+    return torch.tensor([trained, tokens], dtype=torch.float64, device=device)
+
+
+def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
+             device: torch.device, scaler) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward every pass of this rank; returns (this rank's share of the step loss,
+    global [trained, tokens] counts). Gradients are summed over ranks when it returns."""
+    counts = sync.all_reduce_scalars(token_counts(passes, device))
+    n_items = counts[0].clamp(min=1).to(torch.float32)
+    step_loss = torch.zeros((), dtype=torch.float32, device=device)
+    for i, examples in enumerate(passes):
+        if i == len(passes) - 1:
+            sync.before_last_backward()
+        loss = model(**model_inputs(examples, cfg, pad_id, device), num_items_in_batch=n_items,
+                     use_cache=False).loss
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        step_loss += loss.detach().float()
+    if not passes:  # more ranks than examples: this rank adds zero gradients to the sum
+        for p in model.parameters():
+            if p.requires_grad and p.grad is None:
+                p.grad = torch.zeros_like(p)
+    sync.finish()
+    return step_loss, counts
+
+
+def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_norm: float,
+                  scaler) -> torch.Tensor:
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grads = [p.grad for p in params if p.grad is not None]
+    if max_norm > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    else:
+        norm = torch.nn.utils.get_total_norm(grads)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, examples: Sequence[Example], cfg: RunConfig, sync, pad_id: int,
+             device: torch.device) -> float:
+    """Mean loss per trained token over the whole eval set (all ranks)."""
+    share = shard_for_rank(examples, sync.world_size, sync.rank)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    model.eval()
+    one = torch.ones((), dtype=torch.float32, device=device)
+    for batch in micro_batches(share, cfg.train.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len):
+        loss = model(**model_inputs(batch, cfg, pad_id, device), num_items_in_batch=one, use_cache=False).loss
+        sums[0] += loss.double()
+        sums[1] += sum(sum(e.trained) for e in batch)
+    model.train()
+    total = sync.all_reduce_scalars(sums).tolist()
+    return total[0] / max(total[1], 1.0)
+
+
+# ---- the loop ----------------------------------------------------------------------------------
+def gpu_mem_gib(device: torch.device) -> list[float]:
+    return [torch.cuda.max_memory_allocated(device) / 2 ** 30] if device.type == "cuda" else []
+
+
+def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Sequence[Example],
+        job_dir: Path, *, sync, device: torch.device, events: EventLog, stop: StopFlag, pad_id: int,
+        resume: bool = False, progress: Progress | None = None) -> FitResult:
+    progress = progress or Progress()
+    model, t = loaded.model, cfg.train
+    named = loaded.trainable()
+    params = [p for _, p in named]
+    sync.prepare(params)
+    batches = GlobalBatches(len(train), t.micro_batch_size * t.grad_accum * sync.world_size, t.seed)
+    total = batches.total_steps(t.epochs, t.max_steps)
+    optimizer = build_optimizer(named, t, device)
+    scheduler = build_scheduler(optimizer, t, total)
+    scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
+    step = 0
+    if resume:
+        ckpt = latest_checkpoint(job_dir)
+        if ckpt is None:
+            raise ConfigError(f"--resume: no checkpoint in {Path(job_dir) / 'checkpoints'}; start without --resume")
+        step = load_checkpoint(ckpt, named, optimizer, scheduler, scaler).step
+        restore_rng(ckpt)
+        events.status(step, "started", f"resumed from {ckpt.name}", total)
+    else:
+        events.status(0, "started", f"{len(train)} examples, {total} steps, {cfg.model.engine} engine, "
+                                    f"{cfg.method}, {t.precision}", total)
+    progress.step, progress.total_steps = step, total
+
+    def checkpoint(status: str) -> None:
+        epoch, i = batches.position(step)
+        path = save_checkpoint(job_dir, TrainState(step, epoch, i, total), named, optimizer, scheduler, scaler) \
+            if sync.rank == 0 else None
+        events.status(step, status, f"checkpoint {path.name}" if path else "", total)
+
+    model.train()
+    window_counts = torch.zeros(2, dtype=torch.float64, device=device)
+    window_start, run_start, steps_run = time.perf_counter(), time.perf_counter(), 0
+    while step < total and not stop.is_set():
+        share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
+        passes = micro_batches(share, t.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
+        step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler)
+        grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
+        window_counts += counts
+        step += 1
+        steps_run += 1
+        progress.step = step
+        if step % t.log_every == 0 or step == total:
+            loss = sync.all_reduce_scalars(step_loss.double().reshape(1)).item()
+            now = time.perf_counter()
+            tokens = window_counts[1].item()
+            events.train(step, loss=loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm),
+                         tokens_per_s=tokens / max(now - window_start, 1e-9),
+                         epoch=step / batches.per_epoch,
+                         eta_s=(now - run_start) / steps_run * (total - step),
+                         gpu_mem_gib=gpu_mem_gib(device))
+            window_counts.zero_()
+            window_start = time.perf_counter()
+        if evals and t.eval_every and step % t.eval_every == 0:
+            events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
+        if t.save_every and step % t.save_every == 0 and step < total:
+            checkpoint("checkpoint")
+    if step < total:
+        checkpoint("stopped")
+        return FitResult("stopped", step, total)
+    if evals and not (t.eval_every and step % t.eval_every == 0):
+        events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
+    checkpoint("checkpoint")
+    return FitResult("completed", step, total)
+
+
+# ---- the worker entry --------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_config(cfg: RunConfig, device: torch.device) -> RunConfig:
+    """Every `auto` made concrete for this device: the planner's fields, then engine and precision."""
+    from ..planner import resolve_auto
+
+    gpu_mem = None
+    if device.type == "cuda":
+        gpu_mem = torch.cuda.get_device_properties(device).total_memory / 2 ** 30
+    return resolve_engine(resolve_auto(cfg, cfg.planner.gpu_mem_gib or gpu_mem), device)
+
+
+def check_fresh_start(job_dir: Path) -> None:
+    if latest_checkpoint(job_dir) is not None:
+        raise ConfigError(f"'output.dir': {job_dir} already holds a run with checkpoints; "
+                          "continue it with --resume or choose another output.dir")
+
+
+def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | torch.device, sync,
+               job_dir: str | Path, resume: bool = False, stop: StopFlag | None = None) -> int:
+    """Run one rank of a job to its end; returns the process exit code (0, 1, 2, 3 or 10) after
+    writing the matching status or error event. The last stderr line is a one-line message."""
+    from ..data import DataError
+    from ..templates import TemplateError
+    from .inputs import load_examples
+    from ..models.export import save_output
+
+    job_dir = Path(job_dir)
+    events = EventLog(job_dir, primary=rank == 0, rank=rank if world_size > 1 else None)
+    progress = Progress()
+    stop = stop or StopFlag()
+    stop.install()
+    try:
+        device = resolve_device(device)
+        cfg = prepare_config(cfg, device)
+        import_engine(cfg.model.engine)
+        if not resume:
+            check_fresh_start(job_dir)
+        if cfg.train.tensorboard:
+            events.enable_tensorboard()
+        if rank == 0:
+            cfg.save(job_dir / "config.yaml")
+        seed_everything(cfg.train.seed)
+        tokenizer, train, evals = load_examples(cfg, events)
+        loaded = load_for_training(cfg, device)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        result = fit(loaded, cfg, train, evals, job_dir, sync=sync, device=device, events=events, stop=stop,
+                     pad_id=pad_id, resume=resume, progress=progress)
+        if result.status == "stopped":
+            print(f"stopped at step {result.step} of {result.total_steps}; continue with --resume", file=sys.stderr)
+            return EXIT_STOPPED
+        if rank == 0:
+            out = save_output(loaded, tokenizer, cfg, job_dir)
+            events.status(result.step, "completed", f"output written to {out}", result.total_steps)
+        return EXIT_OK
+    except torch.OutOfMemoryError:
+        return _fail(events, progress, "oom", oom_message(cfg, progress.step), EXIT_OOM)
+    except (DataError, TemplateError) as err:
+        return _fail(events, progress, "data", str(err), EXIT_BAD_INPUT)
+    except ConfigError as err:
+        return _fail(events, progress, "config", str(err), EXIT_BAD_INPUT)
+    except Exception as err:  # a bug: keep the traceback in train.log and on stderr
+        events.log(traceback.format_exc())
+        traceback.print_exc()
+        return _fail(events, progress, "crash", f"{type(err).__name__}: {err}", EXIT_CRASH)
+    finally:
+        sync.close()
+
+
+def _fail(events: EventLog, progress: Progress, reason: str, message: str, code: int) -> int:
+    events.error(progress.step, reason, message)
+    print(message, file=sys.stderr)
+    return code
