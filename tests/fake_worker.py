@@ -92,3 +92,42 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ---- driving it from tests ---------------------------------------------------------------
+FAKE_COMMAND = [sys.executable, str(Path(__file__).resolve())]
+
+
+def fake_config(description: str = "", max_steps: int = 5, **train):
+    """A run config for the fake worker; `description` carries its behaviour (see the module doc)."""
+    from trainer_backend.config import RunConfig
+    return RunConfig.model_validate({"name": "fake", "description": description,
+                                     "train": {"max_steps": max_steps, **train}})
+
+
+def wait_until(predicate, timeout_s: float = 30.0, runner=None, poll_s: float = 0.1) -> None:
+    """Poll `predicate` (running a schedule pass first when a runner is given) until true or timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if runner is not None:
+            runner.schedule()
+        if predicate():
+            return
+        time.sleep(poll_s)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def live_pids(pids, pgid=None) -> list[int]:
+    """Pids among `pids`, or members of group `pgid`, that still run (zombies have exited)."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            in_group = pgid is not None and os.getpgid(proc.pid) == pgid
+        except OSError:
+            continue
+        if proc.pid in pids or in_group:
+            found.append(proc.pid)
+    return found
