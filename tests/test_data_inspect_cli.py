@@ -16,6 +16,7 @@ BROKEN = ROOT / "samples" / "broken_rows.jsonl"
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
+    """The real entry point, for what only a process shows: exit status, stdout and stderr."""
     return subprocess.run([sys.executable, "-m", "trainer_backend", "inspect", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
@@ -57,13 +58,13 @@ def test_unreadable_file_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert result.stderr == f"error: {tmp_path / 'missing.jsonl'}: no such file or folder\n"
 
 
-def test_no_valid_rows_exits_2_after_printing_the_report(tmp_path):
+def test_no_valid_rows_exits_2_after_printing_the_report(tmp_path, capsys):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"instruction": "q"}\n{"instruction": "q", "output": ""}\n', encoding="utf-8")
-    result = cli(str(path), "--json")
-    assert result.returncode == 2
-    assert json.loads(result.stdout)["valid_rows"] == 0
-    assert result.stderr == (f"error: {path}: no valid rows (2 errors); first: row 0, field 'output': is missing\n")
+    code, out, err = run_inspect(capsys, str(path), "--json")
+    assert code == 2
+    assert json.loads(out)["valid_rows"] == 0
+    assert err == f"error: {path}: no valid rows (2 errors); first: row 0, field 'output': is missing\n"
 
 
 def test_strict_mode_exits_2_naming_the_row(capsys):
