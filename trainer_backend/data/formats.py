@@ -35,16 +35,16 @@ def convert_alpaca(row: int, record: dict) -> tuple[Conversation | None, list[Ro
     turns: list[Turn] = []
     system = issues.optional_text(record, "system")
     if system.strip():
-        turns.append(Turn("system", system, "system", "system"))
+        turns.append(Turn("system", system, "system"))
     turns += _history_turns(record, issues)
     instruction = issues.required_text(record, "instruction")
     extra = issues.optional_text(record, "input")
     output = issues.required_text(record, "output")
     if instruction is not None:
         prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        turns.append(Turn("user", prompt, "instruction", "instruction"))
+        turns.append(Turn("user", prompt, "instruction"))
     if output is not None:
-        turns.append(Turn("assistant", output, "output", "output"))
+        turns.append(Turn("assistant", output, "output"))
     return _finish(issues, turns, "instruction")
 
 
@@ -59,7 +59,7 @@ def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
         for role, value, sub in (("user", pair[0], 0), ("assistant", pair[1], 1)):
             content = issues.text(value, f"{path}[{sub}]")
             if content is not None:
-                turns.append(Turn(role, content, f"{path}[{sub}]", f"{path}[{sub}]"))
+                turns.append(Turn(role, content, f"{path}[{sub}]"))
     return turns
 
 
@@ -74,7 +74,7 @@ def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[st
         if system_column:
             system = issues.optional_text(record, "system")
             if system.strip():
-                turns.append(Turn("system", system, "system", "system"))
+                turns.append(Turn("system", system, "system"))
         for index, item in enumerate(issues.list_field(record, column, required=True) or ()):
             path = f"{column}[{index}]"
             if not isinstance(item, dict):
@@ -85,9 +85,9 @@ def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[st
             if role is None:
                 issues.add(f"{path}.{role_key}", "is missing" if role_key not in item else
                            f"unknown role {found!r}; use {names}")
-            content = issues.required_text(item, content_key, f"{path}.{content_key}")
+            content = issues.member_text(item, content_key, path)
             if role is not None and content is not None:
-                turns.append(Turn(role, content, f"{path}.{role_key}", f"{path}.{content_key}"))
+                turns.append(Turn(role, content, path, role_key, content_key))
         return _finish(issues, turns, column)
 
     return convert

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .conversation import Role, RowError
 from .text import FieldProblem, clean_text, type_name
@@ -11,13 +11,23 @@ from .text import FieldProblem, clean_text, type_name
 _MISSING = object()
 
 
-@dataclass(frozen=True)
-class Turn:
-    """A message with the paths of the fields it came from, so errors can point at them."""
+class Turn(NamedTuple):
+    """A message with the path of the field it came from, so errors can point at it: `path` alone
+    (Alpaca columns) or `path.role_key` / `path.content_key` (items of a chat list).
+    A tuple rather than a dataclass: one is built for every message of every row."""
     role: Role
     content: str
-    role_field: str
-    content_field: str
+    path: str
+    role_key: str = ""
+    content_key: str = ""
+
+    @property
+    def role_field(self) -> str:
+        return f"{self.path}.{self.role_key}" if self.role_key else self.path
+
+    @property
+    def content_field(self) -> str:
+        return f"{self.path}.{self.content_key}" if self.content_key else self.path
 
 
 @dataclass
@@ -39,8 +49,15 @@ class RowIssues:
             self.add(field_path, str(problem))
             return None
 
-    def required_text(self, mapping: dict, key: str, path: str | None = None) -> str | None:
-        return self.text(mapping.get(key, _MISSING), path or key)
+    def required_text(self, record: dict, key: str) -> str | None:
+        return self.text(record.get(key, _MISSING), key)
+
+    def member_text(self, item: dict, key: str, path: str) -> str | None:
+        """`item[key]` of the list item at `path`; plain ASCII strings skip the checks."""
+        value = item.get(key, _MISSING)
+        if value.__class__ is str and value.isascii():
+            return value
+        return self.text(value, f"{path}.{key}")
 
     def optional_text(self, record: dict, key: str) -> str:
         value = record.get(key)
