@@ -1,0 +1,88 @@
+"""`preview --data D --model M`: the rendered text of each row and exactly which tokens are trained.
+
+With --json: one JSON object per row, {"row", "input_ids", "trained", "text", "truncated"}.
+Without: the decoded row with trained spans between [[ and ]]. Rows dropped by the length policy and
+the counts go to stderr. Bad input: one line on stderr, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from transformers.utils import logging as transformers_logging
+
+from trainer_backend.config import ConfigError, TemplateConfig, load_config, resolve_config_path
+from trainer_backend.data import DataError, load_dataset
+from trainer_backend.templates import TEMPLATE_CHOICES, Example, TemplateError, build_examples, load_tokenizer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset file or folder (see `inspect`)")
+    parser.add_argument("--model", required=True, help="model/tokenizer folder, or a preset name (see presets/)")
+    parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "messages", "text"])
+    parser.add_argument("--template", choices=TEMPLATE_CHOICES, help="default: the preset's, else auto")
+    parser.add_argument("--loss", choices=["response_only", "last_turn", "full"])
+    parser.add_argument("--max-seq-len", type=int, dest="max_seq_len")
+    parser.add_argument("--overflow", choices=["truncate", "drop"])
+    parser.add_argument("--rows", type=int, help="only the first N valid rows")
+    parser.add_argument("--json", action="store_true", help="one JSON object per row")
+
+
+def resolve_model(model: str) -> tuple[str, TemplateConfig]:
+    """A folder is used as is; a preset (or config file) gives its model path and template settings."""
+    if Path(model).is_dir():
+        return model, TemplateConfig()
+    config = load_config(resolve_config_path(model))
+    return config.model.name_or_path, config.template
+
+
+def template_config(base: TemplateConfig, args: argparse.Namespace) -> TemplateConfig:
+    if args.max_seq_len is not None and args.max_seq_len < 16:
+        raise ConfigError(f"--max-seq-len must be at least 16, got {args.max_seq_len}")
+    if args.rows is not None and args.rows < 1:
+        raise ConfigError(f"--rows must be at least 1, got {args.rows}")
+    overrides = {"name": args.template, "loss": args.loss, "max_seq_len": args.max_seq_len, "overflow": args.overflow}
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def marked_text(example: Example, tokenizer) -> str:
+    """The decoded tokens with each trained run wrapped in [[ ]]."""
+    parts = []
+    pairs = list(zip(example.input_ids, example.trained))
+    for trained, run in itertools.groupby(pairs, key=lambda pair: pair[1]):
+        text = tokenizer.decode([token for token, _ in run])
+        parts.append(f"[[{text}]]" if trained else text)
+    return "".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    transformers_logging.set_verbosity_error()  # tokenizer-loading notices would bury the one-line messages
+    try:
+        model_path, base = resolve_model(args.model)
+        tcfg = template_config(base, args)
+        tokenizer = load_tokenizer(model_path, tcfg.name)
+        dataset = load_dataset(args.data, format=args.format)
+    except (ConfigError, DataError, TemplateError) as err:
+        print(f"preview: {err}", file=sys.stderr)
+        return 2
+    conversations = dataset.conversations[:args.rows] if args.rows else dataset.conversations
+    if not conversations:
+        print(f"preview: {args.data}: no valid rows ({len(dataset.errors)} errors; run `inspect` to see them)",
+              file=sys.stderr)
+        return 2
+    examples, report = build_examples(conversations, tokenizer, tcfg)
+    for example in examples:
+        if args.json:
+            print(json.dumps({"row": example.row, "input_ids": example.input_ids, "trained": example.trained,
+                              "text": example.text, "truncated": example.truncated}, ensure_ascii=False))
+        else:
+            flag = ", truncated" if example.truncated else ""
+            print(f"--- row {example.row}: {len(example.input_ids)} tokens, {example.n_trained} trained{flag}")
+            print(marked_text(example, tokenizer))
+    for issue in report.issues:
+        print(f"preview: {issue}", file=sys.stderr)
+    print(f"preview: {report.summary()}", file=sys.stderr)
+    return 0 if examples else 2
