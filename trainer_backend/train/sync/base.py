@@ -1,0 +1,33 @@
+"""The gradient-sync interface every backend implements (see docs/architecture.md)."""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+# Worker exit code for "a peer rank failed": the launcher then blames the peer, not this rank.
+EXIT_PEER_FAILED = 4
+
+
+class SyncError(RuntimeError):
+    """A peer rank died, hung or left: one line naming the rank, for the user."""
+
+
+@runtime_checkable
+class GradSync(Protocol):
+    rank: int
+    world_size: int
+
+    def prepare(self, params: list[torch.nn.Parameter]) -> None: ...
+
+    def all_reduce_scalars(self, values: torch.Tensor) -> torch.Tensor: ...
+
+    def before_last_backward(self) -> None: ...
+
+    def finish(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
+def describe_device(device: torch.device) -> str:
+    return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
