@@ -99,7 +99,7 @@ def test_broken_jsonl_line_names_its_line_and_other_rows_still_load(tmp_path):
     assert loaded.rows == 4  # blank lines are not rows
     assert loaded.errors == [
         RowError(1, "line", "line 3 is not valid JSON: Expecting ',' delimiter (column 13)"),
-        RowError(2, "line", "line 4 is a JSON array, expected an object"),
+        RowError(2, "line", "line 4 is a list, expected a JSON object"),
     ]
     assert loaded.conversations == [Conversation(0, text="a"), Conversation(3, text="c")]
 
@@ -139,7 +139,7 @@ def test_csv_row_with_wrong_number_of_values_names_its_line(tmp_path):
 def test_json_array_item_that_is_not_an_object(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('[{"text": "a"}, "b"]', encoding="utf-8")
-    assert load_dataset(path).errors == [RowError(1, "row", "row 1 is a JSON string, expected an object")]
+    assert load_dataset(path).errors == [RowError(1, "row", "row 1 is a string, expected a JSON object")]
 
 
 def test_strict_mode_raises_on_the_first_invalid_row(tmp_path):

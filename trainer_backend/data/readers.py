@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .conversation import DataError, RowError
+from .text import is_utf8, type_name
 
 Record = dict[str, Any]
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 @dataclass
 class RawRows:
     """`records[i]` is row i, or None when the row could not be parsed (its error is in `errors`)."""
-    kind: str
     records: list[Record | None]
     errors: list[RowError] = field(default_factory=list)
 
@@ -56,7 +55,7 @@ def _decode(path: Path) -> str:
 
 
 def _read_jsonl(text: str) -> RawRows:
-    rows = RawRows("jsonl", [])
+    rows = RawRows([])
     # split on "\n" only: str.splitlines would also split inside strings on U+2028 and friends
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -73,17 +72,9 @@ def _read_jsonl(text: str) -> RawRows:
 
 
 def _broken_line_message(line: str, number: int, err: json.JSONDecodeError) -> str:
-    if not _is_utf8(line):
+    if not is_utf8(line):
         return f"line {number} is not valid UTF-8; re-save the file as UTF-8"
     return f"line {number} is not valid JSON: {err.msg} (column {err.colno})"
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _read_json_array(path: Path, text: str) -> RawRows:
@@ -91,7 +82,7 @@ def _read_json_array(path: Path, text: str) -> RawRows:
         items = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
-    rows = RawRows("json", [])
+    rows = RawRows([])
     for row, item in enumerate(items):
         rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
     return rows
@@ -100,8 +91,7 @@ def _read_json_array(path: Path, text: str) -> RawRows:
 def _as_record(item: Any, row: int, field_name: str, where: str, errors: list[RowError]) -> Record | None:
     if isinstance(item, dict):
         return item
-    errors.append(RowError(row, field_name, f"{where} is a JSON {_JSON_TYPES.get(type(item), 'value')}, "
-                                            "expected an object"))
+    errors.append(RowError(row, field_name, f"{where} is a {type_name(item)}, expected a JSON object"))
     return None
 
 
@@ -113,7 +103,7 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
         raise DataError(f"{path}: the file is empty") from None
     except csv.Error as err:
         raise DataError(f"{path}: cannot read the CSV header: {err}") from None
-    rows = RawRows("csv", [])
+    rows = RawRows([])
     start = reader.line_num + 1
     try:
         for values in reader:
@@ -142,7 +132,7 @@ def _read_parquet(path: Path) -> RawRows:
         table = pq.read_table(path)
     except (pyarrow.ArrowException, OSError) as err:
         raise DataError(f"{path}: not a readable Parquet file ({err})") from None
-    return RawRows("parquet", table.to_pylist())
+    return RawRows(table.to_pylist())
 
 
 def _read_saved_dataset(path: Path) -> RawRows:
@@ -159,4 +149,4 @@ def _read_saved_dataset(path: Path) -> RawRows:
             raise DataError(f"{path}: has splits {', '.join(splits)} and no 'train' split; "
                             "save the split to use on its own")
         loaded = loaded["train" if "train" in loaded else splits[0]]
-    return RawRows("arrow", loaded.to_list())
+    return RawRows(loaded.to_list())

@@ -23,16 +23,23 @@ def type_name(value: Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
+def is_utf8(text: str) -> bool:
+    """False when the text holds surrogate escapes, which stand for bytes that were not UTF-8 in
+    the file (see readers.py)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_text(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldProblem(f"must be a string, got {type_name(value)}")
     if value.isascii():
         return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        # surrogate escapes stand for bytes that were not UTF-8 in the file (see readers.py)
-        raise FieldProblem("contains bytes that are not valid UTF-8; re-save the file as UTF-8") from None
+    if not is_utf8(value):
+        raise FieldProblem("contains bytes that are not valid UTF-8; re-save the file as UTF-8")
     if unicodedata.is_normalized("NFC", value):
         return value
     return unicodedata.normalize("NFC", value)
