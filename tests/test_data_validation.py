@@ -166,3 +166,11 @@ def test_strict_mode_counts_more_errors_in_the_row(tmp_path):
 def test_strict_mode_passes_a_clean_file(tmp_path):
     path = jsonl(tmp_path, [{"text": "a"}, {"text": "b"}])
     assert load_dataset(path, strict=True).valid_rows == 2
+
+
+def test_a_file_of_unreadable_lines_names_the_first_one(tmp_path):
+    path = jsonl(tmp_path, ["not json", "[]"])
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == (f"{path}: no row could be read (2 errors); first: row 0, field 'line': "
+                                 "line 1 is not valid JSON: Expecting value (column 1)")

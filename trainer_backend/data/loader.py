@@ -16,6 +16,8 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
     raw = read_records(path)
     if not raw.records:
         raise DataError(f"{path}: no rows found")
+    if not any(record is not None for record in raw.records):
+        raise DataError(f"{path}: no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
     records = rename_columns(raw.records, columns, path) if columns else raw.records
     chosen, reason = choose_format(format, file_columns(records), columns or {}, path)
     convert = CONVERTERS[chosen]
