@@ -18,20 +18,19 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m trainer_backend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    modules = {}
+    chosen = None
     for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"trainer_backend.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"trainer_backend.commands.{name}":
-                raise
-            continue
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen command is imported: some pull in transformers or torch, which would
+        # make every other command slow to start.
+        if argv and argv[0] == name:
+            chosen = importlib.import_module(f"trainer_backend.commands.{name}")
+            chosen.add_arguments(command_parser)
     args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    return chosen.run(args)
 
 
 if __name__ == "__main__":
