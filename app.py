@@ -1,0 +1,99 @@
+"""Start the fine-tuning studio, or manage its users.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--workdir workdir] [--auth users.yaml]
+                  [--max-upload-mb 200] [--gpus 0,1]
+    python app.py add-user USERS.yaml NAME [--password-stdin]
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def parse_gpus(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--gpus: expected GPU indices such as 0,1 (got '{text}')") from None
+
+
+def serve_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python app.py", description="Start the fine-tuning studio.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--workdir", default="workdir", help="jobs, uploads and exports live here")
+    p.add_argument("--auth", default=None, help="users.yaml with salted password hashes (see add-user)")
+    p.add_argument("--max-upload-mb", type=int, default=200)
+    p.add_argument("--gpus", default=None, help="GPU indices the studio may use, e.g. 0,1 (default: all)")
+    return p.parse_args(argv)
+
+
+def add_user(argv: list[str]) -> int:
+    from studio.auth import AuthFileError, add_user as write_user
+
+    p = argparse.ArgumentParser(prog="python app.py add-user", description="Add or update a studio user.")
+    p.add_argument("users_file")
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    args = p.parse_args(argv)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if password != getpass.getpass("Again: "):
+            print("The passwords differ; nothing written.", file=sys.stderr)
+            return 2
+    try:
+        write_user(Path(args.users_file), args.name, password)
+    except AuthFileError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"{args.name} written to {args.users_file}")
+    return 0
+
+
+def serve(argv: list[str]) -> int:
+    args = serve_args(argv)
+    if args.host not in LOOPBACK and not args.auth:
+        print(f"Refusing to listen on {args.host} without --auth users.yaml: anyone on the network could "
+              "train and read data. Create users with `python app.py add-user users.yaml NAME`.", file=sys.stderr)
+        return 2
+    from studio.app_factory import build_ui, launch_kwargs, make_context, prepare_workdir
+    from studio.auth import AuthFileError, make_checker
+    from studio.context import StudioSettings
+
+    try:
+        checker = make_checker(Path(args.auth)) if args.auth else None
+    except AuthFileError as err:
+        print(err, file=sys.stderr)
+        return 2
+    settings = StudioSettings(workdir=Path(args.workdir).resolve(), max_upload_mb=args.max_upload_mb,
+                              gpus=parse_gpus(args.gpus), auth_file=Path(args.auth) if args.auth else None)
+    prepare_workdir(settings)
+    ctx = make_context(settings)
+    ctx.runner.start_background()
+    demo = build_ui(ctx)
+    try:
+        demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
+                                                       **launch_kwargs(settings, checker))
+    finally:
+        ctx.chats.stop_all()
+        ctx.runner.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["add-user"]:
+        return add_user(argv[1:])
+    return serve(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

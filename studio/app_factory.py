@@ -1,0 +1,87 @@
+"""Build the studio: the header, the language switch, one tab per module, and the wiring between
+tabs (a loaded dataset feeds the preview and the Train form; Launch jumps to Monitor)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio import chat_tab, data_tab, export_tab, jobs_tab, monitor_tab, template_tab, train_tab
+from studio.context import StudioContext, StudioSettings, user_of
+from studio.i18n import LANGUAGES, t
+from studio.preview import CSS
+from studio.uploads import UploadStore
+from trainer_backend.jobs import JobRunner
+from trainer_backend.serve.client import ChatPool
+
+TAB_IDS = ("data", "template", "train", "monitor", "jobs", "chat", "export")
+
+
+def make_context(settings: StudioSettings) -> StudioContext:
+    workdir = settings.workdir
+    runner = JobRunner(workdir, gpus=settings.gpus)
+    chats = ChatPool(settings.python, cwd=workdir.parent, log_dir=workdir / "users")
+    return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats)
+
+
+def build_ui(ctx: StudioContext) -> gr.Blocks:
+    L = ctx.labels
+    with gr.Blocks(title="Fine-tuning studio") as demo:
+        with gr.Row():
+            L.add(gr.Markdown(), value="app.title")
+            lang = L.add(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en", scale=0,
+                                     min_width=160, elem_id="lang"), label="app.language")
+        who = gr.Markdown(elem_id="who")
+        dataset_state, analysis_state = gr.State(None), gr.State(None)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            items = {}
+            with L.add(gr.Tab(id="data", elem_id="tab-data"), label="tab.data") as items["data"]:
+                data = data_tab.build(ctx, lang, dataset_state, analysis_state)
+            with L.add(gr.Tab(id="template", elem_id="tab-template"), label="tab.template") as items["template"]:
+                template = template_tab.build(ctx, lang, dataset_state, analysis_state)
+            with L.add(gr.Tab(id="train", elem_id="tab-train"), label="tab.train") as items["train"]:
+                train = train_tab.build(ctx, lang, dataset_state)
+            with L.add(gr.Tab(id="monitor", elem_id="tab-monitor"), label="tab.monitor") as items["monitor"]:
+                monitor = monitor_tab.build(ctx, lang)
+            with L.add(gr.Tab(id="jobs", elem_id="tab-jobs"), label="tab.jobs") as items["jobs"]:
+                jobs = jobs_tab.build(ctx, lang)
+            with L.add(gr.Tab(id="chat", elem_id="tab-chat"), label="tab.chat") as items["chat"]:
+                chat = chat_tab.build(ctx, lang)
+            with L.add(gr.Tab(id="export", elem_id="tab-export"), label="tab.export") as items["export"]:
+                export = export_tab.build(ctx, lang)
+        for event in data.loaded:
+            template.attach(event)
+        def follow_launch(job_id: str, request: gr.Request):
+            return monitor.refresh_choices(job_id, request), gr.Tabs(selected="monitor")
+
+        def relabel(code: str, request: gr.Request):
+            return t(code, "app.subtitle", user=user_of(request)), *L.updates(code)
+
+        train.launched.change(follow_launch, train.launched, [monitor.job, tabs])
+        items["jobs"].select(jobs.refresh, [jobs.job, lang], [jobs.table, jobs.job])
+        items["chat"].select(chat.refresh, chat.job, chat.job)
+        items["export"].select(export.refresh, export.job, export.job)
+        lang.change(relabel, lang, [who, *L.components])
+        demo.load(_on_load(ctx, monitor), [monitor.job], [who, monitor.job])
+    return demo
+
+
+def _on_load(ctx: StudioContext, monitor: monitor_tab.MonitorTab):
+    """A (re)loaded page re-attaches the Monitor to the user's newest live job."""
+    def on_load(current: str | None, request: gr.Request):
+        return t("en", "app.subtitle", user=user_of(request)), monitor.refresh_choices(current, request)
+    return on_load
+
+
+def launch_kwargs(settings: StudioSettings, auth: Any | None) -> dict[str, Any]:
+    return {"auth": auth, "max_file_size": settings.max_upload_bytes, "allowed_paths": [],
+            "css": CSS, "footer_links": [], "show_error": False}
+
+
+def prepare_workdir(settings: StudioSettings) -> None:
+    """Gradio's upload cache goes inside the workdir, so nothing is served from outside it. Must
+    run before the first upload (gradio reads the variable at each upload)."""
+    settings.workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(Path(settings.workdir, ".gradio").resolve())

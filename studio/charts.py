@@ -1,0 +1,64 @@
+"""Monitor charts: events.jsonl rows accumulated per job, drawn as plotly figures."""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from studio.i18n import t
+
+
+def new_series(job_id: str) -> dict[str, Any]:
+    return {"job": job_id, "next": 0, "step": [], "loss": [], "lr": [], "tps": [], "mem": [],
+            "eval_step": [], "eval_loss": [], "total": None, "eta_s": None, "status": None, "error": None}
+
+
+def absorb(series: dict[str, Any], events: list[dict]) -> None:
+    """Append the new events of a job to its series (in place: the series is this session's own)."""
+    for ev in events:
+        kind = ev.get("kind")
+        if kind == "train":
+            series["step"].append(ev.get("step"))
+            series["loss"].append(ev.get("loss"))
+            series["lr"].append(ev.get("lr"))
+            series["tps"].append(ev.get("tokens_per_s"))
+            series["mem"].append(max(ev.get("gpu_mem_gib") or [0.0]))
+            series["eta_s"] = ev.get("eta_s")
+        elif kind == "eval":
+            series["eval_step"].append(ev.get("step"))
+            series["eval_loss"].append(ev.get("loss"))
+        elif kind == "status":
+            series["status"] = ev.get("status")
+            series["total"] = ev.get("total_steps") or series["total"]
+        elif kind == "error":
+            series["error"] = f"{ev.get('reason')}: {ev.get('message')}"
+
+
+def loss_figure(s: dict[str, Any], lang: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=s["step"], y=s["loss"], mode="lines+markers", name=t(lang, "mon.train_loss")))
+    if s["eval_step"]:
+        fig.add_trace(go.Scatter(x=s["eval_step"], y=s["eval_loss"], mode="lines+markers",
+                                 name=t(lang, "mon.eval_loss")))
+    fig.update_layout(height=320, margin=dict(l=50, r=10, t=40, b=40), title=t(lang, "mon.loss"),
+                      xaxis_title=t(lang, "mon.step"), uirevision=s["job"])
+    return fig
+
+
+def system_figure(s: dict[str, Any], lang: str) -> go.Figure:
+    titles = (t(lang, "mon.lr"), t(lang, "mon.tps"), t(lang, "mon.gpu_mem"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    for col, key in enumerate(("lr", "tps", "mem"), start=1):
+        fig.add_trace(go.Scatter(x=s["step"], y=s[key], mode="lines", name=titles[col - 1], showlegend=False),
+                      row=1, col=col)
+    fig.update_layout(height=240, margin=dict(l=50, r=10, t=40, b=30), uirevision=s["job"])
+    return fig
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"

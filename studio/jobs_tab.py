@@ -1,0 +1,69 @@
+"""Jobs tab: the user's jobs (state, duration, final loss, why it failed) with resume and delete."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.charts import eta_text
+from studio.context import StudioContext, user_of
+from studio.i18n import t
+from studio.monitor_tab import job_choices
+from trainer_backend.jobs import JobError, JobInfo
+
+COLUMNS = ("id", "name", "state", "devices", "created", "duration", "final_loss", "reason")
+
+
+@dataclass
+class JobsTab:
+    table: gr.Dataframe
+    job: gr.Dropdown
+    refresh: Any     # fn(current, lang, request) -> (table, dropdown update)
+
+
+def job_row(j: JobInfo, lang: str) -> dict[str, Any]:
+    end = j.ended or time.time()
+    return {"id": j.id, "name": j.name, "state": t(lang, f"state.{j.state}"),
+            "devices": ", ".join(map(str, j.gpus)) or "cpu",
+            "created": datetime.fromtimestamp(j.created).strftime("%Y-%m-%d %H:%M"),
+            "duration": eta_text(end - j.started) if j.started else "–",
+            "final_loss": round(j.last_loss, 4) if j.last_loss is not None else None,
+            "reason": j.exit_reason or ""}
+
+
+def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
+    L = ctx.labels
+    table = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="jobs-table"), label="jobs.table")
+    with gr.Row():
+        job = L.add(gr.Dropdown([], value=None, elem_id="jobs-pick", scale=3), label="jobs.pick")
+        refresh_btn = L.add(gr.Button(size="sm"), value="jobs.refresh")
+        resume = L.add(gr.Button(size="sm", elem_id="jobs-resume"), value="jobs.resume")
+        delete = L.add(gr.Button(variant="stop", size="sm", elem_id="jobs-delete"), value="jobs.delete")
+    status = gr.Markdown(elem_id="jobs-status")
+
+    def refresh(current: str | None, lang_v: str, request: gr.Request):
+        jobs = ctx.runner.list(user_of(request))
+        df = pd.DataFrame([job_row(j, lang_v) for j in sorted(jobs, key=lambda j: j.created, reverse=True)],
+                          columns=list(COLUMNS))
+        ids = {j.id for j in jobs}
+        return df, gr.update(choices=job_choices(jobs), value=current if current in ids else None)
+
+    def act(action: str):
+        def run(job_id: str | None, lang_v: str, request: gr.Request):
+            if not job_id:
+                return (t(lang_v, "jobs.pick_first"), *refresh(None, lang_v, request))
+            try:
+                getattr(ctx.runner, action)(job_id, user_of(request))
+            except JobError as err:
+                return (t(lang_v, "jobs.failed", error=str(err)), *refresh(job_id, lang_v, request))
+            return (t(lang_v, f"jobs.{action}d", job=job_id), *refresh(job_id, lang_v, request))
+        return run
+
+    refresh_btn.click(refresh, [job, lang], [table, job])
+    resume.click(act("resume"), [job, lang], [status, table, job])
+    delete.click(act("delete"), [job, lang], [status, table, job])
+    return JobsTab(table, job, refresh)

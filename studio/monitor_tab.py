@@ -1,0 +1,99 @@
+"""Monitor tab: pick a job, watch its charts, progress, ETA and log refresh every second (a
+gr.Timer reading events.jsonl incrementally), stop it. Everything is read from the job files, so a
+reload or a studio restart re-attaches."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
+from studio.context import StudioContext, user_of
+from studio.i18n import t
+from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobError, JobInfo
+
+REFRESH_S = 1.0
+LOG_LINES = 30
+
+
+@dataclass
+class MonitorTab:
+    job: gr.Dropdown
+    refresh_choices: Any      # fn(current job, request) -> dropdown update; on page load and after launch
+
+
+def job_choices(jobs: list[JobInfo]) -> list[tuple[str, str]]:
+    return [(f"{j.name} · {j.id} · {j.state}", j.id) for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+
+
+def default_job(jobs: list[JobInfo]) -> str | None:
+    live = [j for j in jobs if j.state in (RUNNING, STOPPING, QUEUED)]
+    pick = max(live or jobs, key=lambda j: j.created, default=None)
+    return pick.id if pick else None
+
+
+def progress_text(info: JobInfo, s: dict[str, Any], lang: str) -> str:
+    step = s["step"][-1] if s["step"] else 0
+    total = s["total"] or info.progress.total
+    pct = f" ({100 * step / total:.0f}%)" if total else ""
+    loss = f"{s['loss'][-1]:.4f}" if s["loss"] else "–"
+    text = t(lang, "mon.progress", state=t(lang, f"state.{info.state}"), step=step, total=total or "?", pct=pct,
+             loss=loss, eta=eta_text(s["eta_s"]) if info.state == RUNNING else "–")
+    reason = s["error"] or info.exit_reason
+    if reason and info.state not in (RUNNING, QUEUED):
+        text += "\n\n" + t(lang, "mon.reason", reason=reason)
+    return text
+
+
+def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
+    L = ctx.labels
+    with gr.Row():
+        job = L.add(gr.Dropdown([], value=None, elem_id="mon-job", scale=4), label="mon.job")
+        refresh = L.add(gr.Button(size="sm", scale=1), value="mon.refresh")
+        stop = L.add(gr.Button(variant="stop", size="sm", scale=1, elem_id="mon-stop"), value="mon.stop")
+    summary = gr.Markdown(elem_id="mon-summary")
+    loss_plot = gr.Plot(elem_id="mon-loss")
+    system_plot = gr.Plot(elem_id="mon-system")
+    log = L.add(gr.Textbox(lines=10, max_lines=10, interactive=False, elem_id="mon-log", autoscroll=True),
+                label="mon.log")
+    series = gr.State(None)
+    timer = gr.Timer(REFRESH_S)
+
+    def refresh_choices(current: str | None, request: gr.Request):
+        jobs = ctx.runner.list(user_of(request))
+        ids = {j.id for j in jobs}
+        return gr.update(choices=job_choices(jobs), value=current if current in ids else default_job(jobs))
+
+    def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
+        if not job_id:
+            return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), "", None
+        user = user_of(request)
+        fresh = s is None or s["job"] != job_id
+        s = new_series(job_id) if fresh else s
+        try:
+            info = ctx.runner.get(job_id, user)
+            events, s["next"] = ctx.runner.events(job_id, user, s["next"])
+            log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
+        except JobError as err:
+            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None
+        absorb(s, events)
+        draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
+        charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
+        return progress_text(info, s, lang_v), *charts, log_text, s
+
+    def on_stop(job_id: str | None, lang_v: str, request: gr.Request):
+        if not job_id:
+            return t(lang_v, "mon.pick_job")
+        try:
+            ctx.runner.stop(job_id, user_of(request))
+        except JobError as err:
+            return t(lang_v, "mon.job_error", error=str(err))
+        return t(lang_v, "mon.stopping", job=job_id)
+
+    outs = [summary, loss_plot, system_plot, log, series]
+    timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
+    job.change(tick, [job, series, lang], outs, show_progress="hidden")
+    refresh.click(refresh_choices, [job], job)
+    stop.click(on_stop, [job, lang], summary)
+    return MonitorTab(job, refresh_choices)
