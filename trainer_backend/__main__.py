@@ -19,7 +19,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m trainer_backend", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer_backend", description="Headless fine-tuning backend: data, templates, training, jobs, planning.")
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = None
     for name, help_text in COMMANDS.items():
