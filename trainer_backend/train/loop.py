@@ -205,6 +205,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = micro_batches(share, t.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
         step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
         window_counts += counts
         step += 1
@@ -214,7 +215,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
             loss = sync.all_reduce_scalars(step_loss.double().reshape(1)).item()
             now = time.perf_counter()
             tokens = window_counts[1].item()
-            events.train(step, loss=loss, lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm),
+            events.train(step, loss=loss, lr=lr, grad_norm=float(grad_norm),
                          tokens_per_s=tokens / max(now - window_start, 1e-9),
                          epoch=step / batches.per_epoch,
                          eta_s=(now - run_start) / steps_run * (total - step),
@@ -242,13 +243,16 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare_config(cfg: RunConfig, device: torch.device) -> RunConfig:
-    """Every `auto` made concrete for this device: the planner's fields, then engine and precision."""
-    from ..planner import resolve_auto
+    """Every `auto` made concrete for this device: the planner's fields (a config that fixes them
+    all runs as written), then engine and precision."""
+    from ..planner import has_auto, resolve_auto
 
-    gpu_mem = None
-    if device.type == "cuda":
-        gpu_mem = torch.cuda.get_device_properties(device).total_memory / 2 ** 30
-    return resolve_engine(resolve_auto(cfg, cfg.planner.gpu_mem_gib or gpu_mem), device)
+    if has_auto(cfg) or cfg.train.effective_batch_size is not None:
+        gpu_mem = None
+        if device.type == "cuda":
+            gpu_mem = torch.cuda.get_device_properties(device).total_memory / 2 ** 30
+        cfg = resolve_auto(cfg, cfg.planner.gpu_mem_gib or gpu_mem)
+    return resolve_engine(cfg, device)
 
 
 def check_fresh_start(job_dir: Path) -> None:
