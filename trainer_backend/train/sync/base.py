@@ -9,8 +9,11 @@ import torch
 EXIT_PEER_FAILED = 4
 
 
-class SyncError(RuntimeError):
-    """A peer rank died, hung or left: one line naming the rank, for the user."""
+class SyncError(BaseException):
+    """A peer rank died, hung or left: one line naming the rank, for the user.
+
+    Like SystemExit it derives from BaseException: it aborts this rank because of another rank,
+    so the loop's `except Exception` (which reports this rank's own crash) must not claim it."""
 
 
 @runtime_checkable
