@@ -17,32 +17,36 @@ class EngineConstants:
     recompute_layers: float
     logits_bytes_per_vocab: float
     workspace_gib: float
+    allocator_reserve_fraction: float
+    inputs_on_gpu: dict[str, bool]      # per checkpointing mode: are layer inputs kept on the GPU?
 
 
 @dataclass(frozen=True)
 class Calibration:
     cuda_context_gib: float
-    allocator_reserve_fraction: float
     qlora_bytes_per_param: float
     checkpointing_speed: dict[str, float]
     step_overhead_tokens: float
     engines: dict[str, EngineConstants]
-    measurements: list[dict[str, Any]]
+    measurements: list[dict[str, Any]]      # every measured row, with its set's source
     architectures: dict[str, dict[str, Any]]
     source: dict[str, str]
+
+
+def engine_constants(e: dict[str, Any]) -> EngineConstants:
+    numbers = {k: float(v) for k, v in e.items() if k != "inputs_on_gpu"}
+    return EngineConstants(**numbers, inputs_on_gpu={k: bool(v) for k, v in e["inputs_on_gpu"].items()})
 
 
 def parse_calibration(data: dict[str, Any]) -> Calibration:
     c = data["constants"]
     return Calibration(
         cuda_context_gib=float(c["cuda_context_gib"]),
-        allocator_reserve_fraction=float(c["allocator_reserve_fraction"]),
         qlora_bytes_per_param=float(c["qlora_bytes_per_param"]),
         checkpointing_speed={k: float(v) for k, v in c["speed"]["checkpointing"].items()},
         step_overhead_tokens=float(c["speed"]["step_overhead_tokens"]),
-        engines={name: EngineConstants(**{k: float(v) for k, v in e.items()})
-                 for name, e in c["engines"].items()},
-        measurements=list(data.get("measurements", [])),
+        engines={name: engine_constants(e) for name, e in c["engines"].items()},
+        measurements=[row | {"source": m["source"]} for m in data.get("measurement_sets", []) for row in m["rows"]],
         architectures=dict(data.get("architectures", {})),
         source=dict(data.get("source", {})),
     )

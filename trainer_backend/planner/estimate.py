@@ -99,7 +99,7 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
     if s.checkpointing == "off":
         return arch.layers * per_layer
     live = e.recompute_layers * per_layer
-    if s.checkpointing == "offload":
+    if not e.inputs_on_gpu[s.checkpointing]:
         return live  # each layer's input waits in CPU memory
     return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
 
@@ -115,7 +115,7 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
         "workspace": e.workspace_gib,
     }
     allocated = sum(parts.values())
-    parts["allocator reserve"] = allocated * cal.allocator_reserve_fraction
+    parts["allocator reserve"] = allocated * e.allocator_reserve_fraction
     parts["CUDA context"] = cal.cuda_context_gib
     peak = sum(parts.values())
     fits = None if gpu_mem_gib is None else peak <= gpu_mem_gib
