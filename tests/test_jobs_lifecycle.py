@@ -75,7 +75,7 @@ def test_stop_kills_the_group_after_the_grace_period(tmp_path):
     runner.stop(job_id, "ann")
     began = time.monotonic()
     wait_until(lambda: runner.get(job_id, "ann").state == "stopped", timeout_s=10)
-    assert 1.0 <= time.monotonic() - began < 5.0
+    assert 1.0 <= time.monotonic() - began < 8.0
     info = runner.get(job_id, "ann")
     assert info.exit_code == -signal.SIGKILL and "killed after the 1 s grace period" in info.exit_reason
     assert_all_gone(pids, pgid)

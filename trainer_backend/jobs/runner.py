@@ -7,8 +7,10 @@ object (never a string, so never something an auth layer produces) sees every jo
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 import time
@@ -36,6 +38,7 @@ class _Admin:
 ADMIN = _Admin()
 User = str | _Admin
 
+_log = logging.getLogger(__name__)
 DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
 
 
@@ -136,8 +139,9 @@ class JobRunner:
     # ---- scheduling ---------------------------------------------------------------
     def schedule(self) -> list[str]:
         """One pass: reconcile the registry with live processes, then start every queued job that
-        can start now (see queue.py for the order). Returns the ids started. Runs inside one
-        BEGIN IMMEDIATE transaction, so runners sharing a workdir never start a job twice."""
+        can start now (see queue.py for the order). Returns the ids started. A job that would start
+        while the workdir is below the disk floor fails with the disk message instead. Runs inside
+        one BEGIN IMMEDIATE transaction, so runners sharing a workdir never start a job twice."""
         with self.registry.write() as conn:
             self._reconcile(conn)
             active = registry.fetch_all(conn, ACTIVE_STATES)
@@ -172,7 +176,12 @@ class JobRunner:
     # ---- internals ------------------------------------------------------------------
     def _schedule_loop(self, interval_s: float) -> None:
         while not self._stop_loop.is_set():
-            self.schedule()
+            try:
+                self.schedule()
+            except sqlite3.OperationalError:
+                # A registry busy past the timeout (another runner, a slow disk) must not end the
+                # loop: every later job would sit in the queue forever. Log it and try again.
+                _log.exception("job scheduling pass failed; retrying")
             self._stop_loop.wait(interval_s)
 
     def _job_gpus(self, config: RunConfig, gpus: list[int] | None) -> list[int]:
@@ -186,7 +195,7 @@ class JobRunner:
                                   f"pick others or run on CPU")
         return sorted(wanted)
 
-    def _start(self, conn, job_id: str) -> bool:
+    def _start(self, conn: sqlite3.Connection, job_id: str) -> bool:
         paths = JobPaths.of(self.workdir, job_id)
         try:
             check_free_space(self.workdir, self.min_free_gib)
@@ -198,7 +207,7 @@ class JobRunner:
                         supervisor_created=start_time(pid), train_pid=None, pgid=None)
         return True
 
-    def _reconcile(self, conn) -> None:
+    def _reconcile(self, conn: sqlite3.Connection) -> None:
         for row in registry.fetch_all(conn, ACTIVE_STATES):
             if alive(row.supervisor_pid, row.supervisor_created):
                 continue
@@ -207,7 +216,7 @@ class JobRunner:
                             exit_reason=f"lost: its supervisor process ({row.supervisor_pid}) is gone",
                             supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None)
 
-    def _owned(self, job_id: str, user: User, conn=None) -> registry.JobRow:
+    def _owned(self, job_id: str, user: User, conn: sqlite3.Connection | None = None) -> registry.JobRow:
         check_job_id(job_id)
         if conn is None:
             with self.registry.read() as own:
