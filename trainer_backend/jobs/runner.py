@@ -46,8 +46,10 @@ class JobRunner:
     def __init__(self, workdir: str | Path, gpus: list[int] | None = None, cpu_slots: int = 1,
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
                  train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND):
-        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `train_command`: the argv that
-        the config path (and --resume) are appended to; another command is for tests and wrappers."""
+        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `grace_s`, `oom_retries` and
+        `train_command` (the argv that the config path and --resume are appended to; another command
+        is for tests and wrappers) are recorded with each job at submit, so the job keeps them
+        whichever runner later starts or stops it."""
         if not 0 <= oom_retries <= MAX_OOM_RETRIES:
             raise ValueError(f"oom_retries must be between 0 and {MAX_OOM_RETRIES}")
         self.workdir = Path(workdir).resolve()
@@ -66,7 +68,11 @@ class JobRunner:
     # ---- submitting and reading ------------------------------------------------
     def submit(self, config: RunConfig, user: str, gpus: list[int] | None = None) -> str:
         """Queue a run and return its job id. `gpus` None = the GPUs listed in the config's
-        sync.devices, or a CPU job when they are `cpu`. The job starts on a later schedule()."""
+        sync.devices, or a CPU job when they are `cpu`. The job's config.yaml is `config` with
+        output.dir set to the job directory and sync.devices renumbered for CUDA_VISIBLE_DEVICES.
+        The job starts on a later schedule()."""
+        if not isinstance(user, str) or not user:
+            raise ValueError("submit needs the name of the user who owns the job")
         check_free_space(self.workdir, self.min_free_gib)
         job_gpus = self._job_gpus(config, gpus)
         job_id = new_job_id()

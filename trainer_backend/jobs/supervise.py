@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .eventfile import count_lines, read_events_since, tail_lines
+from .eventfile import count_lines, progress_of, read_events_since, tail_lines
 from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
 from .oom_retry import MAX_OOM_RETRIES, halve_micro_batch
 from .outcome import Outcome, classify
@@ -126,8 +126,9 @@ class Supervisor:
         return lines[-1] if lines and not lines[-1].startswith("--- ") else None
 
     def _record_retry(self, retries: int, change: str) -> None:
-        event = {"t": round(time.time(), 3), "kind": "status", "step": 0, "status": "retry",
-                 "message": f"out of memory: retry {retries} with {change}", "total_steps": 0}
+        progress, _ = progress_of(self.paths.events)
+        event = {"t": round(time.time(), 3), "kind": "status", "step": progress.step, "status": "retry",
+                 "message": f"out of memory: retry {retries} with {change}", "total_steps": progress.total or 0}
         with self.paths.events.open("a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
         with self.registry.write() as conn:
