@@ -215,9 +215,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
+            node = node.setdefault(part, {})  # a section the file leaves out can still be set
+            if not isinstance(node, dict):
                 raise ConfigError(f"unknown key '{key}'")
-            node = node[part]
         node[parts[-1]] = value
 
 
