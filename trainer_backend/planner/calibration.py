@@ -24,6 +24,7 @@ class EngineConstants:
 @dataclass(frozen=True)
 class Calibration:
     cuda_context_gib: float
+    planning_margin_fraction: float
     qlora_bytes_per_param: float
     checkpointing_speed: dict[str, float]
     step_overhead_tokens: float
@@ -42,6 +43,7 @@ def parse_calibration(data: dict[str, Any]) -> Calibration:
     c = data["constants"]
     return Calibration(
         cuda_context_gib=float(c["cuda_context_gib"]),
+        planning_margin_fraction=float(c["planning_margin_fraction"]),
         qlora_bytes_per_param=float(c["qlora_bytes_per_param"]),
         checkpointing_speed={k: float(v) for k, v in c["speed"]["checkpointing"].items()},
         step_overhead_tokens=float(c["speed"]["step_overhead_tokens"]),

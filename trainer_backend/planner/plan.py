@@ -94,7 +94,8 @@ def score(cfg: RunConfig, budget_gib: float, cal: Calibration) -> list[Candidate
     out = []
     for shape, accum in candidate_shapes(cfg):
         est = estimate_shape(arch, shape, cal, budget_gib)
-        out.append(Candidate(shape, accum, est, relative_speed(shape, cal), est.peak_gib <= budget_gib))
+        fits = est.peak_gib * (1 + cal.planning_margin_fraction) <= budget_gib
+        out.append(Candidate(shape, accum, est, relative_speed(shape, cal), fits))
     return sorted(out, key=lambda c: (-c.speed, c.estimate.peak_gib))
 
 
@@ -129,7 +130,8 @@ def describe(chosen: Candidate, cands: list[Candidate], budget_gib: float) -> st
 
 
 def plan(config: RunConfig, gpu_mem_gib: float, headroom_gib: float = 1.5) -> Plan:
-    """The fastest shape whose predicted peak is at most gpu_mem_gib - headroom_gib."""
+    """The fastest shape whose predicted peak, plus the calibration's margin, is at most
+    gpu_mem_gib - headroom_gib."""
     budget = gpu_mem_gib - headroom_gib
     cal = load_calibration()
     cands = score(config, budget, cal)
