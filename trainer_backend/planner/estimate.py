@@ -46,7 +46,7 @@ class Estimate:
 
     def table(self) -> str:
         rows = [f"| {name} | {gib:.2f} |" for name, gib in self.breakdown.items()]
-        budget = "" if self.gpu_mem_gib is None else f" of {self.gpu_mem_gib:g} GiB"
+        budget = "" if self.gpu_mem_gib is None else f" (limit {self.gpu_mem_gib:g} GiB)"
         return "\n".join(["| component | GiB |", "|---|---|", *rows,
                           f"| **peak{budget}** | **{self.peak_gib:.2f}** |"])
 
