@@ -22,7 +22,7 @@ TAB_IDS = ("data", "template", "train", "monitor", "jobs", "chat", "export")
 def make_context(settings: StudioSettings) -> StudioContext:
     workdir = settings.workdir
     runner = JobRunner(workdir, gpus=settings.gpus)
-    chats = ChatPool(settings.python, cwd=workdir.parent, log_dir=workdir / "users")
+    chats = ChatPool(settings.python, cwd=Path.cwd(), log_dir=workdir / "users")
     return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats)
 
 

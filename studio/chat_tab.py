@@ -48,7 +48,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
     with gr.Row():
         base_model = L.add(gr.Textbox(value=RunConfig().model.name_or_path, scale=3, elem_id="chat-base"),
                            label="chat.base_model", info="chat.base_info")
-        job = L.add(gr.Dropdown([], value=None, scale=3, elem_id="chat-job"), label="chat.job", info="chat.job_info")
+        job = L.add(gr.Dropdown([], value=None, allow_custom_value=True, scale=3, elem_id="chat-job"), label="chat.job", info="chat.job_info")
         refresh_btn = L.add(gr.Button(size="sm", scale=1), value="chat.refresh")
         max_new = L.add(gr.Slider(8, 512, value=96, step=8, scale=2), label="chat.max_new")
     with gr.Row():
@@ -93,7 +93,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 
     inputs = [prompt, left, right, job, base_model, max_new, lang]
-    gr.on([send.click, prompt.submit], on_send, inputs, [prompt, left, right, status])
+    gr.on([send.click, prompt.submit], on_send, inputs, [prompt, left, right, status], api_name="chat")
     clear.click(lambda: ([], [], ""), None, [left, right, status])
     job.change(lambda: ([], []), None, [left, right])
     refresh_btn.click(refresh, job, job)

@@ -140,8 +140,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         return inspect(state["path"], fmt_v, cols, lang_v)
 
     outs = [status, table, errors, dataset_state]
-    loaded = gr.on([upload.upload], on_upload, [upload, fmt, columns, lang], outs)
-    sample_ev = load_sample.click(on_sample, [sample, fmt, columns, lang], outs)
+    loaded = upload.upload(on_upload, [upload, fmt, columns, lang], outs, api_name="upload")
+    sample_ev = load_sample.click(on_sample, [sample, fmt, columns, lang], outs, api_name="load_sample")
     reload_ev = reload.click(on_reload, [dataset_state, fmt, columns, lang], outs)
     analysis_state.change(lambda a, lg: (stats_text(a, lg), histogram(a, lg)), [analysis_state, lang], [stats, plot])
     return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, reload_ev])

@@ -37,7 +37,7 @@ def export(ctx: StudioContext, user: str, job_id: str, merge: bool) -> Path:
     out = user_dir(ctx.settings.workdir, user, "exports") / f"{job_id}-{kind}"
     argv = [ctx.settings.python, "-m", "trainer_backend", "export", str(info.job_dir), "--out", str(out)]
     proc = subprocess.run(argv + (["--merge"] if merge else []), capture_output=True, text=True,
-                          cwd=ctx.settings.workdir.parent, timeout=EXPORT_TIMEOUT_S)
+                          timeout=EXPORT_TIMEOUT_S)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         raise RuntimeError(lines[-1] if lines else f"export exited with code {proc.returncode}")
@@ -47,7 +47,7 @@ def export(ctx: StudioContext, user: str, job_id: str, merge: bool) -> Path:
 def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
     L = ctx.labels
     with gr.Row():
-        job = L.add(gr.Dropdown([], value=None, scale=3, elem_id="export-job"), label="export.job")
+        job = L.add(gr.Dropdown([], value=None, allow_custom_value=True, scale=3, elem_id="export-job"), label="export.job")
         refresh_btn = L.add(gr.Button(size="sm", scale=1), value="export.refresh")
     with gr.Row():
         adapter_btn = L.add(gr.Button(elem_id="export-adapter"), value="export.adapter")

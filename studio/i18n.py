@@ -111,6 +111,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
                           "max_seq_len, dùng qlora, hoặc đặt auto."),
     "train.launched": ("✅ Job **{job}** queued. Follow it in the Monitor tab.",
                        "✅ Đã xếp hàng công việc **{job}**. Theo dõi ở thẻ Theo dõi."),
+    "train.data_not_yours": ("⛔ data.path '{path}' is neither one of your uploads nor a bundled sample: upload it in "
+                             "the Data tab.", "⛔ data.path '{path}' không phải tệp bạn tải lên hay mẫu có sẵn: hãy "
+                             "tải lên ở thẻ Dữ liệu."),
     "train.launch_failed": ("⛔ Not launched: {error}", "⛔ Chưa chạy được: {error}"),
     # Monitor
     "mon.job": ("Job", "Công việc"), "mon.refresh": ("Refresh list", "Làm mới"), "mon.stop": ("Stop", "Dừng"),

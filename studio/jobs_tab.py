@@ -39,7 +39,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
     L = ctx.labels
     table = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="jobs-table"), label="jobs.table")
     with gr.Row():
-        job = L.add(gr.Dropdown([], value=None, elem_id="jobs-pick", scale=3), label="jobs.pick")
+        job = L.add(gr.Dropdown([], value=None, allow_custom_value=True, elem_id="jobs-pick", scale=3), label="jobs.pick")
         refresh_btn = L.add(gr.Button(size="sm"), value="jobs.refresh")
         resume = L.add(gr.Button(size="sm", elem_id="jobs-resume"), value="jobs.resume")
         delete = L.add(gr.Button(variant="stop", size="sm", elem_id="jobs-delete"), value="jobs.delete")
@@ -63,7 +63,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
             return (t(lang_v, f"jobs.{action}d", job=job_id), *refresh(job_id, lang_v, request))
         return run
 
-    refresh_btn.click(refresh, [job, lang], [table, job])
+    refresh_btn.click(refresh, [job, lang], [table, job], api_name="jobs")
     resume.click(act("resume"), [job, lang], [status, table, job])
     delete.click(act("delete"), [job, lang], [status, table, job])
     return JobsTab(table, job, refresh)

@@ -49,7 +49,7 @@ def progress_text(info: JobInfo, s: dict[str, Any], lang: str) -> str:
 def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
     L = ctx.labels
     with gr.Row():
-        job = L.add(gr.Dropdown([], value=None, elem_id="mon-job", scale=4), label="mon.job")
+        job = L.add(gr.Dropdown([], value=None, allow_custom_value=True, elem_id="mon-job", scale=4), label="mon.job")
         refresh = L.add(gr.Button(size="sm", scale=1), value="mon.refresh")
         stop = L.add(gr.Button(variant="stop", size="sm", scale=1, elem_id="mon-stop"), value="mon.stop")
     summary = gr.Markdown(elem_id="mon-summary")
@@ -93,7 +93,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
 
     outs = [summary, loss_plot, system_plot, log, series]
     timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
-    job.change(tick, [job, series, lang], outs, show_progress="hidden")
+    job.change(tick, [job, series, lang], outs, show_progress="hidden", api_name="monitor")
     refresh.click(refresh_choices, [job], job)
-    stop.click(on_stop, [job, lang], summary)
+    stop.click(on_stop, [job, lang], summary, api_name="stop")
     return MonitorTab(job, refresh_choices)

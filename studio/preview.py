@@ -6,7 +6,6 @@ import html
 import json
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 PREVIEW_TIMEOUT_S = 600
@@ -33,8 +32,9 @@ class PreviewRequest:
                 "--loss", self.loss, "--max-seq-len", str(int(self.max_seq_len)), "--rows", str(self.rows)]
 
 
-def run_preview(request: PreviewRequest, python: str, cwd: Path) -> dict[str, Any]:
-    proc = subprocess.run(request.argv(python), capture_output=True, text=True, cwd=cwd,
+def run_preview(request: PreviewRequest, python: str) -> dict[str, Any]:
+    """Runs in the studio's working directory, where relative data and model paths resolve."""
+    proc = subprocess.run(request.argv(python), capture_output=True, text=True,
                           timeout=PREVIEW_TIMEOUT_S, env=_quiet_env())
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

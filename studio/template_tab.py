@@ -104,7 +104,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         req = PreviewRequest(data_path=state["path"], data_format=state["format"], columns=state["columns"],
                              model=model_v.strip(), template=tpl, loss=loss_v, max_seq_len=int(max_v or 2048))
         try:
-            result = run_preview(req, ctx.settings.python, ctx.settings.workdir.parent)
+            result = run_preview(req, ctx.settings.python)
         except PreviewError as err:
             return t(lang_v, "tpl.failed", error=str(err)), "", None, 0
         done = t(lang_v, "tpl.done", model=result["model"], template=tpl, rows=result["report"]["rows_in"])
@@ -116,10 +116,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
 
     preset.change(on_preset, preset, [model, template, loss, max_len])
     run.click(analyze, [dataset_state, model, template, loss, max_len, lang],
-              [status, checks_md, analysis_state, row])
+              [status, checks_md, analysis_state, row], api_name="preview")
     show = lambda a, i, lg: row_view(a, i, lg)  # noqa: E731
     analysis_state.change(show, [analysis_state, row, lang], [info, tokens])
-    row.change(show, [analysis_state, row, lang], [info, tokens])
+    row.change(show, [analysis_state, row, lang], [info, tokens], api_name="show_row")
     prev.click(lambda i: max(0, int(i or 0) - 1), row, row)
     nxt.click(lambda i, a: min(int(i or 0) + 1, max(0, len((a or {}).get("examples", [])) - 1)),
               [row, analysis_state], row)

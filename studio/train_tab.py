@@ -10,6 +10,7 @@ import gradio as gr
 
 from studio.config_form import FieldSpec, FormError, build_form, field_specs, from_form, to_form
 from studio.context import StudioContext, user_of
+from studio.data_tab import SAMPLES_DIR
 from studio.gpus import Gpu, list_gpus
 from studio.i18n import t
 from studio.uploads import sanitize_name, user_dir
@@ -95,7 +96,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
         cols = ", ".join(f"{k}: {v}" for k, v in state["columns"].items())
         return state["path"], state["format"], "{" + cols + "}" if cols else ""
 
-    def show_yaml(*args, request: gr.Request):
+    def show_yaml(request: gr.Request, *args):  # request first: gradio injects only positional ones
         *values, picked, lang_v = args
         cfg, err = resolved(list(values), lang_v)
         if cfg is None:
@@ -103,13 +104,15 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
         cfg = _with_devices(cfg, picked)
         return estimate_text(cfg, gpus, picked, lang_v), cfg.to_yaml(), write_yaml(ctx, user_of(request), cfg)
 
-    def on_launch(*args, request: gr.Request):
+    def on_launch(request: gr.Request, *args):
         *values, picked, lang_v = args
         cfg, err = resolved(list(values), lang_v)
         if cfg is None:
             return err, gr.skip(), gr.skip(), gr.skip()
         cfg = _with_devices(cfg, picked)
         user = user_of(request)
+        if not data_allowed(ctx, user, cfg.data.path):
+            return t(lang_v, "train.data_not_yours", path=cfg.data.path), gr.skip(), gr.skip(), gr.skip()
         try:
             job_id = ctx.runner.submit(cfg, user, gpus=list(picked) or None)
         except JobError as err:
@@ -121,8 +124,17 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
     dataset_state.change(on_dataset, dataset_state, [form["data.path"], form["data.format"], form["data.columns"]])
     gr.on([estimate_btn.click, gpu_pick.input, *(c.input for c in comps)], show_yaml, [*comps, gpu_pick, lang],
           [status, code, download], show_progress="hidden")
-    launch.click(on_launch, [*comps, gpu_pick, lang], [status, code, download, launched])
+    launch.click(on_launch, [*comps, gpu_pick, lang], [status, code, download, launched], api_name="launch")
     return TrainTab(preset, form, status, code, launched)
+
+
+def data_allowed(ctx: StudioContext, user: str, path: str) -> bool:
+    """On a shared server a job may read only the user's uploads and the bundled samples; the
+    local single-user studio may train on any file."""
+    if ctx.settings.auth_file is None:
+        return True
+    target = Path(path)
+    return ctx.uploads.owns(user, target) or target.resolve().is_relative_to(SAMPLES_DIR.resolve())
 
 
 def _with_devices(cfg: RunConfig, picked: list[int]) -> RunConfig:

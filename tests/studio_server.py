@@ -1,0 +1,60 @@
+"""Start `python app.py` as a subprocess on a free loopback port for the studio's UI tests."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout_s: float, every_s: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def _up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_studio(workdir: Path, *extra: str, timeout_s: float = 90):
+    """Yields the base URL; the studio's output goes to workdir/../studio.log for failures."""
+    port = free_port()
+    log = open(workdir.parent / f"studio-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workdir", str(workdir), *extra],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until(lambda: proc.poll() is not None or _up(url + "gradio_api/info") or _up(url), timeout_s,
+                   what="the studio to answer")
+        assert proc.poll() is None, (workdir.parent / f"studio-{port}.log").read_text()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
