@@ -8,11 +8,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.context import StudioContext, user_of
+from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.gpus import list_gpus
 from studio.i18n import t
 from trainer_backend.config import ConfigError, RunConfig, load_config
-from trainer_backend.jobs import COMPLETED, JobError
+from trainer_backend.jobs import COMPLETED
 from trainer_backend.serve.client import WorkerError, WorkerSpec
 
 BASE, TUNED = "base", "tuned"
@@ -71,7 +71,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
         user = user_of(request)
         try:
             specs = specs_for(ctx, user, job_id, base)
-        except (JobError, ConfigError) as err:
+        except (*JOB_ERRORS, ConfigError) as err:
             return gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.failed", error=str(err))
         turn = {"role": "user", "content": text}
         histories = {BASE: [*(hist_l or []), turn], TUNED: [*(hist_r or []), turn]}

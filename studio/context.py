@@ -9,9 +9,12 @@ from typing import Any
 import gradio as gr
 
 from studio.i18n import LabelBook
+from trainer_backend.jobs import JobError
 from studio.uploads import UploadStore, sanitize_name
 
 LOCAL_USER = "local"
+# What the runner raises for a user's mistake (bad state, unknown id, another user's job).
+JOB_ERRORS = (JobError, PermissionError)
 
 
 @dataclass(frozen=True)

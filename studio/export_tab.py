@@ -11,10 +11,9 @@ from pathlib import Path
 import gradio as gr
 
 from studio.chat_tab import finished_jobs
-from studio.context import StudioContext, user_of
+from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.uploads import user_dir
-from trainer_backend.jobs import JobError
 
 EXPORT_TIMEOUT_S = 3600
 
@@ -61,7 +60,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
                 return t(lang_v, "export.pick_first"), None
             try:
                 path = export(ctx, user_of(request), job_id, merge)
-            except (JobError, RuntimeError, subprocess.TimeoutExpired) as err:
+            except (*JOB_ERRORS, RuntimeError, subprocess.TimeoutExpired) as err:
                 return t(lang_v, "export.failed", error=str(err)), None
             return t(lang_v, "export.done", name=path.name, mb=path.stat().st_size / 2**20), str(path)
         return handler

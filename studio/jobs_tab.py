@@ -10,10 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from studio.charts import eta_text
-from studio.context import StudioContext, user_of
+from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.monitor_tab import job_choices
-from trainer_backend.jobs import JobError, JobInfo
+from trainer_backend.jobs import JobInfo
 
 COLUMNS = ("id", "name", "state", "devices", "created", "duration", "final_loss", "reason")
 
@@ -58,7 +58,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
                 return (t(lang_v, "jobs.pick_first"), *refresh(None, lang_v, request))
             try:
                 getattr(ctx.runner, action)(job_id, user_of(request))
-            except JobError as err:
+            except JOB_ERRORS as err:
                 return (t(lang_v, "jobs.failed", error=str(err)), *refresh(job_id, lang_v, request))
             return (t(lang_v, f"jobs.{action}d", job=job_id), *refresh(job_id, lang_v, request))
         return run

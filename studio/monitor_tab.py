@@ -9,9 +9,9 @@ from typing import Any
 import gradio as gr
 
 from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
-from studio.context import StudioContext, user_of
+from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
-from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobError, JobInfo
+from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobInfo
 
 REFRESH_S = 1.0
 LOG_LINES = 30
@@ -75,7 +75,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             info = ctx.runner.get(job_id, user)
             events, s["next"] = ctx.runner.events(job_id, user, s["next"])
             log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
-        except JobError as err:
+        except JOB_ERRORS as err:
             return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None
         absorb(s, events)
         draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
@@ -87,7 +87,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             return t(lang_v, "mon.pick_job")
         try:
             ctx.runner.stop(job_id, user_of(request))
-        except JobError as err:
+        except JOB_ERRORS as err:
             return t(lang_v, "mon.job_error", error=str(err))
         return t(lang_v, "mon.stopping", job=job_id)
 

@@ -9,13 +9,12 @@ from typing import Any
 import gradio as gr
 
 from studio.config_form import FieldSpec, FormError, build_form, field_specs, from_form, to_form
-from studio.context import StudioContext, user_of
+from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.data_tab import SAMPLES_DIR
 from studio.gpus import Gpu, list_gpus
 from studio.i18n import t
 from studio.uploads import sanitize_name, user_dir
 from trainer_backend.config import ConfigError, RunConfig
-from trainer_backend.jobs import JobError
 from trainer_backend.presets import list_presets, load_preset
 
 DEMO_PRESET = "smollm2-135m-demo"
@@ -115,7 +114,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
             return t(lang_v, "train.data_not_yours", path=cfg.data.path), gr.skip(), gr.skip(), gr.skip()
         try:
             job_id = ctx.runner.submit(cfg, user, gpus=list(picked) or None)
-        except JobError as err:
+        except JOB_ERRORS as err:
             return t(lang_v, "train.launch_failed", error=str(err)), gr.skip(), gr.skip(), gr.skip()
         return t(lang_v, "train.launched", job=job_id), cfg.to_yaml(), write_yaml(ctx, user, cfg), job_id
 

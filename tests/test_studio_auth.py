@@ -1,0 +1,87 @@
+"""Hosting: password file, refusal without auth on a public host, login required, per-user jobs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from gradio_client import Client
+
+from studio.auth import add_user, hash_password, load_users, verify_password
+from studio.uploads import UploadError, UploadStore, sanitize_name
+from studio_server import ROOT, running_studio
+from test_studio_api import SAMPLE, launch_args
+from trainer_backend.config import RunConfig
+
+
+def test_password_hashes_are_salted_and_verified(tmp_path):
+    assert hash_password("pw") != hash_password("pw")
+    users = tmp_path / "users.yaml"
+    add_user(users, "alice", "s3cret")
+    stored = load_users(users)["alice"]
+    assert "s3cret" not in users.read_text()
+    assert verify_password("s3cret", stored) and not verify_password("wrong", stored)
+
+
+def test_add_user_command_reads_the_password_from_stdin(tmp_path):
+    users = tmp_path / "users.yaml"
+    out = subprocess.run([sys.executable, "app.py", "add-user", str(users), "bob", "--password-stdin"],
+                         input="hunter2\n", cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert verify_password("hunter2", load_users(users)["bob"])
+
+
+def test_public_host_without_auth_is_refused(tmp_path):
+    out = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0", "--workdir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "without --auth users.yaml" in out.stderr and "add-user" in out.stderr
+
+
+def test_upload_names_are_sanitized_and_size_limited(tmp_path):
+    assert sanitize_name("../../etc/passwd") == "passwd"
+    assert sanitize_name("..\\evil name;rm -rf.jsonl") == "evil_name_rm_-rf.jsonl"
+    assert sanitize_name("...") == "upload"
+    store = UploadStore(tmp_path, max_bytes=100)
+    big = tmp_path / "big.jsonl"
+    big.write_text("x" * 101)
+    with pytest.raises(UploadError, match="over the 0 MB upload limit|over the"):
+        store.save("alice", big, "big.jsonl")
+    small = tmp_path / "small.jsonl"
+    small.write_text("{}\n")
+    saved = store.save("alice", small, "../../small.jsonl")
+    assert saved == tmp_path / "users" / "alice" / "uploads" / "small.jsonl"
+    assert store.owns("alice", saved) and not store.owns("bob", saved)
+
+
+def test_login_required_and_users_see_only_their_jobs(tmp_path):
+    users = tmp_path / "users.yaml"
+    add_user(users, "alice", "pw-a")
+    add_user(users, "bob", "pw-b")
+    with running_studio(tmp_path / "work", "--auth", str(users)) as url:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "config", timeout=10)
+        assert refused.value.code == 401
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        alice = Client(url, auth=("alice", "pw-a"), verbose=False)
+        bob = Client(url, auth=("bob", "pw-b"), verbose=False)
+        # A queued job is enough to check ownership; it is stopped before it trains.
+        cfg = RunConfig().with_overrides({"name": "alices-run", "data.path": "samples/demo_alpaca.jsonl"})
+        status, _yaml, _file, job_id = alice.predict(*launch_args(cfg), api_name="/launch")
+        assert job_id, status
+        assert job_id in alice.predict(job_id, "en", api_name="/stop")
+        table, _ = alice.predict(None, "en", api_name="/jobs")
+        assert [r[0] for r in table["data"]] == [job_id]
+        table, _ = bob.predict(None, "en", api_name="/jobs")
+        assert table["data"] == [] or table["data"] == [[None] * len(table["headers"])]
+        summary, *_ = bob.predict(job_id, "en", api_name="/monitor")
+        assert summary.startswith("⛔") and job_id in summary
+        assert bob.predict(job_id, "en", api_name="/stop").startswith("⛔")
+        # On a shared server a job reads only the user's uploads or the bundled samples.
+        other = cfg.with_overrides({"data.path": str(tmp_path / "work" / "users" / "alice" / "uploads" / "x.jsonl")})
+        status, *_ = bob.predict(*launch_args(other), api_name="/launch")
+        assert "neither one of your uploads nor a bundled sample" in status
+        assert SAMPLE.exists()
