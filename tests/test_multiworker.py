@@ -1,0 +1,184 @@
+"""Multi-worker training end to end: the real `train` command, launcher, workers and shm sync on
+CPU workers with a tiny random llama. N ranks must train exactly what one rank trains on the
+union of their batches; a dead or hung rank fails the run quickly and leaves nothing behind."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from trainer_backend.train.events import read_events
+from trainer_backend.train.launcher import sync_job_id
+from trainer_backend.train.sync.shm_files import job_folder, pid_alive
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+MAX_NORM = 0.05  # far below the gradient norms of this run: clipping is active at every step
+
+
+def write_dataset(path: Path) -> Path:
+    rng = random.Random(0)  # uneven rows: 1 to 40 answer words
+    rows = [{"instruction": f"Say {i}", "output": " ".join(f"w{rng.randrange(50)}" for _ in range(rng.randint(1, 40)))}
+            for i in range(60)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, micro: int, accum: int,
+                 steps: int = 5, timeout_s: float = 10.0) -> Path:
+    cfg = {
+        "method": "lora",
+        "model": {"name_or_path": str(model), "engine": "hf"},
+        "data": {"path": str(data)},
+        "template": {"max_seq_len": 64, "packing": True},
+        "lora": {"r": 8, "alpha": 16},
+        "train": {"max_steps": steps, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
+                  "scheduler": "constant", "precision": "fp32", "gradient_checkpointing": "off", "seed": 0,
+                  "max_grad_norm": MAX_NORM},
+        "sync": {"devices": devices, "bucket_mb": 0.05, "timeout_s": timeout_s},
+        "output": {"dir": str(tmp / name)},
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def train(config: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "trainer_backend", "train", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_train(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trainer_backend", "train", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from conftest import make_tiny_llama
+    tmp = tmp_path_factory.mktemp("multiworker")
+    return tmp, make_tiny_llama(tmp / "model"), write_dataset(tmp / "data.jsonl")
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """One worker, global batch 12 (4 × 3 accumulation)."""
+    tmp, model, data = setup
+    result = train(write_config(tmp, model, data, "one", ["cpu"], micro=4, accum=3))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return tmp / "one"
+
+
+def trainable(job_dir: Path) -> dict:
+    return load_file(str(job_dir / "checkpoints" / "step_5" / "trainable.safetensors"))
+
+
+@pytest.mark.parametrize("workers,micro,accum", [(2, 3, 2), (3, 2, 2)])  # global batch 12, as the reference
+def test_n_workers_equal_one_worker_on_the_union(setup, reference, workers, micro, accum):
+    tmp, model, data = setup
+    name = f"shm{workers}"
+    stale = job_folder(sync_job_id(tmp / name))
+    stale.mkdir(parents=True)  # left by a killed run: garbage counters, an owner that is gone
+    (stale / ".owner-pid").write_text("999999999")
+    (stale / "control").write_bytes(b"\xff" * 65536)
+    result = train(write_config(tmp, model, data, name, ["cpu"] * workers, micro, accum))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not stale.exists()
+
+    ours, ref = trainable(tmp / name), trainable(reference)
+    assert ours.keys() == ref.keys() and len(ref) > 0
+    assert max(float((ours[k] - ref[k]).abs().max()) for k in ref) <= 1e-5
+    assert max(float(ref[k].abs().max()) for k in ref if "lora_B" in k) > 1e-3  # LoRA B starts at 0: it trained
+    our_events, ref_events = read_events(tmp / name, "train"), read_events(reference, "train")
+    assert [e["step"] for e in our_events] == [1, 2, 3, 4, 5]
+    for a, b in zip(our_events, ref_events):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+        assert a["grad_norm"] > MAX_NORM  # clipped: equality proves the sync happens before clipping
+
+
+def worker_pids(job_dir: Path) -> dict[int, int]:
+    """rank -> pid of the running workers of a job, read from /proc."""
+    pids = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "trainer_backend.train.worker" in args and str(job_dir) in args:
+            pids[int(args[args.index("--rank") + 1])] = int(proc.name)
+    return pids
+
+
+def wait_for_step(job_dir: Path, step: int, launcher: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e["step"] >= step for e in read_events(job_dir, "train")):
+        assert launcher.poll() is None, launcher.stderr.read()
+        assert time.monotonic() < deadline, "training did not reach the step in time"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("fate", ["killed", "hung"])
+def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(setup, fate):
+    tmp, model, data = setup
+    name = f"fate-{fate}"
+    job_dir = tmp / name
+    launcher = start_train(write_config(tmp, model, data, name, ["cpu", "cpu"], micro=2, accum=1, steps=500,
+                                        timeout_s=2.0))
+    try:
+        wait_for_step(job_dir, 1, launcher)
+        pids = worker_pids(job_dir)
+        assert sorted(pids) == [0, 1]
+        os.kill(pids[1], signal.SIGKILL if fate == "killed" else signal.SIGSTOP)
+        began = time.monotonic()
+        code = launcher.wait(timeout=30)
+        elapsed = time.monotonic() - began
+        stderr = launcher.stderr.read()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert code == 1
+    assert elapsed < 15
+    expected = ("rank 1 (device cpu) was killed by SIGKILL; stopped all ranks" if fate == "killed"
+                else "rank 1 (device cpu) stopped responding for 2 s; stopping all ranks")
+    assert stderr.strip().splitlines()[-1] == expected
+    errors = read_events(job_dir, "error")
+    assert errors and errors[-1]["message"] == expected
+    assert errors[-1]["reason"] == ("crash" if fate == "killed" else "sync")
+    assert not any(pid_alive(pid) for pid in pids.values())
+    assert not job_folder(sync_job_id(job_dir)).exists()
+
+
+def test_sigterm_stops_every_worker_at_the_same_step(setup):
+    tmp, model, data = setup
+    job_dir = tmp / "stopped"
+    launcher = start_train(write_config(tmp, model, data, "stopped", ["cpu", "cpu"], micro=2, accum=1, steps=500))
+    try:
+        wait_for_step(job_dir, 1, launcher)
+        pids = worker_pids(job_dir)
+        launcher.send_signal(signal.SIGTERM)
+        code = launcher.wait(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert code == 10
+    stopped = [e for e in read_events(job_dir, "status") if e["status"] == "stopped"]
+    assert len(stopped) == 1
+    step = stopped[0]["step"]
+    assert (job_dir / "checkpoints" / f"step_{step}" / "trainable.safetensors").exists()
+    for rank in (0, 1):  # each worker says where it stopped: the same step
+        log = (job_dir / "workers" / f"rank{rank}.log").read_text()
+        assert f"stopped at step {step} of 500" in log
+    assert not any(pid_alive(pid) for pid in pids.values())
+    assert not job_folder(sync_job_id(job_dir)).exists()
