@@ -56,6 +56,35 @@ class AgreedStop:
         return self._agreed
 
 
+class MeteredSync:
+    """The backend, plus one line per optimizer step in the worker log: how long the exchange held
+    the step up and how much it moved (bench/multigpu_bench.py reads these lines)."""
+
+    def __init__(self, sync) -> None:
+        self._sync = sync
+        self.rank, self.world_size = sync.rank, sync.world_size
+        self._steps = 0
+
+    def prepare(self, params) -> None:
+        self._sync.prepare(params)
+
+    def all_reduce_scalars(self, values):
+        return self._sync.all_reduce_scalars(values)
+
+    def before_last_backward(self) -> None:
+        self._sync.before_last_backward()
+
+    def finish(self) -> dict:
+        stats = self._sync.finish()
+        self._steps += 1
+        print(f"sync step {self._steps}: sync_ms={stats['sync_ms']:.3f} bytes={stats['bytes']}",
+              file=sys.stderr, flush=True)
+        return stats
+
+    def close(self) -> None:
+        self._sync.close()
+
+
 def die_with_parent() -> None:
     """A worker whose launcher was killed must not keep a GPU busy: Linux sends it SIGKILL."""
     try:
@@ -100,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     job_dir = Path(args.job_dir or cfg.output.dir)
     job_id = args.job_id or f"job-{os.getppid()}"
     try:
-        sync = make_sync(cfg.sync, rank, world_size, torch_device, job_id)
+        sync = MeteredSync(make_sync(cfg.sync, rank, world_size, torch_device, job_id))
         return train_rank(cfg, rank, world_size, device, sync, job_dir, resume=args.resume, stop=AgreedStop(sync))
     except SyncError as err:
         print(err, file=sys.stderr)
