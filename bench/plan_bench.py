@@ -47,6 +47,7 @@ def baseline_worker() -> None:
     model = FastLanguageModel.get_peft_model(
         model, r=16, lora_alpha=32, lora_dropout=0.0, bias="none", use_gradient_checkpointing="unsloth",
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model.train()  # Unsloth checkpoints only in training mode
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-4, fused=True)
     times = []
@@ -67,7 +68,7 @@ def baseline_worker() -> None:
 
 def trainer_cmd(out_dir: Path, data: Path, gpu_gib: float | None) -> list[str]:
     sets = {"model.name_or_path": str(MODELS / ARCH), "data.path": str(data), "output.dir": str(out_dir),
-            "template.max_seq_len": SEQ, "template.name": "auto", "method": "auto",
+            "template.max_seq_len": SEQ, "template.name": "chatml", "method": "auto",
             "train.micro_batch_size": "auto", "train.gradient_checkpointing": "auto",
             "train.effective_batch_size": EFFECTIVE, "train.max_steps": STEPS, "train.save_every": 0,
             "train.warmup_steps": 0, "sync.devices": "[0]", "lora.r": 16, "lora.alpha": 32}
