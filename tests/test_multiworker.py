@@ -34,7 +34,8 @@ def write_dataset(path: Path) -> Path:
 
 
 def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, micro: int, accum: int,
-                 steps: int = 5, timeout_s: float = 10.0) -> Path:
+                 steps: int = 5, timeout_s: float = 10.0, precision: str = "fp32", max_norm: float = MAX_NORM,
+                 backend: str = "auto") -> Path:
     cfg = {
         "method": "lora",
         "model": {"name_or_path": str(model), "engine": "hf"},
@@ -42,9 +43,9 @@ def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, m
         "template": {"max_seq_len": 64, "packing": True},
         "lora": {"r": 8, "alpha": 16},
         "train": {"max_steps": steps, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
-                  "scheduler": "constant", "precision": "fp32", "gradient_checkpointing": "off", "seed": 0,
-                  "max_grad_norm": MAX_NORM},
-        "sync": {"devices": devices, "bucket_mb": 0.05, "timeout_s": timeout_s},
+                  "scheduler": "constant", "precision": precision, "gradient_checkpointing": "off", "seed": 0,
+                  "max_grad_norm": max_norm},
+        "sync": {"devices": devices, "backend": backend, "bucket_mb": 0.05, "timeout_s": timeout_s},
         "output": {"dir": str(tmp / name)},
     }
     path = tmp / f"{name}.yaml"

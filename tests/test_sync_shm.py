@@ -25,8 +25,8 @@ def _grads(rank: int, step: int) -> list[torch.Tensor]:
     return [torch.randn(s, generator=g) * (rank + 1) for s in SHAPES]
 
 
-def _sum_rank(job_id: str, rank: int, world: int, wire: str, out_dir: str) -> None:
-    sync = make_sync(SyncConfig(backend="shm", devices=["cpu"] * world, bucket_mb=0.001, wire_dtype=wire),
+def _sum_rank(job_id: str, rank: int, world: int, wire: str, out_dir: str, backend: str = "shm") -> None:
+    sync = make_sync(SyncConfig(backend=backend, devices=["cpu"] * world, bucket_mb=0.001, wire_dtype=wire),
                      rank, world, "cpu", job_id)
     torch.manual_seed(rank)  # different starting weights on purpose: prepare() must unify them
     params = [torch.nn.Parameter(torch.randn(s)) for s in SHAPES]
@@ -46,7 +46,7 @@ def _sum_rank(job_id: str, rank: int, world: int, wire: str, out_dir: str) -> No
     torch.save({"start": start, "grads": results, "scalars": scalars, "stats": stats}, f"{out_dir}/{rank}.pt")
 
 
-def _run_ranks(target, world: int, *args, timeout: float = 60) -> tuple[str, list]:
+def _run_ranks(target, world: int, *args, timeout: float = 90) -> tuple[str, list]:
     job_id = f"test-sync-{uuid.uuid4().hex[:8]}"
     claim(job_id)
     ctx = mp.get_context("spawn")
@@ -84,6 +84,10 @@ def test_all_reduce_equals_sum(tmp_path, world, wire):
     assert [p.exitcode for p in procs] == [0] * world
     assert not job_folder(job_id).exists(), "ranks remove their folder when they close"
     assert not stale.exists(), "starting a run removes the folders of dead runs"
+    check_sums(tmp_path, world, wire)
+
+
+def check_sums(tmp_path: Path, world: int, wire: str) -> None:
     got = [torch.load(tmp_path / f"{r}.pt") for r in range(world)]
     for r in range(world):
         for a, b in zip(got[r]["start"], got[0]["start"]):
