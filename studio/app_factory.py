@@ -3,6 +3,7 @@ tabs (a loaded dataset feeds the preview and the Train form; Launch jumps to Mon
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,16 @@ from trainer_backend.serve.client import ChatPool
 TAB_IDS = ("data", "template", "train", "monitor", "jobs", "chat", "export")
 
 
+def train_command(python: str) -> list[str]:
+    """Training is batch work: run it niced so the studio and the browser on the same machine stay
+    responsive (a GPU job loses nothing; a CPU job yields only to interactive work)."""
+    nice = shutil.which("nice")
+    return [*([nice, "-n", "10"] if nice else []), python, "-m", "trainer_backend", "train"]
+
+
 def make_context(settings: StudioSettings) -> StudioContext:
     workdir = settings.workdir
-    runner = JobRunner(workdir, gpus=settings.gpus)
+    runner = JobRunner(workdir, gpus=settings.gpus, train_command=train_command(settings.python))
     chats = ChatPool(settings.python, cwd=Path.cwd(), log_dir=workdir / "users")
     return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats)
 

@@ -24,7 +24,7 @@ class MonitorTab:
 
 
 def job_choices(jobs: list[JobInfo]) -> list[tuple[str, str]]:
-    return [(f"{j.name} · {j.id} · {j.state}", j.id) for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+    return [(f"{j.name} · {j.id}", j.id) for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
 
 
 def default_job(jobs: list[JobInfo]) -> str | None:
@@ -80,7 +80,14 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         absorb(s, events)
         draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
         charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
-        return progress_text(info, s, lang_v), *charts, log_text, s
+        text = progress_text(info, s, lang_v)
+        # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
+        shown = (text, log_text)
+        same = not fresh and s.get("shown") == list(shown)
+        s["shown"] = list(shown)
+        if same:
+            return gr.skip(), *charts, gr.skip(), s
+        return text, *charts, log_text, s
 
     def on_stop(job_id: str | None, lang_v: str, request: gr.Request):
         if not job_id:

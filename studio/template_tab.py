@@ -34,19 +34,19 @@ def checks(analysis: dict[str, Any], lang: str) -> list[str]:
     rep = analysis["report"]
     out = []
     if analysis["trained_tokens"] == 0:
-        out.append("⛔ " + t(lang, "tpl.check_nothing_trained"))
+        out.append("✖ " + t(lang, "tpl.check_nothing_trained"))
     no_trained = sum(rep["dropped"].get(r, 0) for r in NO_TRAINED_REASONS)
     if no_trained:
         rows = [i["row"] for i in rep["issues"] if "no trained token" in i["message"]][:10]
-        out.append("⚠️ " + t(lang, "tpl.check_no_trained_rows", n=no_trained, rows=", ".join(map(str, rows))))
+        out.append("⚠ " + t(lang, "tpl.check_no_trained_rows", n=no_trained, rows=", ".join(map(str, rows))))
     if rep["truncated"]:
-        out.append("⚠️ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"]))
+        out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"]))
     if rep["kept"] and analysis["eot_trained_rows"] == 0:
-        out.append("⚠️ " + t(lang, "tpl.check_eot_never"))
+        out.append("⚠ " + t(lang, "tpl.check_eot_never"))
     elif rep["kept"]:
-        out.append("✅ " + t(lang, "tpl.check_eot_ok", n=analysis["eot_trained_rows"], kept=rep["kept"]))
-    if not out or all(c.startswith("✅") for c in out):
-        out.append("✅ " + t(lang, "tpl.check_all_ok", kept=rep["kept"], rows=rep["rows_in"]))
+        out.append("✔ " + t(lang, "tpl.check_eot_ok", n=analysis["eot_trained_rows"], kept=rep["kept"]))
+    if not out or all(c.startswith("✔") for c in out):
+        out.append("✔ " + t(lang, "tpl.check_all_ok", kept=rep["kept"], rows=rep["rows_in"]))
     return out
 
 

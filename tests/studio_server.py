@@ -37,6 +37,23 @@ def _up(url: str) -> bool:
         return False
 
 
+def stop_jobs(workdir: Path, timeout_s: float = 45) -> None:
+    """Jobs outlive the studio by design; a test stops the ones it left running."""
+    from trainer_backend.jobs import ADMIN, JobRunner
+
+    if not (workdir / "jobs.db").exists():
+        return
+    runner = JobRunner(workdir, gpus=[], min_free_gib=0)
+    live = lambda: [j for j in runner.list(ADMIN) if j.state in ("queued", "running", "stopping")]  # noqa: E731
+    for job in live():
+        if job.state != "stopping":
+            runner.stop(job.id, ADMIN)
+    try:
+        wait_until(lambda: not live(), timeout_s, what="the test's jobs to stop")
+    finally:
+        runner.close()
+
+
 @contextmanager
 def running_studio(workdir: Path, *extra: str, timeout_s: float = 90):
     """Yields the base URL; the studio's output goes to workdir/../studio.log for failures."""
@@ -52,6 +69,7 @@ def running_studio(workdir: Path, *extra: str, timeout_s: float = 90):
         assert proc.poll() is None, (workdir.parent / f"studio-{port}.log").read_text()
         yield url
     finally:
+        stop_jobs(workdir)
         proc.terminate()
         try:
             proc.wait(15)

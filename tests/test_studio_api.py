@@ -84,19 +84,22 @@ def test_upload_preview_launch_events_stop(tmp_path, tiny_llama_dir, smollm2_dir
                                                           api_name="/launch")
         assert job_id and job_id in status and "tiny-api" in yaml_text
 
-        seen: list[int] = []   # points of each redrawn chart; the monitor skips the redraw when nothing is new
+        # The monitor skips outputs that did not change since this session's previous call.
+        seen: list[int] = []
+        summaries: list[str] = []
 
-        def loss_points():
+        def monitor_until(done) -> None:
             summary, loss_plot, _sys, _log = client.predict(job_id, "en", api_name="/monitor")
+            if isinstance(summary, str):
+                summaries.append(summary)
             if "plot" in loss_plot:
                 seen.append(plot_points(loss_plot))
-            return seen and seen[-1] >= 3 and summary
-        summary = wait_until(loss_points, 150, every_s=1, what="three train events in the loss chart")
-        assert seen == sorted(seen)
-        assert "running" in summary
+            return done()
+        wait_until(lambda: monitor_until(lambda: seen and seen[-1] >= 3), 150, every_s=1,
+                   what="three train events in the loss chart")
+        assert seen == sorted(seen) and "running" in summaries[-1]
         assert job_id in client.predict(job_id, "en", api_name="/stop")
-        wait_until(lambda: "stopped" in client.predict(job_id, "en", api_name="/monitor")[0], 60,
-                   what="the job to stop")
+        wait_until(lambda: monitor_until(lambda: "stopped" in summaries[-1]), 60, what="the job to stop")
         table, _pick = client.predict(None, "en", api_name="/jobs")
         assert [r[0] for r in table["data"]] == [job_id] and table["data"][0][2] == "stopped"
 

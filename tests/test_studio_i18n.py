@@ -1,0 +1,52 @@
+"""Every interface string exists in English and Vietnamese, and the language switch relabels."""
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+from studio.config_form import field_specs
+from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, t
+
+STUDIO = Path(__file__).resolve().parent.parent / "studio"
+KEY = re.compile(r'"((?:app|tab|data|tpl|train|mon|jobs|chat|export|cfg\.section)\.[a-z_]+)"')
+
+
+def used_keys() -> set[str]:
+    """String keys the tabs use (config keys such as "data.path" name form fields, not strings)."""
+    config_keys = {s.key for s in field_specs()}
+    keys = set()
+    for path in STUDIO.glob("*.py"):
+        if path.name != "i18n.py":
+            keys |= set(KEY.findall(path.read_text())) - config_keys
+    return keys
+
+
+def test_every_used_key_is_translated_with_the_same_placeholders():
+    assert STRINGS["en"].keys() == STRINGS["vi"].keys()
+    missing = used_keys() - STRINGS["en"].keys()
+    assert not missing, missing
+    fields = lambda s: {f for _, f, _, _ in string.Formatter().parse(s) if f}  # noqa: E731
+    for key, en in STRINGS["en"].items():
+        vi = STRINGS["vi"][key]
+        assert fields(en) == fields(vi), key
+        assert vi.strip(), key
+
+
+def test_config_form_labels_switch_language():
+    import gradio as gr
+
+    book = LabelBook()
+    with gr.Blocks():
+        lr = book.add(gr.Number(), label=field_label_key("train.lr"), info=field_info_key("train.lr"))
+        btn = book.add(gr.Button(), value="train.launch")
+    assert lr.label == "Learning rate · train.lr" and btn.value == "Launch"
+    en, vi = book.updates("en"), book.updates("vi")
+    assert vi[0]["label"] == "Tốc độ học · train.lr" and vi[0]["info"].startswith("Bước của bộ tối ưu")
+    assert vi[1]["value"] == "Bắt đầu huấn luyện" and en[1]["value"] == "Launch"
+
+
+def test_every_config_key_has_a_form_field():
+    keys = {s.key for s in field_specs()}
+    assert {"method", "train.lr", "lora.r", "template.max_seq_len", "sync.devices"} <= keys
+    assert t("vi", "state.running") == "đang chạy"
