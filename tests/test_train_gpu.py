@@ -1,0 +1,79 @@
+"""GPU: the unsloth engine computes the same first-step loss as the hf engine on the same batch.
+
+Each engine runs in its own process: importing unsloth patches transformers for the whole process.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def first_step_loss(engine: str, model_dir: str, job_dir: str) -> float:
+    """Child process: one optimizer step of our loop through `engine`; returns its logged loss.
+    LoRA B starts at zero, so this loss is the base model's loss on the batch."""
+    if engine == "unsloth":
+        import unsloth  # noqa: F401
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from trainer_backend.config import RunConfig
+    from trainer_backend.models.engine import resolve_engine
+    from trainer_backend.models.loading import load_for_training
+    from trainer_backend.templates.example import Example
+    from trainer_backend.train.events import EventLog, read_events
+    from trainer_backend.train.loop import StopFlag, fit
+    from trainer_backend.train.sync.local import LocalSync
+
+    device = torch.device("cuda", 0)
+    cfg = resolve_engine(RunConfig.model_validate({
+        "model": {"name_or_path": model_dir, "engine": engine},
+        "template": {"max_seq_len": 256, "packing": False},
+        "train": {"micro_batch_size": 4, "max_steps": 1, "precision": "bf16", "gradient_checkpointing": "off"},
+        "sync": {"devices": [0]}, "output": {"dir": job_dir},
+    }), device)
+    rng = random.Random(0)
+    examples = []
+    for row, length in enumerate([256, 200, 256, 130]):  # uneven rows: padding and masks are exercised
+        ids = [rng.randrange(1000) for _ in range(length)]
+        examples.append(Example(row=row, input_ids=ids, trained=[i >= length // 4 for i in range(length)], text=""))
+    loaded = load_for_training(cfg, device)
+    fit(loaded, cfg, examples, [], Path(job_dir), sync=LocalSync(), device=device, events=EventLog(job_dir),
+        stop=StopFlag(), pad_id=0)
+    return read_events(job_dir, "train")[0]["loss"]
+
+
+@pytest.mark.gpu
+def test_unsloth_and_hf_engines_agree_on_the_first_step(tmp_path):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = tmp_path / "qwen-small"
+    cfg = AutoConfig.for_model("qwen2", hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
+                               num_attention_heads=8, num_key_value_heads=2, vocab_size=151936,
+                               max_position_embeddings=4096, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct").save_pretrained(model_dir)
+    losses = {}
+    for engine in ("hf", "unsloth"):
+        out = subprocess.run([sys.executable, __file__, engine, str(model_dir), str(tmp_path / engine)],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        losses[engine] = json.loads(out.stdout.strip().splitlines()[-1])
+    # Both compute in bf16 (unit roundoff 2^-8 ≈ 0.4%) with different kernels (unsloth's Triton RMSNorm,
+    # RoPE, fused CE vs PyTorch's). Rounding differs per activation but is unbiased, and the loss averages
+    # ~640 token losses, so differences stay well below one bf16 ulp of the loss (~12 ≈ ln 151936
+    # -> ulp 0.0625); 0.5% of the loss (≈0.06) is that bound. A wrong mask or normalization moves the
+    # loss by far more (e.g. counting padded or prompt tokens changes N by 30%).
+    assert losses["unsloth"] == pytest.approx(losses["hf"], rel=5e-3)
+
+
+if __name__ == "__main__":
+    print(json.dumps(first_step_loss(*sys.argv[1:4])))
