@@ -52,7 +52,8 @@ def first_step_loss(engine: str, model_dir: str, job_dir: str) -> float:
 @pytest.mark.gpu
 def test_unsloth_and_hf_engines_agree_on_the_first_step(tmp_path):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
     model_dir = tmp_path / "qwen-small"
     cfg = AutoConfig.for_model("qwen2", hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
@@ -60,7 +61,11 @@ def test_unsloth_and_hf_engines_agree_on_the_first_step(tmp_path):
                                max_position_embeddings=4096, tie_word_embeddings=True)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(model_dir)
-    AutoTokenizer.from_pretrained(ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct").save_pretrained(model_dir)
+    vocab = {f"t{i}": i for i in range(1000)} | {"<pad>": 1000, "<eos>": 1001, "<unk>": 1002}
+    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="<eos>",
+                            unk_token="<unk>").save_pretrained(model_dir)
     losses = {}
     for engine in ("hf", "unsloth"):
         out = subprocess.run([sys.executable, __file__, engine, str(model_dir), str(tmp_path / engine)],
