@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trainer_backend.serve.worker import TOKEN_HEADER
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # so the worker imports this trainer_backend from any cwd
 START_TIMEOUT_S = 300.0
 REQUEST_TIMEOUT_S = 600.0
 
@@ -42,8 +43,7 @@ class ChatWorker:
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=log, text=True,
                                          start_new_session=True,
-                                         env={**os.environ, "STUDIO_WORKER_TOKEN": self.token,
-                                              "TOKENIZERS_PARALLELISM": "false"})
+                                         env=_worker_env(self.token))
         self.port = self._wait_ready()
 
     def _wait_ready(self) -> int:
@@ -85,6 +85,11 @@ class ChatWorker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def _worker_env(token: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "STUDIO_WORKER_TOKEN": token, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
 
 
 class ChatPool:
