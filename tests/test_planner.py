@@ -148,3 +148,12 @@ def test_architecture_from_a_folder_with_only_config_json(tmp_path):
     missing = config(**{"model.name_or_path": str(tmp_path / "nowhere"), "model.architecture": {}})
     with pytest.raises(ConfigError, match="model.name_or_path"):
         estimate(missing)
+
+
+def test_cpu_resolution_keeps_a_users_micro_batch_above_the_default():
+    from trainer_backend.config import RunConfig
+    from trainer_backend.planner import resolve_auto
+
+    cfg = RunConfig.model_validate({"train": {"micro_batch_size": 8, "grad_accum": 3}, "sync": {"devices": ["cpu"]}})
+    resolved = resolve_auto(cfg, None)
+    assert (resolved.train.micro_batch_size, resolved.train.grad_accum) == (8, 3)

@@ -28,7 +28,8 @@ def without_budget(cfg: RunConfig) -> RunConfig:
         out.method = "lora"
     if out.train.gradient_checkpointing == "auto":
         out.train.gradient_checkpointing = "off"
-    micro = max(m for m in micro_batch_choices(cfg) if m <= DEFAULT_MICRO_BATCH or m == 1)
+    choices = micro_batch_choices(cfg)  # the user's own micro-batch when they gave one
+    micro = max([m for m in choices if m <= DEFAULT_MICRO_BATCH] or [min(choices)])
     out.train.micro_batch_size = micro
     out.train.grad_accum = grad_accum_for(cfg, micro)
     return out
