@@ -78,8 +78,8 @@ def test_login_required_and_users_see_only_their_jobs(tmp_path):
         table, _ = bob.predict(None, "en", api_name="/jobs")
         assert table["data"] == [] or table["data"] == [[None] * len(table["headers"])]
         summary, *_ = bob.predict(job_id, "en", api_name="/monitor")
-        assert summary.startswith("⛔") and job_id in summary
-        assert bob.predict(job_id, "en", api_name="/stop").startswith("⛔")
+        assert summary.startswith("✖") and job_id in summary
+        assert bob.predict(job_id, "en", api_name="/stop").startswith("✖")
         # On a shared server a job reads only the user's uploads or the bundled samples.
         other = cfg.with_overrides({"data.path": str(tmp_path / "work" / "users" / "alice" / "uploads" / "x.jsonl")})
         status, *_ = bob.predict(*launch_args(other), api_name="/launch")
