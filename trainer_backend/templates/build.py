@@ -56,9 +56,11 @@ def apply_length_policy(example: Example, tcfg: TemplateConfig) -> Example | str
 
 
 def build_examples(convs: Sequence[Conversation], tokenizer: PreTrainedTokenizerBase,
-                   tcfg: TemplateConfig) -> tuple[list[Example], BuildReport]:
-    """Render, mask and length-filter every row; the report counts every row that did not make it."""
-    rendered, errors = render_and_mask_many(convs, tokenizer, tcfg)
+                   tcfg: TemplateConfig, fast: bool = True) -> tuple[list[Example], BuildReport]:
+    """Render, mask and length-filter every row; the report counts every row that did not make it.
+
+    `fast=False` renders every row by the slow reference path (same results, for checks)."""
+    rendered, errors = render_and_mask_many(convs, tokenizer, tcfg, fast=fast)
     report = BuildReport(rows_in=len(convs))
     dropped: Counter[str] = Counter({TEMPLATE_ERROR: len(errors)} if errors else {})
     issues = list(errors)
