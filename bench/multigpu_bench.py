@@ -31,11 +31,13 @@ SYNC_LINE = re.compile(r"sync step (\d+): sync_ms=([\d.]+) bytes=(\d+)")
 
 
 def make_model(folder: Path, layers: int) -> Path:
-    """Random weights train at the speed of real ones; a 1000-word tokenizer keeps data simple."""
+    """Random weights train at the speed of real ones. The tokenizer is byte-level with no merges
+    (one token per character), which loads the same whether transformers picks the generic fast
+    class or Qwen2's own."""
     if (folder / "config.json").exists():
         return folder
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
     kw = dict(QWEN7B, num_hidden_layers=layers)
@@ -47,9 +49,11 @@ def make_model(folder: Path, layers: int) -> Path:
     model.save_pretrained(folder)
     del model
     torch.cuda.empty_cache()
-    vocab = {f"t{i}": i for i in range(1000)} | {"<pad>": 1000, "<eos>": 1001, "<unk>": 1002}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)} | {"<pad>": 256, "<eos>": 257, "<unk>": 258}
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     fast.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     fast.save_pretrained(folder)
@@ -57,12 +61,13 @@ def make_model(folder: Path, layers: int) -> Path:
 
 
 def make_data(path: Path, rows: int) -> Path:
-    """Plain-text rows longer than SEQ words: truncated to exactly SEQ trained tokens each."""
+    """Plain-text rows longer than SEQ characters (= tokens): truncated to exactly SEQ tokens each."""
     import random
     rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz "
     with path.open("w") as f:
         for _ in range(rows):
-            f.write(json.dumps({"text": " ".join(f"t{rng.randrange(1000)}" for _ in range(SEQ + 64))}) + "\n")
+            f.write(json.dumps({"text": "".join(rng.choice(letters) for _ in range(SEQ + 256))}) + "\n")
     return path
 
 

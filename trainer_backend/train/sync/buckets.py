@@ -67,9 +67,17 @@ def gather_grads(bucket: Bucket, out: torch.Tensor) -> None:
             v.zero_()
 
 
-def scatter_grads(bucket: Bucket, flat: torch.Tensor) -> None:
-    """Write a flat (summed) bucket back into the parameters' gradients."""
+def scatter_grads(bucket: Bucket, flat: torch.Tensor, alias: bool = False) -> None:
+    """Write a flat (summed) bucket back into the parameters' gradients.
+
+    With `alias` (a private buffer of the parameters' dtype) the gradients become views into it:
+    no copy kernels, which matters with hundreds of small LoRA tensors. That is safe because the
+    buffer is rewritten only by the next step's gather, after the optimizer has read it."""
     views = bucket.views(flat)
+    if alias and all(p.dtype == flat.dtype for p in bucket.params):
+        for p, v in zip(bucket.params, views):
+            p.grad = v
+        return
     have = [(p.grad, v) for p, v in zip(bucket.params, views) if p.grad is not None]
     if have:
         torch._foreach_copy_([g for g, _ in have], [v for _, v in have])

@@ -65,7 +65,7 @@ class NcclSync:
         self._prepared().flush()
         for bucket, flat, work in zip(self._buckets, self._flat, self._works):
             work.wait()
-            scatter_grads(bucket, flat)
+            scatter_grads(bucket, flat, alias=True)
         self._works.clear()
         nbytes = sum(f.numel() * f.element_size() for f in self._flat)
         return {"sync_ms": self._timer.stop_ms(), "bytes": nbytes}

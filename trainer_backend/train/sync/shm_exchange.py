@@ -103,7 +103,7 @@ class BucketExchange:
         if self._cuda:
             with torch.cuda.stream(self._h2d):
                 self._flat[index].copy_(out, non_blocking=True)
-                scatter_grads(bucket, self._flat[index])
+                scatter_grads(bucket, self._flat[index], alias=True)
         else:
             scatter_grads(bucket, out)
 
