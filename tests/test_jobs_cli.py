@@ -40,7 +40,7 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     runner = JobRunner(tmp_path, gpus=[], min_free_gib=0, train_command=FAKE_COMMAND)
     job_id = runner.submit(fake_config(), "ann")
     assert cli(capsys, tmp_path, "logs", "nope") == (2, "", "'nope' is not a job id\n")
-    assert cli(capsys, tmp_path, "--user", "bob", "stop", job_id) == (2, "", f"job {job_id} belongs to another user\n")
+    assert cli(capsys, tmp_path, "--user", "bob", "stop", job_id) == (2, "", f"you have no job {job_id}\n")
     code, _, err = cli(capsys, tmp_path, "resume", job_id)
     assert code == 2 and err == f"job {job_id} is queued: only a stopped or failed job can be resumed\n"
     assert cli(capsys, tmp_path / "missing", "list") == (2, "", f"workdir {tmp_path / 'missing'} does not exist\n")

@@ -230,9 +230,10 @@ class JobRunner:
         else:
             row = registry.fetch(conn, job_id)
         if row is None:
-            raise JobNotFound(f"no job {job_id} in {self.workdir}")
+            raise JobNotFound(f"no job {job_id} in {self.workdir}" if user is ADMIN else f"you have no job {job_id}")
         if user is not ADMIN and row.owner != user:
-            raise PermissionError(f"job {job_id} belongs to another user")
+            # Same words as an unknown id: a user learns nothing about other users' jobs.
+            raise PermissionError(f"you have no job {job_id}")
         return row
 
     def _info(self, row: registry.JobRow) -> JobInfo:
