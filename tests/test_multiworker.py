@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,3 +184,21 @@ def test_sigterm_stops_every_worker_at_the_same_step(setup):
         assert f"stopped at step {step} of 500" in log
     assert not any(pid_alive(pid) for pid in pids.values())
     assert not job_folder(sync_job_id(job_dir)).exists()
+
+
+def test_torchrun_start_equals_one_worker(setup, reference):
+    """The multi-node entry: torchrun starts the workers itself, which then use the nccl backend
+    (gloo on CPU workers) with the rank and world size torchrun gives them."""
+    tmp, model, data = setup
+    config = write_config(tmp, model, data, "torchrun", ["cpu", "cpu"], micro=3, accum=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={port}", "-m", "trainer_backend.train.worker", "--config", str(config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ours, ref = trainable(tmp / "torchrun"), trainable(reference)
+    assert max(float((ours[k] - ref[k]).abs().max()) for k in ref) <= 1e-5
+    losses = [e["loss"] for e in read_events(tmp / "torchrun", "train")]
+    assert losses == pytest.approx([e["loss"] for e in read_events(reference, "train")], abs=1e-5)
