@@ -15,13 +15,15 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow,
 
 # Why these tolerances: bf16 keeps 8 significant bits. A sequence trained on another GPU sits in
 # a different micro-batch, so the matmuls tile and accumulate it in another order and its
-# activations differ by about one bf16 ulp (2^-8 relative) here and there; that reaches the
-# gradients as relative differences of order 1e-3. Adam divides each element by its own RMS, so an
-# element whose gradient is near zero may move differently, but such elements carry little of the
-# norm. Hence a norm-relative bound on the trained LoRA B matrices (they start at zero, so they are
-# the whole update), 5%, and 1% on the logged losses. Skipping the sync (each GPU stepping on its
-# own half) changes the update direction by tens of percent and fails both.
-WEIGHT_REL_TOL = 0.05
+# activations differ by about one bf16 ulp (2^-8 relative) here and there; the gradients then
+# differ by well under 1% of their typical size. Adam's first steps move every element by about
+# +-lr whatever the size of its gradient, so an element whose gradient is within that noise of
+# zero may move the other way, 2*lr from the reference. If a fraction f of the elements do, the
+# norm of the difference of the LoRA B matrices (they start at zero: they are the whole update) is
+# 2*sqrt(f) of the update's norm: 0.3 allows f of about 2%. A missing or wrong sync (each GPU
+# stepping on its own half of the batch) flips about a third of the signs: a ratio near 1. The
+# logged losses are forward values on identical data and weights that barely differ: 1%.
+WEIGHT_REL_TOL = 0.3
 LOSS_REL_TOL = 0.01
 
 
