@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from trainer_backend.config import SyncConfig  # noqa: E402
 from trainer_backend.train.sync import make_sync  # noqa: E402
-from trainer_backend.train.sync.shm_files import claim, job_folder, release  # noqa: E402
+from trainer_backend.train.sync.shm_files import claim, release  # noqa: E402
 
 BACKENDS = [("nccl", "fp32"), ("shm", "fp32"), ("shm", "bf16")]
 TENSORS = 392  # a 7B LoRA r=16 on all linear layers has 28 layers x 7 modules x 2 matrices

@@ -30,7 +30,3 @@ class GradSync(Protocol):
     def finish(self) -> dict: ...
 
     def close(self) -> None: ...
-
-
-def describe_device(device: torch.device) -> str:
-    return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
