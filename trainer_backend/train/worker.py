@@ -2,7 +2,13 @@
 
 Started by the launcher (one per entry of `sync.devices`, with --rank/--world-size/--device), or by
 torchrun, whose environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) then gives
-the rank and the GPU; under torchrun the backend is always nccl.
+the rank and the GPU (cuda:LOCAL_RANK); under torchrun the backend is always nccl. Two machines
+with 8 GPUs each, output.dir on storage both can read (resume reads its checkpoints):
+
+    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --master_addr=HOST0 --master_port=29500 \
+        -m trainer_backend.train.worker --config run.yaml       # on HOST0
+    torchrun --nnodes=2 --node_rank=1 --nproc_per_node=8 --master_addr=HOST0 --master_port=29500 \
+        -m trainer_backend.train.worker --config run.yaml       # on the second machine
 """
 from __future__ import annotations
 
