@@ -53,6 +53,20 @@ def tokenizer_dir():
 
 
 @pytest.fixture(scope="session")
+def tokenizers(tokenizer_dir):
+    """`tokenizers(name, template)`: a real offline tokenizer with a chat template, loaded once."""
+    from trainer_backend.templates import load_tokenizer
+
+    cache = {}
+
+    def get(name: str, template: str = "auto"):
+        if (name, template) not in cache:
+            cache[name, template] = load_tokenizer(str(tokenizer_dir(name)), template)
+        return cache[name, template]
+    return get
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     return _need(DATA)
 

@@ -46,17 +46,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tokenizers(tokenizer_dir):
-    cache = {}
-
-    def get(name: str, template: str):
-        if (name, template) not in cache:
-            cache[name, template] = load_tokenizer(str(tokenizer_dir(name)), template)
-        return cache[name, template]
-    return get
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_response_only_trains_exactly_each_assistant_turn(case, tokenizers):
     name, template, thinking, eot = CASES[case]

@@ -66,17 +66,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tokenizers(tokenizer_dir):
-    cache = {}
-
-    def get(name: str, template: str):
-        if (name, template) not in cache:
-            cache[name, template] = load_tokenizer(str(tokenizer_dir(name)), template)
-        return cache[name, template]
-    return get
-
-
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("loss", ["response_only", "last_turn"])
 def test_fast_path_equals_slow_path(case, loss, tokenizers):
