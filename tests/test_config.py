@@ -66,3 +66,13 @@ def test_set_overrides_parse_yaml_values(tmp_path):
     assert (cfg.train.lr, cfg.sync.devices, cfg.train.max_steps) == (1e-4, [0, 1], 7)
     with pytest.raises(ConfigError, match=r"unknown key 'trian'"):
         load_config(path, ["trian.lr=1"])
+
+
+def test_presets_find_their_bundled_files_from_any_working_directory(tmp_path, monkeypatch):
+    from trainer_backend.config import PROJECT_ROOT, load_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("smollm2-135m-demo")
+    assert cfg.data.path == str(PROJECT_ROOT / "samples" / "demo_alpaca.jsonl")
+    assert cfg.model.name_or_path.startswith(str(PROJECT_ROOT))
+    assert load_config("qwen3-8b").model.name_or_path == "Qwen/Qwen3-8B"  # hub ids stay as they are

@@ -233,12 +233,24 @@ def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) 
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         apply_overrides(data, overrides)
     try:
-        return validate_config(data)
+        cfg = validate_config(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+    return _anchor_to_project(cfg) if path.resolve().parent == PRESETS_DIR else cfg
 
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = PROJECT_ROOT / "presets"
+
+
+def _anchor_to_project(cfg: RunConfig) -> RunConfig:
+    """Presets name bundled files (the demo model in .cache, samples/) relative to the project, so
+    that they resolve wherever the studio or the CLI was started from."""
+    for section, key in (("model", "name_or_path"), ("data", "path")):
+        value = getattr(getattr(cfg, section), key)
+        if value and not Path(value).is_absolute() and (PROJECT_ROOT / value).exists():
+            setattr(getattr(cfg, section), key, str(PROJECT_ROOT / value))
+    return cfg
 
 
 def resolve_config_path(source: str | Path) -> Path:
