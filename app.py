@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import signal
 import sys
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def serve(argv: list[str]) -> int:
     ctx = make_context(settings)
     ctx.runner.start_background()
     demo = build_ui(ctx)
+    # A plain `kill` (service managers, test harnesses) must also stop the chat workers: they run
+    # in their own sessions and would otherwise outlive the studio, each holding a model.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
                                                        **launch_kwargs(settings, checker))

@@ -61,13 +61,13 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
                 export = export_tab.build(ctx, lang)
         for event in data.loaded:
             template.attach(event)
-        def follow_launch(job_id: str, request: gr.Request):
-            return monitor.refresh_choices(job_id, request), gr.Tabs(selected="monitor")
+        def follow_launch(job_id: str, lang_v: str, request: gr.Request):
+            return monitor.refresh_choices(job_id, lang_v, request), gr.Tabs(selected="monitor")
 
         def relabel(code: str, request: gr.Request):
             return t(code, "app.subtitle", user=user_of(request)), *L.updates(code)
 
-        train.launched.change(follow_launch, train.launched, [monitor.job, tabs])
+        train.launched.change(follow_launch, [train.launched, lang], [monitor.job, tabs])
         items["jobs"].select(jobs.refresh, [jobs.job, lang], [jobs.table, jobs.job])
         items["chat"].select(chat.refresh, chat.job, chat.job)
         items["export"].select(export.refresh, export.job, export.job)
@@ -79,7 +79,7 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
 def _on_load(ctx: StudioContext, monitor: monitor_tab.MonitorTab):
     """A (re)loaded page re-attaches the Monitor to the user's newest live job."""
     def on_load(current: str | None, request: gr.Request):
-        return t("en", "app.subtitle", user=user_of(request)), monitor.refresh_choices(current, request)
+        return t("en", "app.subtitle", user=user_of(request)), monitor.refresh_choices(current, "en", request)
     return on_load
 
 

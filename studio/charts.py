@@ -23,7 +23,8 @@ def absorb(series: dict[str, Any], events: list[dict]) -> None:
             series["loss"].append(ev.get("loss"))
             series["lr"].append(ev.get("lr"))
             series["tps"].append(ev.get("tokens_per_s"))
-            series["mem"].append(max(ev.get("gpu_mem_gib") or [0.0]))
+            mem = ev.get("gpu_mem_gib") or []          # empty on a CPU job
+            series["mem"].append(max(mem) if mem else None)
             series["eta_s"] = ev.get("eta_s")
         elif kind == "eval":
             series["eval_step"].append(ev.get("step"))
@@ -49,9 +50,18 @@ def loss_figure(s: dict[str, Any], lang: str) -> go.Figure:
 def system_figure(s: dict[str, Any], lang: str) -> go.Figure:
     titles = (t(lang, "mon.lr"), t(lang, "mon.tps"), t(lang, "mon.gpu_mem"))
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
-    for col, key in enumerate(("lr", "tps", "mem"), start=1):
+    on_gpu = any(m is not None for m in s["mem"])
+    for col, key in enumerate(("lr", "tps", "mem") if on_gpu or not s["step"] else ("lr", "tps"), start=1):
         fig.add_trace(go.Scatter(x=s["step"], y=s[key], mode="lines", name=titles[col - 1], showlegend=False),
                       row=1, col=col)
+    if s["step"] and not on_gpu:
+        # A CPU job has no GPU memory to draw: say so instead of a flat zero line.
+        fig.update_xaxes(visible=False, row=1, col=3)
+        fig.update_yaxes(visible=False, row=1, col=3)
+        x0, x1 = fig.layout.xaxis3.domain
+        y0, y1 = fig.layout.yaxis3.domain
+        fig.add_annotation(text=t(lang, "mon.no_gpu"), showarrow=False, xref="paper", yref="paper",
+                           x=(x0 + x1) / 2, y=(y0 + y1) / 2, font=dict(size=13, color="#666"))
     fig.update_layout(height=240, margin=dict(l=50, r=10, t=40, b=30), uirevision=s["job"])
     return fig
 

@@ -67,14 +67,18 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
     def on_send(text: str, hist_l: list, hist_r: list, job_id: str | None, base: str, n: float, lang_v: str,
                 request: gr.Request):
         if not (text or "").strip():
-            return gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.empty")
+            yield gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.empty")
+            return
         user = user_of(request)
         try:
             specs = specs_for(ctx, user, job_id, base)
         except (*JOB_ERRORS, ConfigError) as err:
-            return gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.failed", error=str(err))
+            yield gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.failed", error=str(err))
+            return
         turn = {"role": "user", "content": text}
         histories = {BASE: [*(hist_l or []), turn], TUNED: [*(hist_r or []), turn]}
+        # The question shows at once on each side that answers; the first answer loads the models.
+        yield "", histories[BASE], histories[TUNED] if TUNED in specs else gr.skip(), t(lang_v, "chat.thinking")
         with ThreadPoolExecutor(max_workers=2) as pool:   # both workers answer at the same time
             futures = {slot: pool.submit(ask, spec, user, slot, histories[slot], n) for slot, spec in specs.items()}
         errors = []
@@ -85,7 +89,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
                 errors.append(t(lang_v, "chat.failed", error=str(err)))
                 histories[slot].pop()
         right_out = histories[TUNED] if TUNED in specs else hist_r
-        return "", histories[BASE], right_out, "\n\n".join(errors)
+        yield "", histories[BASE], right_out, "\n\n".join(errors)
 
     def refresh(current: str | None, request: gr.Request):
         choices = finished_jobs(ctx, user_of(request))
@@ -93,7 +97,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 
     inputs = [prompt, left, right, job, base_model, max_new, lang]
-    gr.on([send.click, prompt.submit], on_send, inputs, [prompt, left, right, status], api_name="chat")
+    gr.on([send.click, prompt.submit], on_send, inputs, [prompt, left, right, status], api_name="chat",
+          show_progress="minimal")
     clear.click(lambda: ([], [], ""), None, [left, right, status])
     job.change(lambda: ([], []), None, [left, right])
     refresh_btn.click(refresh, job, job)

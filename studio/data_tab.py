@@ -15,6 +15,7 @@ from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, load_dataset
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+DEMO_SAMPLE = "demo_alpaca.jsonl"      # the demo preset's data: "Load sample" is one click
 FORMATS = ["auto", "alpaca", "sharegpt", "messages", "text"]
 TABLE_ROWS = 20
 
@@ -100,7 +101,8 @@ def stats_text(analysis: dict[str, Any] | None, lang: str) -> str:
 
 def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analysis_state: gr.State) -> DataTab:
     L = ctx.labels
-    samples = sorted(p.name for p in SAMPLES_DIR.glob("*.json*"))
+    # The demo's sample first and preselected; the others (e.g. one with broken rows) follow.
+    samples = sorted((p.name for p in SAMPLES_DIR.glob("*.json*")), key=lambda n: (n != DEMO_SAMPLE, n))
     with gr.Row():
         upload = L.add(gr.File(file_types=[".json", ".jsonl", ".csv", ".parquet"], elem_id="data-upload",
                                scale=2), label="data.upload")

@@ -127,6 +127,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "mon.loss": ("Loss", "Loss"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
     "mon.step": ("step", "bước"), "mon.lr": ("learning rate", "tốc độ học"), "mon.tps": ("tokens/s", "token/giây"),
     "mon.gpu_mem": ("GPU memory (GiB)", "Bộ nhớ GPU (GiB)"),
+    "mon.no_gpu": ("No GPU: this job trains on the CPU", "Không có GPU: công việc này huấn luyện trên CPU"),
     "state.queued": ("queued", "đang chờ"), "state.running": ("running", "đang chạy"),
     "state.stopping": ("stopping", "đang dừng"), "state.stopped": ("stopped", "đã dừng"),
     "state.completed": ("completed", "hoàn tất"), "state.failed": ("failed", "thất bại"),
@@ -149,6 +150,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "chat.prompt": ("Message", "Tin nhắn"), "chat.prompt_ph": ("Ask both models…", "Hỏi cả hai mô hình…"),
     "chat.send": ("Send", "Gửi"), "chat.clear": ("Clear", "Xoá"),
     "chat.empty": ("Type a message first.", "Hãy nhập tin nhắn trước."),
+    "chat.thinking": ("Answering… (the first message loads the models)",
+                      "Đang trả lời… (tin nhắn đầu tiên sẽ nạp mô hình)"),
     "chat.failed": ("✖ {error}", "✖ {error}"),
     # Export
     "export.job": ("Completed job", "Công việc đã xong"), "export.refresh": ("Refresh", "Làm mới"),

@@ -50,7 +50,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
         df = pd.DataFrame([job_row(j, lang_v) for j in sorted(jobs, key=lambda j: j.created, reverse=True)],
                           columns=list(COLUMNS))
         ids = {j.id for j in jobs}
-        return df, gr.update(choices=job_choices(jobs), value=current if current in ids else None)
+        return df, gr.update(choices=job_choices(jobs, lang_v), value=current if current in ids else None)
 
     def act(action: str):
         def run(job_id: str | None, lang_v: str, request: gr.Request):

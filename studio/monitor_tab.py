@@ -20,11 +20,13 @@ LOG_LINES = 30
 @dataclass
 class MonitorTab:
     job: gr.Dropdown
-    refresh_choices: Any      # fn(current job, request) -> dropdown update; on page load and after launch
+    refresh_choices: Any      # fn(current job, lang, request) -> dropdown update; on page load and after launch
 
 
-def job_choices(jobs: list[JobInfo]) -> list[tuple[str, str]]:
-    return [(f"{j.name} · {j.id}", j.id) for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+def job_choices(jobs: list[JobInfo], lang: str = "en") -> list[tuple[str, str]]:
+    """Newest first, each labelled with its current state (the Monitor relabels as states change)."""
+    return [(f"{j.name} · {t(lang, f'state.{j.state}')} · {j.id}", j.id)
+            for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
 
 
 def default_job(jobs: list[JobInfo]) -> str | None:
@@ -58,12 +60,20 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
     log = L.add(gr.Textbox(lines=10, max_lines=10, interactive=False, elem_id="mon-log", autoscroll=True),
                 label="mon.log")
     series = gr.State(None)
+    shown_choices = gr.State(None)      # the labels the dropdown shows now, to relabel only on a change
     timer = gr.Timer(REFRESH_S)
 
-    def refresh_choices(current: str | None, request: gr.Request):
+    def refresh_choices(current: str | None, lang_v: str, request: gr.Request):
         jobs = ctx.runner.list(user_of(request))
         ids = {j.id for j in jobs}
-        return gr.update(choices=job_choices(jobs), value=current if current in ids else default_job(jobs))
+        return gr.update(choices=job_choices(jobs, lang_v), value=current if current in ids else default_job(jobs))
+
+    def relabel(shown: list | None, lang_v: str, request: gr.Request):
+        """Keep each job's state in its dropdown label current (queued → running → completed)."""
+        choices = [list(c) for c in job_choices(ctx.runner.list(user_of(request)), lang_v)]
+        if choices == shown:
+            return gr.skip(), gr.skip()
+        return gr.update(choices=[tuple(c) for c in choices]), choices
 
     def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
         if not job_id:
@@ -100,7 +110,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
 
     outs = [summary, loss_plot, system_plot, log, series]
     timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
+    timer.tick(relabel, [shown_choices, lang], [job, shown_choices], show_progress="hidden", queue=False)
     job.change(tick, [job, series, lang], outs, show_progress="hidden", api_name="monitor")
-    refresh.click(refresh_choices, [job], job)
+    refresh.click(refresh_choices, [job, lang], job)
     stop.click(on_stop, [job, lang], summary, api_name="stop")
     return MonitorTab(job, refresh_choices)

@@ -53,15 +53,16 @@ def write_yaml(ctx: StudioContext, user: str, cfg: RunConfig) -> Path:
 def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> TrainTab:
     L = ctx.labels
     specs: list[FieldSpec] = field_specs()
-    presets = list_presets()
+    # The offline demo first and preselected: the form below starts on it, so a newcomer can
+    # launch without typing anything (and sees which preset the form holds).
+    presets = sorted(list_presets(), key=lambda p: p.name != DEMO_PRESET)
+    demo = next((p.name for p in presets if p.name == DEMO_PRESET), None)
     gpus = list_gpus(ctx.settings.gpus)
     with gr.Row():
-        preset = L.add(gr.Dropdown([(f"{p.name} — {p.description}", p.name) for p in presets], value=None,
-                                   elem_id="train-preset", scale=3), label="train.preset", info="train.preset_info")
+        preset = L.add(gr.Dropdown([(f"{p.name} — {p.description}", p.name) for p in presets], value=demo,
+                                   interactive=True, elem_id="train-preset", scale=3), label="train.preset", info="train.preset_info")
         gpu_pick = L.add(gr.CheckboxGroup([(g.label(), g.index) for g in gpus], elem_id="train-gpus", scale=2),
                          label="train.gpus", info="train.gpus_info" if gpus else "train.cpu_only")
-    # The form starts on the offline demo, so a newcomer can launch without typing anything.
-    demo = next((p.name for p in presets if p.name == DEMO_PRESET), None)
     form = build_form(L, load_preset(demo) if demo else RunConfig())
     comps = [form[s.key] for s in specs]
     with gr.Row():
@@ -80,7 +81,9 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
         except (FormError, ConfigError) as err:
             return None, t(lang_v, "train.bad_config", error=str(err))
 
-    def on_preset(name: str | None, state: dict | None):
+    def on_preset(evt: gr.SelectData, state: dict | None):
+        # On select, not change: picking the preselected demo again re-applies it (resets the form).
+        name = presets[evt.index].name if isinstance(evt.index, int) and evt.index < len(presets) else None
         if not name:
             return [gr.skip()] * len(specs)
         cfg = load_preset(name)
@@ -118,7 +121,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
             return t(lang_v, "train.launch_failed", error=str(err)), gr.skip(), gr.skip(), gr.skip()
         return t(lang_v, "train.launched", job=job_id), cfg.to_yaml(), write_yaml(ctx, user, cfg), job_id
 
-    preset.change(on_preset, [preset, dataset_state], comps).then(
+    preset.select(on_preset, dataset_state, comps).then(
         show_yaml, [*comps, gpu_pick, lang], [status, code, download])
     dataset_state.change(on_dataset, dataset_state, [form["data.path"], form["data.format"], form["data.columns"]])
     gr.on([estimate_btn.click, gpu_pick.input, *(c.input for c in comps)], show_yaml, [*comps, gpu_pick, lang],
