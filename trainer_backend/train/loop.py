@@ -97,17 +97,20 @@ def model_inputs(examples: list[Example], cfg: RunConfig, pad_id: int, device: t
     return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
 
 
-def token_counts(passes: list[list[Example]], device: torch.device) -> torch.Tensor:
+def step_scalars(passes: list[list[Example]], stop_requested: bool, device: torch.device) -> torch.Tensor:
+    """[trained tokens, tokens, stop votes] of this rank; summed over ranks in ONE exchange a step.
+    Carrying the stop vote here lets every rank stop after the same step without a second
+    exchange (a signal reaches the ranks at slightly different moments)."""
     trained = sum(sum(e.trained) for p in passes for e in p)
     tokens = sum(len(e.input_ids) for p in passes for e in p)
-    return torch.tensor([trained, tokens], dtype=torch.float64, device=device)
+    return torch.tensor([trained, tokens, float(stop_requested)], dtype=torch.float64, device=device)
 
 
 def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
-             device: torch.device, scaler) -> tuple[torch.Tensor, torch.Tensor]:
+             device: torch.device, scaler, stop_requested: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward every pass of this rank; returns (this rank's share of the step loss,
-    global [trained, tokens] counts). Gradients are summed over ranks when it returns."""
-    counts = sync.all_reduce_scalars(token_counts(passes, device))
+    global [trained, tokens, stop votes]). Gradients are summed over ranks when it returns."""
+    counts = sync.all_reduce_scalars(step_scalars(passes, stop_requested, device))
     n_items = counts[0].clamp(min=1).to(torch.float32)
     step_loss = torch.zeros((), dtype=torch.float32, device=device)
     for i, examples in enumerate(passes):
@@ -201,13 +204,16 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     model.train()
     window_counts = torch.zeros(2, dtype=torch.float64, device=device)
     window_start, run_start, steps_run = time.perf_counter(), time.perf_counter(), 0
-    while step < total and not stop.is_set():
+    stop_agreed = False
+    while step < total and not stop_agreed:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = micro_batches(share, t.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
-        step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler)
+        step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
-        window_counts += counts
+        window_counts += counts[:2]
+        # Read after the whole step is queued: the exchange ran at its start, so this rarely waits.
+        stop_agreed = bool(counts[2].item() > 0)
         step += 1
         steps_run += 1
         progress.step = step

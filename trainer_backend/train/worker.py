@@ -35,33 +35,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class AgreedStop:
-    """A stop request that every rank acts on at the same step.
-
-    SIGTERM reaches the ranks at slightly different moments; if one rank saw it before its step and
-    another after, they would stop one step apart and the later one would wait forever. So each
-    check sums the local flags of all ranks: the loop checks once per step on every rank."""
-
-    def __init__(self, sync) -> None:
-        self._sync = sync
-        self._local = False
-        self._agreed = False
-
-    def request(self, *_signal_args) -> None:
-        self._local = True
-
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self.request)
-        signal.signal(signal.SIGINT, self.request)
-
-    def is_set(self) -> bool:
-        if not self._agreed:
-            import torch
-            flags = self._sync.all_reduce_scalars(torch.tensor([float(self._local)], dtype=torch.float64))
-            self._agreed = bool(flags.item() > 0)
-        return self._agreed
-
-
 class MeteredSync:
     """The backend, plus one line per optimizer step in the worker log: how long the exchange held
     the step up and how much it moved (bench/multigpu_bench.py reads these lines)."""
@@ -136,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     job_id = args.job_id or f"job-{os.getppid()}"
     try:
         sync = MeteredSync(make_sync(cfg.sync, rank, world_size, torch_device, job_id))
-        return train_rank(cfg, rank, world_size, device, sync, job_dir, resume=args.resume, stop=AgreedStop(sync))
+        return train_rank(cfg, rank, world_size, device, sync, job_dir, resume=args.resume)
     except SyncError as err:
         print(err, file=sys.stderr)
         return EXIT_PEER_FAILED
