@@ -21,43 +21,32 @@ LLAMA3 = (
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
 
-# Mistral tokenizer v1 (Mistral-7B-Instruct v0.1/v0.2), string form of mistral-common v1:
-#   <s> [INST] user [/INST] assistant</s> [INST] user [/INST] assistant</s>
-# The system prompt is prepended to the first user message, as mistral-common does.
-# Source: https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates
-MISTRAL = (
-    "{% if messages[0]['role'] == 'system' %}"
-    "{% set system = messages[0]['content'] + '\\n\\n' %}{% set loop_messages = messages[1:] %}"
-    "{% else %}{% set system = '' %}{% set loop_messages = messages %}{% endif %}"
-    "{{ bos_token }}"
-    "{% for message in loop_messages %}"
-    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}"
-    "{% if message['role'] == 'user' %}"
-    "{{ ' [INST] ' + (system if loop.first else '') + message['content'] + ' [/INST]' }}"
-    "{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}"
-    "{% endfor %}"
-)
+def _mistral(open_inst: str, close_inst: str) -> str:
+    """The [INST] family: the system prompt joins the FIRST user message. (mistral-common v3 puts
+    it in the last one, but a training template must render every turn's prompt as a prefix of
+    the whole conversation.)"""
+    return (
+        "{% if messages[0]['role'] == 'system' %}"
+        "{% set system = messages[0]['content'] + '\\n\\n' %}{% set loop_messages = messages[1:] %}"
+        "{% else %}{% set system = '' %}{% set loop_messages = messages %}{% endif %}"
+        "{{ bos_token }}"
+        "{% for message in loop_messages %}"
+        "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+        "{% endif %}"
+        "{% if message['role'] == 'user' %}"
+        f"{{{{ '{open_inst}' + (system if loop.first else '') + message['content'] + '{close_inst}' }}}}"
+        "{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}"
+        "{% endfor %}"
+    )
 
-# Mistral tokenizer v3 (Mistral-7B-Instruct v0.3, Mixtral-8x22B): [INST]/[/INST] are control
-# tokens and there is no space before [/INST].  Source: https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates
-# mistral-common v3 puts the system prompt in the LAST user message; a training template must
-# render every turn's prompt as a prefix of the whole conversation, so here it joins the first.
-MISTRAL_V3 = (
-    "{% if messages[0]['role'] == 'system' %}"
-    "{% set system = messages[0]['content'] + '\\n\\n' %}{% set loop_messages = messages[1:] %}"
-    "{% else %}{% set system = '' %}{% set loop_messages = messages %}{% endif %}"
-    "{{ bos_token }}"
-    "{% for message in loop_messages %}"
-    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-    "{% endif %}"
-    "{% if message['role'] == 'user' %}"
-    "{{ '[INST] ' + (system if loop.first else '') + message['content'] + '[/INST]' }}"
-    "{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}"
-    "{% endfor %}"
-)
+
+# Source of both: https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates
+# Tokenizer v1 (Mistral-7B-Instruct v0.1/v0.2): <s> [INST] user [/INST] assistant</s> [INST] ...
+MISTRAL = _mistral(" [INST] ", " [/INST]")
+# Tokenizer v3 (Mistral-7B-Instruct v0.3, Mixtral-8x22B): [INST]/[/INST] are control tokens and
+# there is no space before [/INST].
+MISTRAL_V3 = _mistral("[INST] ", "[/INST]")
 
 # Vistral-7B-Chat (Mistral v1 layout with an extended Vietnamese vocabulary): the system prompt
 # joins the first user turn, the answer follows [/INST] directly and ends with </s>.
