@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 from studio.context import StudioContext, user_of
 from studio.i18n import t
 from studio.uploads import UploadError
+from trainer_backend.child_env import PROJECT_ROOT
 from trainer_backend.data import DataError, LoadedDataset, load_dataset
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES_DIR = PROJECT_ROOT / "samples"
 DEMO_SAMPLE = "demo_alpaca.jsonl"      # the demo preset's data: "Load sample" is one click
 FORMATS = ["auto", "alpaca", "sharegpt", "messages", "text"]
 TABLE_ROWS = 20

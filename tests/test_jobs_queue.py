@@ -11,7 +11,7 @@ import pytest
 
 from fake_worker import FAKE_COMMAND, fake_config, wait_until
 from trainer_backend.jobs import GpuRequestError, JobRunner
-from trainer_backend.jobs.processes import python_env
+from trainer_backend.child_env import python_env
 from trainer_backend.jobs.queue import Pending, pick_startable
 
 

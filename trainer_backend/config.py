@@ -11,6 +11,8 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .child_env import PROJECT_ROOT
+
 Auto = Literal["auto"]
 
 
@@ -239,7 +241,6 @@ def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) 
     return _anchor_to_project(cfg) if path.resolve().parent == PRESETS_DIR else cfg
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_DIR = PROJECT_ROOT / "presets"
 
 

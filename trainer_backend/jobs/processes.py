@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psutil
 
+from ..child_env import python_env
+
 # Start times are compared with some slack: psutil derives them from clock ticks since boot.
 _START_SLACK_S = 1.0
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_time(pid: int) -> float | None:
@@ -69,17 +70,6 @@ def kill_group(pgid: int | None, since: float | None = None, wait_s: float = 5.0
     while (left := group_members(pgid, since)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
-
-
-def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child Python: this package importable wherever it runs, output unbuffered
-    so the last stderr line is really the last line of the console log."""
-    env = dict(os.environ)
-    paths = [str(PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 def spawn_supervisor(workdir: Path, job_id: str, log_path: Path) -> int:

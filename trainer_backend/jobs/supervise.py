@@ -24,7 +24,8 @@ from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
 from .oom_retry import MAX_OOM_RETRIES, halve_micro_batch
 from .outcome import Outcome, classify
 from .paths import JobPaths
-from .processes import kill_group, python_env, signal_group, start_time
+from ..child_env import python_env
+from .processes import kill_group, signal_group, start_time
 
 _POLL_S = 0.2
 

@@ -13,9 +13,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer_backend.child_env import python_env
 from trainer_backend.serve.worker import TOKEN_HEADER
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # so the worker imports this trainer_backend from any cwd
 START_TIMEOUT_S = 300.0
 REQUEST_TIMEOUT_S = 600.0
 
@@ -88,8 +88,7 @@ class ChatWorker:
 
 
 def _worker_env(token: str) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "STUDIO_WORKER_TOKEN": token, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path}
+    return python_env({"STUDIO_WORKER_TOKEN": token, "TOKENIZERS_PARALLELISM": "false"})
 
 
 class ChatPool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ..child_env import python_env
 from ..config import RunConfig
 from .events import EventLog, read_events
 from .sync import resolve_backend
@@ -28,7 +29,6 @@ from .sync.shm_files import claim, release
 POLL_S = 0.1
 EXIT_CRASH, EXIT_STOPPED = 1, 10
 REASONS = {1: "crash", 2: "config", 3: "oom", EXIT_PEER_FAILED: "sync"}
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def sync_job_id(job_dir: Path) -> str:
@@ -69,8 +69,7 @@ def free_port() -> int:
 
 def worker_env(cfg: RunConfig, rank: int, port: int) -> dict[str, str]:
     world = len(cfg.sync.devices)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env = python_env()
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
     env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
