@@ -1,6 +1,7 @@
 """The shm backend across real processes: sums, scalars, identical start, liveness, cleanup."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -46,7 +47,10 @@ def _sum_rank(job_id: str, rank: int, world: int, wire: str, out_dir: str, backe
     torch.save({"start": start, "grads": results, "scalars": scalars, "stats": stats}, f"{out_dir}/{rank}.pt")
 
 
-def _run_ranks(target, world: int, *args, timeout: float = 90) -> tuple[str, list]:
+@contextlib.contextmanager
+def _started_ranks(target, world: int, *args):
+    """One spawned process per rank on a freshly claimed job folder; whatever is still alive at the
+    end is killed and the folder released."""
     job_id = f"test-sync-{uuid.uuid4().hex[:8]}"
     claim(job_id)
     ctx = mp.get_context("spawn")
@@ -54,16 +58,21 @@ def _run_ranks(target, world: int, *args, timeout: float = 90) -> tuple[str, lis
     try:
         for p in procs:
             p.start()
-        deadline = time.monotonic() + timeout
-        for p in procs:
-            p.join(max(0.1, deadline - time.monotonic()))
-        return job_id, procs
+        yield job_id, procs
     finally:
         for p in procs:
             if p.is_alive():
                 p.kill()
                 p.join()
         release(job_folder(job_id))
+
+
+def _run_ranks(target, world: int, *args, timeout: float = 90) -> tuple[str, list]:
+    with _started_ranks(target, world, *args) as (job_id, procs):
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            p.join(max(0.1, deadline - time.monotonic()))
+        return job_id, procs
 
 
 def _plant_stale_folder() -> Path:
@@ -135,13 +144,7 @@ def _liveness_rank(job_id: str, rank: int, world: int, fate: str, out_dir: str) 
 
 @pytest.mark.parametrize("fate,words", [("dies", "exited unexpectedly"), ("hangs", "stopped responding for 1 s")])
 def test_dead_or_hung_rank_is_named(tmp_path, fate, words):
-    ctx = mp.get_context("spawn")
-    job_id = f"test-sync-{uuid.uuid4().hex[:8]}"
-    claim(job_id)
-    procs = [ctx.Process(target=_liveness_rank, args=(job_id, r, 2, fate, str(tmp_path))) for r in range(2)]
-    try:
-        for p in procs:
-            p.start()
+    with _started_ranks(_liveness_rank, 2, fate, str(tmp_path)) as (_, procs):
         if fate == "hangs":  # a stopped process keeps its pid but its heartbeat goes silent
             while not (tmp_path / "ready1").exists():
                 time.sleep(0.05)
@@ -151,12 +154,6 @@ def test_dead_or_hung_rank_is_named(tmp_path, fate, words):
         seconds, message = (tmp_path / "message").read_text().split(" ", 1)
         assert message == f"rank 1 (device cpu) {words}; stopping all ranks"
         assert float(seconds) < 3.0
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-        release(job_folder(job_id))
 
 
 def test_claim_refuses_a_running_job():
