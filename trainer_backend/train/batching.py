@@ -7,6 +7,7 @@ loss normalization counts), and each share is cut into forward passes.
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class GlobalBatches:
     def total_steps(self, epochs: float, max_steps: int) -> int:
         return max_steps if max_steps > 0 else max(1, math.ceil(epochs * self.per_epoch))
 
+    @functools.lru_cache(maxsize=2)  # called every step: shuffle each epoch once, not once a step
     def order(self, epoch: int) -> list[int]:
         indices = list(range(self.n_examples))
         if self.shuffle:
