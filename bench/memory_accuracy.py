@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from random_models import make_model_dir  # noqa: E402
+
 MODELS = Path(os.environ.get("BENCH_MODELS", "/tmp/bench-models"))
 
 # (arch, engine, method, checkpointing, [(micro_batch, seq), ...]); shapes in increasing tokens.
@@ -39,49 +42,13 @@ GROUPS = [
 ]
 
 
-def make_model_dir(name: str, fields: dict) -> Path:
-    """A random-init model of the given config.json fields (weights cached), with a fresh tokenizer."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    out = MODELS / name
-    if not (out / "config.json").exists():
-        kw = dict(fields)
-        cfg = AutoConfig.for_model(kw.pop("model_type"), **kw)
-        torch.manual_seed(0)
-        with torch.device("cuda"):
-            model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-        model.save_pretrained(out)
-        del model
-    write_tokenizer(out)
-    return out
-
-
-def write_tokenizer(out: Path) -> None:
-    """Word-level tokenizer over words w0..w999 with ChatML's special tokens, so that the project's
-    chatml template renders and masks real conversations of random words."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from trainer_backend.templates import FALLBACK_TEMPLATES
-
-    vocab = {f"w{i}": i for i in range(1000)} | {"<pad>": 1000, "<unk>": 1001}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>")
-    fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    fast.eos_token = "<|im_end|>"
-    fast.chat_template = FALLBACK_TEMPLATES["chatml"]
-    fast.save_pretrained(out)
-
-
 def make_models(names: list[str]) -> None:
     import torch
 
     from trainer_backend.planner.calibration import load_calibration
 
     for name in names:
-        make_model_dir(name, load_calibration().architectures[name])
+        make_model_dir(MODELS / name, load_calibration().architectures[name])
     print("DEVICE " + torch.cuda.get_device_name(0), flush=True)
 
 

@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from random_models import letters, make_model_dir, write_byte_tokenizer  # noqa: E402
+
 QWEN7B = dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
               num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768,
               rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
@@ -31,32 +35,11 @@ SYNC_LINE = re.compile(r"sync step (\d+): sync_ms=([\d.]+) bytes=(\d+)")
 
 
 def make_model(folder: Path, layers: int) -> Path:
-    """Random weights train at the speed of real ones. The tokenizer is byte-level with no merges
-    (one token per character), which loads the same whether transformers picks the generic fast
-    class or Qwen2's own."""
+    """Random weights train at the speed of real ones; the byte tokenizer makes one token per letter."""
     if (folder / "config.json").exists():
         return folder
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    kw = dict(QWEN7B, num_hidden_layers=layers)
-    cfg = AutoConfig.for_model(kw.pop("model_type"), **kw)
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    del model
-    torch.cuda.empty_cache()
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {c: i for i, c in enumerate(alphabet)} | {"<pad>": 256, "<eos>": 257, "<unk>": 258}
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    fast.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    fast.save_pretrained(folder)
+    make_model_dir(folder, dict(QWEN7B, num_hidden_layers=layers))
+    write_byte_tokenizer(folder, "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
     return folder
 
 
@@ -64,10 +47,9 @@ def make_data(path: Path, rows: int) -> Path:
     """Plain-text rows longer than SEQ characters (= tokens): truncated to exactly SEQ tokens each."""
     import random
     rng = random.Random(0)
-    letters = "abcdefghijklmnopqrstuvwxyz "
     with path.open("w") as f:
         for _ in range(rows):
-            f.write(json.dumps({"text": "".join(rng.choice(letters) for _ in range(SEQ + 256))}) + "\n")
+            f.write(json.dumps({"text": letters(rng, SEQ + 256)}) + "\n")
     return path
 
 

@@ -21,19 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_accuracy import MODELS, ROOT, make_models  # noqa: E402
+from random_models import letters  # noqa: E402
 
 ARCH = "qwen2.5-7b"
 SEQ, EFFECTIVE, STEPS, WARM = 2048, 16, 8, 2
 WORK = Path("/tmp/plan-bench")
 
 
-def write_dataset(path: Path, rows: int, words: int, seed: int = 0) -> None:
-    """Alpaca rows of random vocabulary words, each about one sequence long after templating."""
+def write_dataset(path: Path, rows: int, seed: int = 0) -> None:
+    """Alpaca rows of random letters (one token each under the bench's byte tokenizer), longer than
+    a sequence: truncated, every example is exactly SEQ tokens, as in the raw Unsloth loop."""
     rng = random.Random(seed)
     with path.open("w") as f:
         for _ in range(rows):
-            text = lambda n: " ".join(f"w{rng.randrange(1000)}" for _ in range(n))  # noqa: E731
-            f.write(json.dumps({"instruction": text(words // 8), "output": text(words - words // 8)}) + "\n")
+            f.write(json.dumps({"instruction": letters(rng, SEQ // 8), "output": letters(rng, SEQ)}) + "\n")
 
 
 def baseline_worker() -> None:
@@ -145,7 +146,7 @@ def main() -> int:
     device = subprocess.run([sys.executable, __file__, "--make"], capture_output=True, text=True, check=True).stdout
     device = next(line[7:] for line in device.splitlines() if line.startswith("DEVICE "))
     data = WORK / "data.jsonl"
-    write_dataset(data, rows=EFFECTIVE * STEPS + 16, words=SEQ - 24)
+    write_dataset(data, rows=EFFECTIVE * STEPS + 16)
     rows = {"raw Unsloth defaults": subprocess_result(["--baseline"]),
             "trainer, all auto (80 GB)": trainer_run("auto80", data, None),
             "trainer, all auto, 24 GB simulated": trainer_run("auto24", data, 24.0)}

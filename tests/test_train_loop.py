@@ -144,6 +144,32 @@ def test_packed_rows_do_not_attend_across_boundaries(tiny_llama_dir, tmp_path):
     assert step_losses(tmp_path / "k")[1] == pytest.approx(step_losses(tmp_path / "p")[1], abs=1e-5)
 
 
+def test_a_packed_pass_of_one_length_runs_as_a_plain_batch_with_the_same_loss(tiny_llama_dir, tmp_path):
+    """Sequences of one length need no block mask: the pass is an (n, L) batch without positions,
+    and its loss equals the block-diagonal packed row's. Mixed lengths stay one packed row."""
+    from trainer_backend.packing import collate_packed
+    from trainer_backend.train.loop import model_inputs
+
+    cfg = run_config(tiny_llama_dir, tmp_path / "j", packing=True)
+    same = make_examples(3, seed=5, min_len=24, max_len=24)
+    mixed = make_examples(3, seed=6, min_len=6, max_len=40)
+    assert len({len(e.input_ids) for e in mixed}) > 1
+    plain = model_inputs(same, cfg, pad_id=2, device=CPU)
+    assert plain["input_ids"].shape == (3, 24) and set(plain) == {"input_ids", "labels"}
+    packed_mixed = model_inputs(mixed, cfg, pad_id=2, device=CPU)
+    assert packed_mixed["input_ids"].shape == (1, sum(len(e.input_ids) for e in mixed))
+    assert packed_mixed["position_ids"][0].tolist() == [p for e in mixed for p in range(len(e.input_ids))]
+
+    model = load_for_training(cfg, CPU).model
+    n = torch.tensor(float(sum(e.n_trained for e in same)))
+    row = collate_packed(same)
+    with torch.no_grad():
+        as_batch = model(**plain, num_items_in_batch=n, use_cache=False).loss
+        as_row = model(input_ids=row.input_ids, labels=row.labels, position_ids=row.position_ids,
+                       num_items_in_batch=n, use_cache=False).loss
+    assert as_batch.item() == pytest.approx(as_row.item(), abs=1e-5)
+
+
 # ---- resume continues the same trajectory -------------------------------------------------------
 class StopAfter(StopFlag):
     """Requests a stop once `n` train events are written, as SIGTERM would mid-run."""

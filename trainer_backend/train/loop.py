@@ -82,12 +82,15 @@ def oom_message(cfg: RunConfig, step: int) -> str:
 def model_inputs(examples: list[Example], cfg: RunConfig, pad_id: int, device: torch.device) -> dict:
     """Keyword arguments of one forward pass. Packed rows carry per-sequence position_ids and no
     attention mask (transformers then builds the block-diagonal mask; unsloth reads the sequence
-    lengths). A padded batch without any padding drops its all-ones mask, which lets the
-    attention kernels take their unmasked path."""
-    if cfg.template.packing:
+    lengths). A pass whose sequences all have one length needs neither padding nor a block mask:
+    it goes as a plain (n, L) batch, which the attention kernels run in one dense call instead of
+    one call per sequence. A padded batch without any padding drops its all-ones mask, which lets
+    the attention kernels take their unmasked path."""
+    one_length = len({len(e.input_ids) for e in examples}) == 1
+    if cfg.template.packing and not one_length:
         b = collate_packed(examples)
         inputs = dict(input_ids=b.input_ids, labels=b.labels, position_ids=b.position_ids)
-        if cfg.model.engine == "unsloth" and len(examples) > 1:
+        if cfg.model.engine == "unsloth":
             inputs["packed_seq_lengths"] = b.cu_seqlens.diff()
     else:
         b = collate_padded(examples, pad_id)

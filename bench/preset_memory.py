@@ -1,0 +1,201 @@
+"""Each GPU-sized preset's measured peak memory against the figure it declares (one GPU).
+
+    source .gpu-bundle/install.sh && python bench/preset_memory.py --out bench/results/preset_memory.md \
+        [--presets qwen2.5-7b-instruct,llama-3.1-8b-instruct] [--steps 5]
+
+For every preset variant that declares `planner.gpu_mem_gib` (the 24/48/80 GB files): a random-init
+model of its exact architecture (the published config.json fields recorded in the preset) is saved to
+/tmp, then the preset runs unchanged through the project's loader and training loop (method,
+micro-batch, sequence length, checkpointing, optimizer, LoRA rank and targets, packing) on rows longer
+than its sequence length, so every pass is as full as the preset allows. Only three things differ
+from a user's run: the data, the ChatML byte tokenizer of the random model (token count is all that
+memory sees), and gradient accumulation set to 1 (accumulating adds gradients into buffers that
+already exist: it does not change the peak, only the time).
+
+`peak` is what must fit on the GPU, as the planner defines it: the allocator's reserved peak plus
+the memory the driver holds outside PyTorch. Presets of one architecture share a worker process
+(one model build, one import of unsloth); the allocator is emptied and its peaks reset between them.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from random_models import letters, make_model_dir  # noqa: E402
+
+WORK = Path("/tmp/preset-memory")
+TOLERANCE = 0.15
+
+
+def gpu_presets(families: list[str]) -> list[str]:
+    from trainer_backend.presets import list_presets
+
+    names = [p.name for p in list_presets() if p.gpu_mem_gib and p.expected_peak_gib]
+    if families:
+        names = [n for n in names if any(n.startswith(f + "-") and n[len(f) + 1:].endswith("gb") for f in families)]
+    return names
+
+
+def arch_key(name: str) -> str:
+    from trainer_backend.presets import load_preset
+
+    fields = load_preset(name).model.architecture
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# ---- worker: one architecture, several presets -----------------------------------------------
+def bench_config(name: str, model_dir: Path, data: Path, steps: int):
+    from trainer_backend.presets import load_preset
+
+    cfg = load_preset(name)
+    cfg.model.name_or_path = str(model_dir)
+    cfg.data.path, cfg.data.format, cfg.data.eval_ratio = str(data), "alpaca", 0.0
+    cfg.template.name = "chatml"
+    cfg.train.max_steps, cfg.train.grad_accum, cfg.train.effective_batch_size = steps, 1, None
+    cfg.train.save_every, cfg.train.eval_every, cfg.train.warmup_steps = 0, 0, 0
+    cfg.output.dir = str(WORK / "runs" / name)
+    return cfg
+
+
+def write_data(path: Path, rows: int, seq: int) -> None:
+    rng = random.Random(0)
+    with path.open("w") as f:
+        for _ in range(rows):
+            f.write(json.dumps({"instruction": letters(rng, seq // 8), "output": letters(rng, seq)}) + "\n")
+
+
+def measure(name: str, model_dir: Path, steps: int) -> dict:
+    import shutil
+
+    import torch
+
+    from trainer_backend.models.loading import load_for_training
+    from trainer_backend.train.events import EventLog
+    from trainer_backend.train.inputs import load_examples
+    from trainer_backend.train.loop import StopFlag, fit, prepare_config
+    from trainer_backend.train.sync.local import LocalSync
+
+    device = torch.device("cuda", 0)
+    data = WORK / f"{name}.jsonl"
+    probe = bench_config(name, model_dir, data, steps)
+    write_data(data, rows=probe.train.micro_batch_size * steps + 4, seq=probe.template.max_seq_len)
+    cfg = prepare_config(probe, device)
+    job = Path(cfg.output.dir)
+    shutil.rmtree(job, ignore_errors=True)
+    events = EventLog(job)
+    tokenizer, train, _ = load_examples(cfg, events)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    loaded = load_for_training(cfg, device)
+    fit(loaded, cfg, train, [], job, sync=LocalSync(), device=device, events=events, stop=StopFlag(),
+        pad_id=tokenizer.pad_token_id)
+    torch.cuda.synchronize()
+    total = torch.cuda.mem_get_info()[1]
+    context = (total - torch.cuda.mem_get_info()[0] - torch.cuda.memory_reserved()) / 2**30
+    row = dict(preset=name, method=cfg.method, micro_batch_size=cfg.train.micro_batch_size,
+               seq=cfg.template.max_seq_len, checkpointing=cfg.train.gradient_checkpointing,
+               optimizer=cfg.train.optimizer, gpu_mem_gib=cfg.planner.gpu_mem_gib,
+               declared_gib=cfg.planner.expected_peak_gib,
+               allocated_gib=torch.cuda.max_memory_allocated() / 2**30,
+               peak_gib=torch.cuda.max_memory_reserved() / 2**30 + context, seconds=time.perf_counter() - t0)
+    del loaded, train
+    gc.collect()
+    torch.cuda.empty_cache()
+    return row
+
+
+def worker(names: list[str], steps: int) -> None:
+    import unsloth  # noqa: F401  (first: it patches transformers)
+
+    from trainer_backend.presets import load_preset
+
+    model_dir = make_model_dir(WORK / "models" / arch_key(names[0]), load_preset(names[0]).model.architecture)
+    for name in names:
+        try:
+            row = measure(name, model_dir, steps)
+        except Exception as err:  # one preset failing (e.g. out of memory) must not hide the others
+            row = dict(preset=name, error=f"{type(err).__name__}: {str(err)[:160]}")
+        print("RESULT " + json.dumps(row), flush=True)
+
+
+# ---- driver ------------------------------------------------------------------------------------
+def run_group(names: list[str], steps: int, timeout: int) -> list[dict]:
+    cmd = [sys.executable, __file__, "--worker", ",".join(names), "--steps", str(steps)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        out, err = proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = f"timeout after {timeout} s"
+    rows = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+    done = {r["preset"] for r in rows}
+    tail = ((err or "").strip().splitlines() or ["no output"])[-1][:160]
+    return rows + [dict(preset=n, error=tail) for n in names if n not in done]
+
+
+def table(rows: list[dict], device: str, command: str) -> str:
+    ok = [r for r in rows if "error" not in r]
+    worst = max((abs(r["peak_gib"] / r["declared_gib"] - 1) for r in ok), default=0.0)
+    lines = ["# Preset memory: measured peak vs the figure each preset declares\n",
+             f"- date: {datetime.date.today()}\n- device: {device}\n- command: `{command}`\n",
+             f"{len(ok)} of {len(rows)} variants measured; largest deviation from the declared peak "
+             f"{worst:.1%} (goal: within {TOLERANCE:.0%}).\n",
+             "| preset | method | micro-batch x seq | checkpointing | optimizer | declared GiB | measured peak GiB "
+             "| deviation | allocated GiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['preset']} | failed: {r['error']} | | | | | | | |")
+            continue
+        dev = r["peak_gib"] / r["declared_gib"] - 1
+        lines.append(f"| {r['preset']} | {r['method']} | {r['micro_batch_size']} x {r['seq']} | {r['checkpointing']} "
+                     f"| {r['optimizer']} | {r['declared_gib']:.2f} | {r['peak_gib']:.2f} | {dev:+.1%} "
+                     f"| {r['allocated_gib']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench/results/preset_memory.md")
+    ap.add_argument("--presets", default="", help="comma-separated families, e.g. qwen3-8b,vistral-7b-chat")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--timeout", type=int, default=420, help="seconds per architecture")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        worker(args.worker.split(","), args.steps)
+        return 0
+    names = gpu_presets([f for f in args.presets.split(",") if f])
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(arch_key(name), []).append(name)
+    rows = []
+    for group in groups.values():
+        rows += run_group(group, args.steps, args.timeout)
+        print(rows[-len(group):], flush=True)
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    command = "python bench/preset_memory.py " + " ".join(sys.argv[1:])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table(rows, device, command))
+    Path(args.out).with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(Path(args.out).read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
