@@ -24,6 +24,7 @@ import gc
 import hashlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -76,8 +77,6 @@ def write_data(path: Path, rows: int, seq: int) -> None:
 
 
 def measure(name: str, model_dir: Path, steps: int) -> dict:
-    import shutil
-
     import torch
 
     from trainer_backend.models.loading import load_for_training
@@ -128,6 +127,8 @@ def worker(names: list[str], steps: int) -> None:
         except Exception as err:  # one preset failing (e.g. out of memory) must not hide the others
             row = dict(preset=name, error=f"{type(err).__name__}: {str(err)[:160]}")
         print("RESULT " + json.dumps(row), flush=True)
+        shutil.rmtree(WORK / "runs" / name, ignore_errors=True)
+    shutil.rmtree(model_dir)  # a 7-8B model is 15 GB: the next architecture needs the disk
 
 
 # ---- driver ------------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ def test_calibration_reproduces_every_measurement_within_ten_percent():
     for m in cal.measurements:
         cfg = config(method=m["method"], **{"model.engine": m["engine"], "model.architecture": cal.architectures[m["arch"]],
                                             "template.max_seq_len": m["seq"], "train.micro_batch_size": m["micro_batch_size"],
-                                            "train.gradient_checkpointing": m["checkpointing"]})
+                                            "train.gradient_checkpointing": m["checkpointing"],
+                                            "train.optimizer": m.get("optimizer", "adamw")})
         assert estimate(cfg).allocated_gib == pytest.approx(m["allocated_gib"], rel=0.10), m
 
 

@@ -22,6 +22,7 @@ class Architecture:
     vocab: int
     tie_word_embeddings: bool
     head_dim: int
+    model_type: str = ""
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], source: str) -> "Architecture":
@@ -34,7 +35,8 @@ class Architecture:
                    kv_heads=int(fields.get("num_key_value_heads") or heads),
                    intermediate=int(fields["intermediate_size"]), vocab=int(fields["vocab_size"]),
                    tie_word_embeddings=bool(fields.get("tie_word_embeddings", False)),
-                   head_dim=int(fields.get("head_dim") or hidden // heads))
+                   head_dim=int(fields.get("head_dim") or hidden // heads),
+                   model_type=str(fields.get("model_type", "")))
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each projection in one decoder layer."""

@@ -19,6 +19,11 @@ class EngineConstants:
     workspace_gib: float
     allocator_reserve_fraction: float
     inputs_on_gpu: dict[str, bool]      # per checkpointing mode: are layer inputs kept on the GPU?
+    # model_type -> method -> checkpointing -> measured activations / formula (1.0 when absent)
+    activation_factors: dict[str, dict[str, dict[str, float]]]
+
+    def activation_factor(self, model_type: str, method: str, checkpointing: str) -> float:
+        return self.activation_factors.get(model_type, {}).get(method, {}).get(checkpointing, 1.0)
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,11 @@ class Calibration:
 
 
 def engine_constants(e: dict[str, Any]) -> EngineConstants:
-    numbers = {k: float(v) for k, v in e.items() if k != "inputs_on_gpu"}
-    return EngineConstants(**numbers, inputs_on_gpu={k: bool(v) for k, v in e["inputs_on_gpu"].items()})
+    numbers = {k: float(v) for k, v in e.items() if k not in ("inputs_on_gpu", "activation_factors")}
+    factors = {arch: {method: {ckpt: float(f) for ckpt, f in modes.items()} for method, modes in methods.items()}
+               for arch, methods in e.get("activation_factors", {}).items()}
+    return EngineConstants(**numbers, inputs_on_gpu={k: bool(v) for k, v in e["inputs_on_gpu"].items()},
+                           activation_factors=factors)
 
 
 def parse_calibration(data: dict[str, Any]) -> Calibration:

@@ -96,6 +96,7 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
     e = cal.engines[s.engine]
     width = 4.0 if s.precision == "fp32" else 2.0
     per_layer = width * (e.hidden_coef * arch.hidden + e.intermediate_coef * arch.intermediate) * s.tokens
+    per_layer *= e.activation_factor(arch.model_type, s.method, s.checkpointing)
     if s.checkpointing == "off":
         return arch.layers * per_layer
     live = e.recompute_layers * per_layer
