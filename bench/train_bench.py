@@ -39,7 +39,7 @@ ARCHS = {
 }
 # (arch, mode, micro-batch): the batches of the reference table
 RUNS = [("qwen1.5b", "raw_unsloth", 8), ("qwen1.5b", "hf", 8), ("qwen1.5b", "ours", 8),
-        ("qwen7b", "raw_unsloth", 4), ("qwen7b", "hf", 4), ("qwen7b", "ours", 4), ("qwen7b", "ours_packed", 4),
+        ("qwen7b", "raw_unsloth", 4), ("qwen7b", "hf", 4), ("qwen7b", "ours", 4),
         ("qwen7b", "raw_unsloth_4bit", 4), ("qwen7b", "ours_qlora", 4)]
 
 
@@ -136,7 +136,7 @@ def child_ours(mode: str, folder: str, bsz: int, seq: int, steps: int) -> dict:
     cfg = RunConfig.model_validate({
         "method": "qlora" if mode == "ours_qlora" else "lora",
         "model": {"name_or_path": folder, "engine": "unsloth"},
-        "template": {"max_seq_len": seq, "packing": mode == "ours_packed"},
+        "template": {"max_seq_len": seq, "packing": False},  # rows of one length: nothing to pack
         "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
         "train": {"micro_batch_size": bsz, "grad_accum": 1, "max_steps": steps, "lr": 1e-4,
                   "scheduler": "constant", "precision": "bf16", "gradient_checkpointing": "on", "seed": 0},
@@ -179,9 +179,8 @@ def run_child(arch: str, mode: str, bsz: int, seq: int, steps: int) -> dict:
 
 
 LABELS = {"raw_unsloth": "raw unsloth", "hf": "transformers+peft", "ours": "ours (unsloth engine)",
-          "ours_packed": "ours, packed rows (unsloth engine)",
           "raw_unsloth_4bit": "raw unsloth 4-bit", "ours_qlora": "ours QLoRA (unsloth 4-bit)"}
-BASELINE = {"ours": "raw_unsloth", "ours_packed": "raw_unsloth", "ours_qlora": "raw_unsloth_4bit"}
+BASELINE = {"ours": "raw_unsloth", "ours_qlora": "raw_unsloth_4bit"}
 
 
 def table(results: list[dict]) -> str:
