@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,3 +77,12 @@ def running_studio(workdir: Path, *extra: str, timeout_s: float = 90):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def update_screenshot(artifact: Path, name: str) -> None:
+    """Copy a test screenshot into the documentation, only when asked (STUDIO_UPDATE_SCREENSHOTS=1):
+    an ordinary test run leaves the repository's files untouched."""
+    if os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
+        shots = ROOT / "docs" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(artifact, shots / name)

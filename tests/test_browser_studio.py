@@ -4,11 +4,10 @@ while it trains (each switch must answer within 500 ms), stop it. Screenshots go
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from studio_server import ROOT, running_studio, wait_until
+from studio_server import ROOT, running_studio, update_screenshot, wait_until
 from test_studio_api import SAMPLE, expected_runs
 
 pytestmark = pytest.mark.slow
@@ -106,7 +105,5 @@ def test_click_path_upload_preview_train_monitor_stop(page, tmp_path, tiny_llama
         page.get_by_role("option", name="Tiếng Việt").click()
         page.get_by_role("tab", name="Dữ liệu").wait_for(timeout=10000)
         page.screenshot(path=str(ARTIFACTS / "monitor-stopped-vi.png"), full_page=True)
-    shots = ROOT / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     # The documentation's Monitor and Chat screenshots come from the finished demo (test_browser_demo.py).
-    shutil.copyfile(ARTIFACTS / "template-tab.png", shots / "template-tab.png")
+    update_screenshot(ARTIFACTS / "template-tab.png", "template-tab.png")
