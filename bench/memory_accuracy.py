@@ -122,7 +122,7 @@ def predicted(row: dict) -> tuple[float, float]:
 
 def table(rows: list[dict], command: str, device: str) -> str:
     alloc_err = [abs(predicted(r)[0] / r["allocated_gib"] - 1) for r in rows if "error" not in r]
-    lines = [f"# Planner accuracy: predicted vs measured peak memory\n",
+    lines = ["# Planner accuracy: predicted vs measured peak memory\n",
              f"- date: {datetime.date.today()}\n- device: {device}\n- command: `{command}`\n",
              f"{len(alloc_err)} configurations, largest error on the allocated peak "
              f"{max(alloc_err, default=0):.1%} (goal: 10%).\n",

@@ -23,6 +23,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import random_models  # noqa: E402
 VOCAB = 1000  # random ids drawn below this, as in the reference bench
 WARMUP = 3
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -45,29 +48,7 @@ RUNS = [("qwen1.5b", "raw_unsloth", 8), ("qwen1.5b", "hf", 8), ("qwen1.5b", "our
 
 # ---- child processes ---------------------------------------------------------------------------
 def make_model_dir(arch: str) -> str:
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    folder = f"/tmp/models/{arch}"
-    if os.path.exists(os.path.join(folder, "config.json")):
-        return folder
-    kwargs = dict(ARCHS[arch])
-    cfg = AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
-    cfg.torch_dtype = "bfloat16"
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-    os.makedirs(folder, exist_ok=True)
-    model.save_pretrained(folder, safe_serialization=True)
-    vocab = {f"t{i}": i for i in range(VOCAB)}
-    vocab.update({"<pad>": VOCAB, "<eos>": VOCAB + 1, "<unk>": VOCAB + 2})
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    fast.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    fast.save_pretrained(folder)
-    return folder
+    return str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), ARCHS[arch]))
 
 
 def raw_loop(model, bsz: int, seq: int, steps: int) -> list[float]:
