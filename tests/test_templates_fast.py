@@ -146,6 +146,28 @@ def test_process_pool_gives_the_sequential_results_in_order(tokenizers):
         [(r.row, r.text, r.segments) if not isinstance(r, Exception) else str(r) for r in sequential]
 
 
+def test_pool_workers_die_on_sigterm_even_when_the_parent_only_flags_it(tokenizers):
+    """The trainer's SIGTERM handler only sets a stop flag; forked render workers must not inherit
+    it, or Pool.terminate() cannot end them and the pool's exit hangs."""
+    import multiprocessing
+    import signal
+
+    from trainer_backend.templates.render import _init_worker
+    from trainer_backend.train.loop import StopFlag
+
+    tok = tokenizers("qwen3", "auto")
+    tcfg = TemplateConfig(enable_thinking=False)
+    renderer = ConversationRenderer(chat_renderer(tok, tcfg), tcfg)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    StopFlag().install()
+    try:
+        with multiprocessing.get_context("fork").Pool(1, initializer=_init_worker, initargs=(renderer,)) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
 def test_build_examples_fast_and_slow_agree_on_reports(tokenizers):
     tok = tokenizers("mistral-v1", "mistral")
     convs = conversations(20, seed=11)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -196,8 +197,13 @@ _worker_renderer: ConversationRenderer | None = None   # set in each forked work
 
 
 def _init_worker(renderer: ConversationRenderer) -> None:
+    """A forked worker inherits the parent's signal handlers: the trainer's SIGTERM handler only
+    sets its stop flag, so a worker keeping it would survive Pool.terminate() and hang the exit of
+    the pool. Workers die on SIGTERM and leave SIGINT to the parent."""
     global _worker_renderer
     _worker_renderer = renderer
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _render_chunk(convs: list[Conversation]) -> list[Rendered | TemplateError]:
