@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from random_models import make_model_dir  # noqa: E402
+from random_models import make_model_dir, timed_random_steps  # noqa: E402
 
 MODELS = Path(os.environ.get("BENCH_MODELS", "/tmp/bench-models"))
 
@@ -87,16 +87,7 @@ def measure_group(arch: str, engine: str, method: str, ckpt: str, shapes: list, 
     for batch, seq in shapes:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(steps):
-            ids = torch.randint(0, 1000, (batch, seq), device=device)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(input_ids=ids, labels=ids).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+        times = timed_random_steps(model, optimizer, batch, seq, steps)
         free = torch.cuda.mem_get_info()[0]
         reserved_now = torch.cuda.memory_reserved()
         step_s = sum(times[1:]) / max(1, len(times) - 1)

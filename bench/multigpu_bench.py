@@ -24,11 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from random_models import letters, make_model_dir, write_byte_tokenizer  # noqa: E402
+from random_models import architecture, letters, make_model_dir  # noqa: E402
 
-QWEN7B = dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-              num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768,
-              rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
+QWEN7B = architecture("qwen2.5-7b")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SEQ, MICRO, WARMUP = 2048, 4, 3
 SYNC_LINE = re.compile(r"sync step (\d+): sync_ms=([\d.]+) bytes=(\d+)")
@@ -36,11 +34,7 @@ SYNC_LINE = re.compile(r"sync step (\d+): sync_ms=([\d.]+) bytes=(\d+)")
 
 def make_model(folder: Path, layers: int) -> Path:
     """Random weights train at the speed of real ones; the byte tokenizer makes one token per letter."""
-    if (folder / "config.json").exists():
-        return folder
-    make_model_dir(folder, dict(QWEN7B, num_hidden_layers=layers))
-    write_byte_tokenizer(folder, "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
-    return folder
+    return make_model_dir(folder, dict(QWEN7B, num_hidden_layers=layers))
 
 
 def make_data(path: Path, rows: int) -> Path:

@@ -13,28 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_accuracy import MODELS, ROOT, make_models  # noqa: E402
-from random_models import letters  # noqa: E402
+from random_models import timed_random_steps, write_alpaca_letters  # noqa: E402
 
 ARCH = "qwen2.5-7b"
 SEQ, EFFECTIVE, STEPS, WARM = 2048, 16, 8, 2
 WORK = Path("/tmp/plan-bench")
-
-
-def write_dataset(path: Path, rows: int, seed: int = 0) -> None:
-    """Alpaca rows of random letters (one token each under the bench's byte tokenizer), longer than
-    a sequence: truncated, every example is exactly SEQ tokens, as in the raw Unsloth loop."""
-    rng = random.Random(seed)
-    with path.open("w") as f:
-        for _ in range(rows):
-            f.write(json.dumps({"instruction": letters(rng, SEQ // 8), "output": letters(rng, SEQ)}) + "\n")
 
 
 def baseline_worker() -> None:
@@ -49,19 +38,8 @@ def baseline_worker() -> None:
         model, r=16, lora_alpha=32, lora_dropout=0.0, bias="none", use_gradient_checkpointing="unsloth",
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model.train()  # Unsloth checkpoints only in training mode
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=2e-4, fused=True)
-    times = []
-    for _ in range(STEPS):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(4):
-            ids = torch.randint(0, 1000, (4, SEQ), device="cuda")
-            (model(input_ids=ids, labels=ids).loss / 4).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, fused=True)
+    times = timed_random_steps(model, opt, batch=4, seq=SEQ, steps=STEPS, accum=4)
     tps = EFFECTIVE * SEQ / (sum(times[WARM:]) / len(times[WARM:]))
     print("RESULT " + json.dumps(dict(tokens_per_s=tps, peak_gib=torch.cuda.max_memory_allocated() / 2**30,
                                       plan="unsloth checkpointing, micro-batch 4 x accum 4")), flush=True)
@@ -146,7 +124,7 @@ def main() -> int:
     device = subprocess.run([sys.executable, __file__, "--make"], capture_output=True, text=True, check=True).stdout
     device = next(line[7:] for line in device.splitlines() if line.startswith("DEVICE "))
     data = WORK / "data.jsonl"
-    write_dataset(data, rows=EFFECTIVE * STEPS + 16)
+    write_alpaca_letters(data, rows=EFFECTIVE * STEPS + 16, seq=SEQ)
     rows = {"raw Unsloth defaults": subprocess_result(["--baseline"]),
             "trainer, all auto (80 GB)": trainer_run("auto80", data, None),
             "trainer, all auto, 24 GB simulated": trainer_run("auto24", data, 24.0)}

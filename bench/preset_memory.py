@@ -23,7 +23,6 @@ import datetime
 import gc
 import hashlib
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -33,26 +32,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from random_models import letters, make_model_dir  # noqa: E402
+from random_models import make_model_dir, write_alpaca_letters  # noqa: E402
 
 WORK = Path("/tmp/preset-memory")
 TOLERANCE = 0.15
 
 
-def gpu_presets(families: list[str]) -> list[str]:
-    from trainer_backend.presets import list_presets
+def gpu_preset_groups(families: list[str]) -> list[list[str]]:
+    """The GPU-sized presets whose names start with one of `families` (all when empty), grouped by
+    architecture."""
+    from trainer_backend.config import PRESETS_DIR, load_config
 
-    names = [p.name for p in list_presets() if p.gpu_mem_gib and p.expected_peak_gib]
-    if families:
-        names = [n for n in names if any(n.startswith(f + "-") and n[len(f) + 1:].endswith("gb") for f in families)]
-    return names
+    groups: dict[str, list[str]] = {}
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        cfg = load_config(path)
+        wanted = not families or path.stem.startswith(tuple(families))
+        if wanted and cfg.planner.gpu_mem_gib and cfg.planner.expected_peak_gib:
+            groups.setdefault(json.dumps(cfg.model.architecture, sort_keys=True), []).append(path.stem)
+    return list(groups.values())
 
 
-def arch_key(name: str) -> str:
-    from trainer_backend.presets import load_preset
-
-    fields = load_preset(name).model.architecture
-    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+def model_folder(fields: dict) -> Path:
+    return WORK / "models" / hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
 # ---- worker: one architecture, several presets -----------------------------------------------
@@ -69,13 +70,6 @@ def bench_config(name: str, model_dir: Path, data: Path, steps: int):
     return cfg
 
 
-def write_data(path: Path, rows: int, seq: int) -> None:
-    rng = random.Random(0)
-    with path.open("w") as f:
-        for _ in range(rows):
-            f.write(json.dumps({"instruction": letters(rng, seq // 8), "output": letters(rng, seq)}) + "\n")
-
-
 def measure(name: str, model_dir: Path, steps: int) -> dict:
     import torch
 
@@ -88,7 +82,7 @@ def measure(name: str, model_dir: Path, steps: int) -> dict:
     device = torch.device("cuda", 0)
     data = WORK / f"{name}.jsonl"
     probe = bench_config(name, model_dir, data, steps)
-    write_data(data, rows=probe.train.micro_batch_size * steps + 4, seq=probe.template.max_seq_len)
+    write_alpaca_letters(data, rows=probe.train.micro_batch_size * steps + 4, seq=probe.template.max_seq_len)
     cfg = prepare_config(probe, device)
     job = Path(cfg.output.dir)
     shutil.rmtree(job, ignore_errors=True)
@@ -120,7 +114,8 @@ def worker(names: list[str], steps: int) -> None:
 
     from trainer_backend.presets import load_preset
 
-    model_dir = make_model_dir(WORK / "models" / arch_key(names[0]), load_preset(names[0]).model.architecture)
+    fields = load_preset(names[0]).model.architecture
+    model_dir = make_model_dir(model_folder(fields), fields)
     for name in names:
         try:
             row = measure(name, model_dir, steps)
@@ -170,7 +165,7 @@ def table(rows: list[dict], device: str, command: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results/preset_memory.md")
-    ap.add_argument("--presets", default="", help="comma-separated families, e.g. qwen3-8b,vistral-7b-chat")
+    ap.add_argument("--presets", default="", help="comma-separated name prefixes, e.g. qwen3-8b,vistral-7b-chat")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--timeout", type=int, default=420, help="seconds per architecture")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -179,12 +174,8 @@ def main() -> int:
     if args.worker:
         worker(args.worker.split(","), args.steps)
         return 0
-    names = gpu_presets([f for f in args.presets.split(",") if f])
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(arch_key(name), []).append(name)
     rows = []
-    for group in groups.values():
+    for group in gpu_preset_groups([f for f in args.presets.split(",") if f]):
         rows += run_group(group, args.steps, args.timeout)
         print(rows[-len(group):], flush=True)
     import torch

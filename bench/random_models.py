@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_byte_tokenizer(folder: Path, chat_template: str, specials: tuple[str, ...] = ()) -> None:
+def chatml_tokenizer(folder: Path) -> None:
+    """Byte-level, no merges, with the project's ChatML template and its two special tokens
+    (<|im_end|> ends a turn)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
+    from trainer_backend.templates import FALLBACK_TEMPLATES
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {c: i for i, c in enumerate(alphabet)} | {"<pad>": 256, "<unk>": 257}
@@ -20,20 +24,18 @@ def write_byte_tokenizer(folder: Path, chat_template: str, specials: tuple[str, 
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>")
-    if specials:
-        fast.add_special_tokens({"additional_special_tokens": list(specials)})
-        fast.eos_token = specials[-1]
-    else:
-        fast.add_special_tokens({"eos_token": "<eos>"})
-    fast.chat_template = chat_template
+    fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    fast.eos_token = "<|im_end|>"
+    fast.chat_template = FALLBACK_TEMPLATES["chatml"]
     fast.save_pretrained(folder)
 
 
-def chatml_tokenizer(folder: Path) -> None:
-    """The project's ChatML template with its two special tokens (<|im_end|> ends a turn)."""
-    from trainer_backend.templates import FALLBACK_TEMPLATES
+def architecture(name: str) -> dict:
+    """Published config.json fields of a shape the planner was calibrated on (qwen2.5-1.5b,
+    qwen2.5-7b, mistral-7b, qwen3-8b): trainer_backend/planner/calibration.yaml is their one record."""
+    from trainer_backend.planner.calibration import load_calibration
 
-    write_byte_tokenizer(folder, FALLBACK_TEMPLATES["chatml"], ("<|im_start|>", "<|im_end|>"))
+    return dict(load_calibration().architectures[name])
 
 
 def make_model_dir(folder: Path, fields: dict) -> Path:
@@ -59,3 +61,36 @@ def make_model_dir(folder: Path, fields: dict) -> Path:
 def letters(rng, n: int) -> str:
     """n random lowercase letters and spaces: n tokens under the byte tokenizer."""
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(n))
+
+
+def write_alpaca_letters(path: Path, rows: int, seq: int, seed: int = 0) -> None:
+    """Alpaca rows longer than `seq` tokens (a prompt of seq/8 letters, an answer of seq): once
+    truncated to template.max_seq_len = seq, every example is exactly `seq` tokens."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    with Path(path).open("w") as f:
+        for _ in range(rows):
+            f.write(json.dumps({"instruction": letters(rng, seq // 8), "output": letters(rng, seq)}) + "\n")
+
+
+def timed_random_steps(model, optimizer, batch: int, seq: int, steps: int, accum: int = 1) -> list[float]:
+    """Wall seconds of each optimizer step of `accum` passes of (batch, seq) random token ids (below
+    1000), each pass's loss divided by `accum`: a bare loop, the raw baseline of the benches."""
+    import time
+
+    import torch
+
+    times = []
+    for _ in range(steps):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(accum):
+            ids = torch.randint(0, 1000, (batch, seq), device="cuda")
+            (model(input_ids=ids, labels=ids).loss / accum).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times

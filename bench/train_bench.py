@@ -30,16 +30,7 @@ VOCAB = 1000  # random ids drawn below this, as in the reference bench
 WARMUP = 3
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-ARCHS = {
-    "qwen1.5b": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                     num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
-                     max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
-                     tie_word_embeddings=True),
-    "qwen7b": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                   num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                   max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
-                   tie_word_embeddings=False),
-}
+ARCHS = {"qwen1.5b": "qwen2.5-1.5b", "qwen7b": "qwen2.5-7b"}   # bench name -> calibrated shape
 # (arch, mode, micro-batch): the batches of the reference table
 RUNS = [("qwen1.5b", "raw_unsloth", 8), ("qwen1.5b", "hf", 8), ("qwen1.5b", "ours", 8),
         ("qwen7b", "raw_unsloth", 4), ("qwen7b", "hf", 4), ("qwen7b", "ours", 4),
@@ -48,26 +39,7 @@ RUNS = [("qwen1.5b", "raw_unsloth", 8), ("qwen1.5b", "hf", 8), ("qwen1.5b", "our
 
 # ---- child processes ---------------------------------------------------------------------------
 def make_model_dir(arch: str) -> str:
-    return str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), ARCHS[arch]))
-
-
-def raw_loop(model, bsz: int, seq: int, steps: int) -> list[float]:
-    """The reference bench's loop: per-step wall times."""
-    import torch
-
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    g = torch.Generator(device="cuda").manual_seed(0)
-    times = []
-    for _ in range(steps):
-        ids = torch.randint(0, VOCAB, (bsz, seq), device="cuda", generator=g)
-        torch.cuda.synchronize()
-        t = time.time()
-        model(input_ids=ids, labels=ids).loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        times.append(time.time() - t)
-    return times
+    return str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), random_models.architecture(ARCHS[arch])))
 
 
 def child_raw(mode: str, folder: str, bsz: int, seq: int, steps: int) -> dict:
@@ -91,7 +63,8 @@ def child_raw(mode: str, folder: str, bsz: int, seq: int, steps: int) -> dict:
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.0,
                                                  bias="none", target_modules=LORA_TARGETS))
     model.train()
-    times = raw_loop(model, bsz, seq, steps)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+    times = random_models.timed_random_steps(model, optimizer, bsz, seq, steps)
     return {"tokens_per_s": bsz * seq / (sum(times[WARMUP:]) / len(times[WARMUP:]))}
 
 

@@ -9,7 +9,6 @@ Usage: python scripts/fetch_assets.py [--cache .cache] [--only NAME ...]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil

@@ -35,6 +35,8 @@ from .errors import TemplateError
 from .example import Example
 from .skeleton import SkeletonCache
 
+NO_CHAT_TEMPLATE = "the tokenizer has no chat template: load it with load_tokenizer(path, template=NAME)"
+
 # Reasoning templates (Qwen3, DeepSeek-R1) drop `<think>` blocks from assistant turns once they are
 # history; the turn must then be matched in that stripped form.
 _LEADING_REASONING = re.compile(r"^<think>.*?</think>\s*", re.DOTALL)
@@ -64,7 +66,7 @@ class ChatRenderer:
 
 def chat_renderer(tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig) -> ChatRenderer:
     if not tokenizer.chat_template:
-        raise TemplateError("the tokenizer has no chat template: load it with load_tokenizer(path, template=NAME)")
+        raise TemplateError(NO_CHAT_TEMPLATE)
     # Compiled through transformers so the environment (filters, raise_exception) is the one
     # apply_chat_template uses; rendering directly avoids its per-call overhead.
     template = _compile_jinja_template(tokenizer.chat_template)
@@ -218,7 +220,7 @@ def _render_rows(convs: Sequence[Conversation], renderer: ConversationRenderer |
     out: list[Rendered | TemplateError] = []
     for conv in convs:
         if renderer is None and not conv.is_text:
-            out.append(TemplateError("the tokenizer has no chat template: load it with load_tokenizer(path, template=NAME)"))
+            out.append(TemplateError(NO_CHAT_TEMPLATE))
             continue
         try:
             out.append(renderer(conv) if renderer is not None else
