@@ -76,7 +76,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
         ids = {c[1] for c in choices}
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 
-    adapter_btn.click(run(False), [job, lang], [status, file])
+    adapter_btn.click(run(False), [job, lang], [status, file], api_name="export_adapter")
     merge_btn.click(run(True), [job, lang], [status, file])
     refresh_btn.click(refresh, job, job)
     return ExportTab(job, refresh)

@@ -56,8 +56,8 @@ def refusal_text(err: PathRefused, lang: str) -> str:
 @dataclass(frozen=True)
 class UserSpace:
     user: str
+    workdir: Path
     roots: dict[PathKind, tuple[Path, ...]] | None   # None: nothing is confined (a local studio)
-    named: tuple[tuple[Path, str], ...] = ()          # absolute folders and how messages name them
 
     def confine(self, field: str, value: str, kind: PathKind) -> str:
         """The value to hand to the backend (absolute for a local path), or PathRefused."""
@@ -82,22 +82,27 @@ class UserSpace:
             "data.eval_path": self.confine("data.eval_path", eval_path, PathKind.DATA) if eval_path else None})
 
     def shown(self, text: str) -> str:
-        """A message with the server's absolute folders replaced by the names the user knows."""
-        for folder, name in self.named:
-            text = text.replace(str(folder) + "/", f"{name}/" if name else "").replace(str(folder), name or ".")
-        return text
+        return relative_paths(text, self.workdir, self.user)
+
+
+def relative_paths(text: str, workdir: Path, user: str) -> str:
+    """A message with the server's absolute folders replaced by the names the user knows
+    (`uploads/x.jsonl`, `jobs/<id>/...`, `samples/...`)."""
+    workdir = workdir.resolve()
+    named = ((user_dir(workdir, user, "uploads"), "uploads"), (user_dir(workdir, user, "exports"), "exports"),
+             (workdir / "jobs", "jobs"), (workdir, "workdir"), ((PROJECT_ROOT / ".cache").resolve(), ".cache"),
+             (PROJECT_ROOT, ""))
+    for folder, name in named:
+        text = text.replace(f"{folder}/", f"{name}/" if name else "").replace(str(folder), name or ".")
+    return text
 
 
 def user_space(ctx: StudioContext, user: str) -> UserSpace:
     """Read at each call, so a job that just finished counts at once."""
     workdir = ctx.settings.workdir
-    uploads = user_dir(workdir, user, "uploads").resolve()
-    jobs = [j for j in ctx.runner.list(user) if j.state == COMPLETED]
-    named = ((uploads, "uploads"), (user_dir(workdir, user, "exports").resolve(), "exports"),
-             *((Path(j.job_dir).resolve(), f"jobs/{j.id}") for j in jobs),
-             (workdir.resolve(), "workdir"), ((PROJECT_ROOT / ".cache").resolve(), ".cache"), (PROJECT_ROOT, ""))
     if ctx.settings.auth_file is None:
-        return UserSpace(user, None, named)
-    models = (*BUNDLED_MODEL_DIRS, *ctx.settings.model_dirs, *(Path(j.job_dir) / "output" for j in jobs))
-    return UserSpace(user, {PathKind.DATA: (uploads, SAMPLES_DIR.resolve()),
-                            PathKind.MODEL: tuple(p.resolve() for p in models)}, named)
+        return UserSpace(user, workdir, None)
+    finished = [j for j in ctx.runner.list(user) if j.state == COMPLETED]
+    models = (*BUNDLED_MODEL_DIRS, *ctx.settings.model_dirs, *(Path(j.job_dir) / "output" for j in finished))
+    return UserSpace(user, workdir, {PathKind.DATA: (user_dir(workdir, user, "uploads").resolve(), SAMPLES_DIR.resolve()),
+                                     PathKind.MODEL: tuple(p.resolve() for p in models)})

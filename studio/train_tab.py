@@ -13,7 +13,7 @@ from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.gpus import Gpu, list_gpus
 from studio.i18n import t
 from studio.quota import NoRoom, check_room
-from studio.space import PathRefused, refusal_text, user_space
+from studio.space import PathRefused, refusal_text, relative_paths, user_space
 from studio.uploads import sanitize_name, user_dir
 from trainer_backend.config import ConfigError, RunConfig
 from trainer_backend.presets import list_presets, load_preset
@@ -126,7 +126,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
         except NoRoom as err:
             return t(lang_v, err.key, **err.params), gr.skip(), gr.skip(), gr.skip()
         except JOB_ERRORS as err:
-            return t(lang_v, "train.launch_failed", error=str(err)), gr.skip(), gr.skip(), gr.skip()
+            error = relative_paths(str(err), ctx.settings.workdir, user)
+            return t(lang_v, "train.launch_failed", error=error), gr.skip(), gr.skip(), gr.skip()
         return t(lang_v, "train.launched", job=job_id), cfg.to_yaml(), write_yaml(ctx, user, cfg), job_id
 
     preset.select(on_preset, dataset_state, comps).then(

@@ -134,6 +134,11 @@ def test_a_cached_upload_is_readable_and_usable_by_its_sender_only(studio):
     _status, stream = bob.request(f"gradio_api/call/upload/{json.loads(body)['event_id']}")
     assert "not sent from your session" in stream.decode()
     assert not (studio["work"] / "users" / "bob" / "uploads" / "notes.jsonl").exists()
+    # alice's own session may: the file moves to her uploads and leaves the shared cache
+    status, body = alice.request("gradio_api/call/upload", payload.encode(), {"Content-Type": "application/json"})
+    _status, stream = alice.request(f"gradio_api/call/upload/{json.loads(body)['event_id']}")
+    assert "**notes.jsonl**: format **alpaca**" in stream.decode()
+    assert (studio["work"] / "users" / "alice" / "uploads" / "notes.jsonl").exists() and not Path(cached).exists()
 
 
 def test_every_path_field_refuses_the_other_users_job_and_upload(studio):
@@ -168,6 +173,8 @@ def test_every_path_field_refuses_the_other_users_job_and_upload(studio):
     alice.predict("demo_alpaca.jsonl", "auto", "", "en", api_name="/load_sample")
     preview_status, *_ = alice.predict(bob_output, "auto", "response_only", 2048, "en", api_name="/preview")
     assert preview_status.startswith(f"✖ tpl.model '{bob_output}' {refused_model}")
+    status, _file = alice.predict(BOB_JOB, "en", api_name="/export_adapter")
+    assert status == f"✖ Export failed: you have no job {BOB_JOB}"
 
 
 def test_a_model_with_remote_code_never_runs(studio, tmp_path):

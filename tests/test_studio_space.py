@@ -78,8 +78,8 @@ def test_messages_name_files_relative_to_the_users_space(hosted):
     gone = work / "users" / "alice" / "uploads" / "gone.jsonl"
     status, *_ = inspect(str(gone), "auto", "", "en", user_space(ctx, "alice"))
     assert status == "✖ Cannot use **gone.jsonl**: uploads/gone.jsonl: no such file or folder"
-    assert user_space(ctx, "alice").shown(f"{PROJECT_ROOT}/samples/x.jsonl and {work}/jobs") == \
-        "samples/x.jsonl and workdir/jobs"
+    assert user_space(ctx, "alice").shown(f"{PROJECT_ROOT}/samples/x.jsonl and {work}/jobs/1/train.log") == \
+        "samples/x.jsonl and jobs/1/train.log"
 
 
 def test_uploads_and_launches_stop_at_the_quota_and_the_disk_floor(hosted, monkeypatch):
