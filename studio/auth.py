@@ -179,7 +179,7 @@ class LoginGuard:
     def check(self, name: str, password: str) -> bool:
         entry = self.users.get(name)
         ok = verify_password(password, entry.password_hash if entry else _DUMMY_HASH) and entry is not None
-        key = name.lower()
+        key = name.lower()[:80]   # no valid name is longer; a flood of huge ones stays small
         with self._lock:
             now = self._clock()
             recent = self._failures.setdefault(key, deque())

@@ -240,6 +240,7 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
                "hoạch chọn."),
     "model.name_or_path": (None, "Mã trên hub hoặc thư mục cục bộ của mô hình gốc."),
     "model.engine": (None, "auto = unsloth trên CUDA, hf (transformers+peft) ở nơi khác."),
+    "model.trust_remote_code": (None, "Chạy mã đi kèm mô hình; trên máy chủ dùng chung chỉ khi quản trị viên cho phép."),
     "model.architecture": (None, "Các trường config.json đã công bố, cấu hình có sẵn ghi lại để kiểm tra bộ nhớ."),
     "data.path": (None, "Tệp JSON, JSONL, CSV, Parquet hoặc thư mục save_to_disk của datasets."),
     "data.columns": (None, "Ánh xạ tên cột của bạn sang trường của định dạng, vd {prompt: instruction}."),

@@ -30,7 +30,7 @@ class ModelConfig(_Section):
     engine: Literal["auto", "unsloth", "hf"] = Field("auto", description="auto = unsloth on CUDA, hf (transformers+peft) elsewhere.")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="Attention kernel of the hf engine (auto = the transformers default, SDPA).")
-    trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model (only for models you trust).")
+    trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model; on a shared studio only where the admin allows it.")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")
 
