@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import psutil
 from starlette.middleware import Middleware
 
 from studio import chat_tab, data_tab, export_tab, jobs_tab, monitor_tab, template_tab, train_tab
@@ -95,13 +96,19 @@ def launch_kwargs(ctx: StudioContext, auth: Any | None) -> dict[str, Any]:
 
 
 def upload_cache(settings: StudioSettings) -> Path:
-    return Path(settings.workdir, ".gradio").resolve()
+    """One per studio process: who sent a cached file is known only to the studio that received it."""
+    return Path(settings.workdir, ".gradio", str(os.getpid())).resolve()
 
 
 def prepare_workdir(settings: StudioSettings) -> None:
-    """Gradio's upload cache goes inside the workdir, so nothing is served from outside it, and
-    starts empty: who sent a cached file is known only to the studio that received it. Must run
-    before the first upload (gradio reads the variable at each upload)."""
+    """Gradio's upload cache goes inside the workdir, so nothing is served from outside it; the
+    caches of studios no longer running are removed. Must run before the first upload (gradio
+    reads the variable at each upload)."""
     settings.workdir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(upload_cache(settings), ignore_errors=True)
+    caches = upload_cache(settings).parent
+    if caches.is_dir():
+        for old in caches.iterdir():
+            other_live_studio = old.name.isdigit() and psutil.pid_exists(int(old.name)) and old != upload_cache(settings)
+            if not other_live_studio:
+                shutil.rmtree(old, ignore_errors=True)
     os.environ["GRADIO_TEMP_DIR"] = str(upload_cache(settings))
