@@ -40,21 +40,30 @@ def state(runner: JobRunner, job_id: str) -> str:
     return runner.get(job_id, ADMIN).state
 
 
-def test_a_chat_worker_waits_for_a_gpu_a_job_holds_and_stays_on_the_studios_gpus(make_runner):
+def test_chat_workers_never_share_a_gpu_with_training_and_stay_on_the_studios_gpus(make_runner):
     runner = make_runner([1, 2])                        # the studio's --gpus 1,2
+    me = (os.getpid(), start_time(os.getpid()))
     train = runner.submit(RunConfig(), "alice", gpus=[1])
     runner.schedule()
     assert state(runner, train) == RUNNING
-    first = runner.submit_chat(chat_spec(os.getpid(), start_time(os.getpid())), "bob", "chat-base", SLEEP)
-    second = runner.submit_chat(chat_spec(os.getpid(), start_time(os.getpid())), "bob", "chat-tuned", SLEEP)
-    assert runner.get(first, ADMIN).gpus == [2]         # the free one
-    assert runner.get(second, ADMIN).gpus == [1]        # both busy: it queues behind alice's job
+    base = runner.submit_chat(chat_spec(*me), "bob", "chat-base", SLEEP)
+    tuned = runner.submit_chat(chat_spec(*me), "bob", "chat-tuned", SLEEP)
+    assert runner.get(base, ADMIN).gpus == runner.get(tuned, ADMIN).gpus == [2]   # not the GPU alice trains on
     runner.schedule()
-    assert (state(runner, first), state(runner, second)) == (RUNNING, QUEUED)
-    assert "device: cuda" in runner.get(first, ADMIN).config_path.read_text()
-    assert oct(runner.get(first, ADMIN).config_path.stat().st_mode & 0o777) == "0o600"   # it holds the token
-    runner.stop(train, "alice")
-    wait_until(lambda: runner.schedule() or state(runner, second) == RUNNING, 30, what="the chat to get GPU 1")
+    assert (state(runner, base), state(runner, tuned)) == (RUNNING, RUNNING)       # chats share a GPU
+    assert "device: cuda" in runner.get(base, ADMIN).config_path.read_text()
+    assert oct(runner.get(base, ADMIN).config_path.stat().st_mode & 0o777) == "0o600"   # it holds the token
+    waiting = runner.submit(RunConfig(), "carol", gpus=[2])
+    runner.schedule()
+    assert state(runner, waiting) == QUEUED                                          # the chats hold GPU 2
+    late = runner.submit_chat(chat_spec(*me), "dave", "chat-base", SLEEP)
+    assert runner.get(late, ADMIN).gpus == [1]          # one training run on each GPU: the fewer chats
+    runner.schedule()
+    assert state(runner, late) == QUEUED                # alice trains there
+    for chat in (base, tuned):
+        runner.stop(chat, "bob")
+    wait_until(lambda: runner.schedule() or state(runner, waiting) == RUNNING, 30, what="carol's run to get GPU 2")
+    assert state(runner, late) == QUEUED
     assert [j.id for j in runner.list("bob")] == [] and len(runner.list("bob", kind=CHAT)) == 2
 
 

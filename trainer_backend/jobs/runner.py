@@ -14,6 +14,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..config import RunConfig
@@ -28,7 +29,7 @@ from .info import ACTIVE_STATES, CHAT, FAILED, QUEUED, RUNNING, STOPPED, STOPPIN
 from .oom_retry import MAX_OOM_RETRIES
 from .paths import JobPaths
 from .processes import alive, kill_group, spawn_supervisor, start_time
-from .queue import Pending, pick_startable
+from .queue import Pending, pick_chats, pick_startable
 
 
 class _Admin:
@@ -46,9 +47,11 @@ DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
 class JobRunner:
     def __init__(self, workdir: str | Path, gpus: list[int] | None = None, cpu_slots: int = 1,
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
-                 train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4):
-        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs and
-        `chat_cpu_slots` CPU chat workers run at once (chat on a GPU takes the GPU like a job). `grace_s`, `oom_retries` and
+                 train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4,
+                 chats_per_gpu: int = 4):
+        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs,
+        `chat_cpu_slots` CPU chat workers and `chats_per_gpu` chat workers per GPU run at once (see
+        queue.py). `grace_s`, `oom_retries` and
         `train_command` (the argv that the config path and --resume are appended to; another command
         is for tests and wrappers) are recorded with each job at submit, so the job keeps them
         whichever runner later starts or stops it."""
@@ -59,6 +62,7 @@ class JobRunner:
         self.gpus = sorted(detect_gpus() if gpus is None else gpus)
         self.cpu_slots = cpu_slots
         self.chat_cpu_slots = chat_cpu_slots
+        self.chats_per_gpu = chats_per_gpu
         self.min_free_gib = min_free_gib
         self.grace_s = grace_s
         self.oom_retries = oom_retries
@@ -174,14 +178,17 @@ class JobRunner:
             self._reconcile(conn)
             active = registry.fetch_all(conn, ACTIVE_STATES)
             queued = registry.fetch_all(conn, (QUEUED,))
-            busy = {g for row in active for g in row.gpus}
-            running_cpu = sum(1 for row in active if not row.gpus and row.kind != CHAT)
-            pending = [Pending(row.id, tuple(row.gpus)) for row in queued if row.gpus or row.kind != CHAT]
-            starts = pick_startable(pending, busy, running_cpu, self.cpu_slots)
+            runs, chats = [r for r in queued if r.kind != CHAT], [r for r in queued if r.kind == CHAT]
+            active_runs, active_chats = [r for r in active if r.kind != CHAT], [r for r in active if r.kind == CHAT]
+            busy = {g for row in active for g in row.gpus}      # a training job needs its GPUs to itself
+            starts = pick_startable([Pending(r.id, tuple(r.gpus)) for r in runs], busy,
+                                    sum(1 for r in active_runs if not r.gpus), self.cpu_slots)
+            training_gpus = {g for row in active_runs + runs for g in row.gpus}
+            starts += pick_chats([Pending(r.id, tuple(r.gpus)) for r in chats if r.gpus], training_gpus,
+                                 Counter(g for r in active_chats for g in r.gpus), self.chats_per_gpu)
             # CPU chat workers have slots of their own: a CPU training run never waits for a chat.
-            chats = [Pending(row.id, ()) for row in queued if not row.gpus and row.kind == CHAT]
-            running_chats = sum(1 for row in active if not row.gpus and row.kind == CHAT)
-            starts += pick_startable(chats, set(), running_chats, self.chat_cpu_slots)
+            starts += pick_startable([Pending(r.id, ()) for r in chats if not r.gpus], set(),
+                                     sum(1 for r in active_chats if not r.gpus), self.chat_cpu_slots)
             return [job_id for job_id in starts if self._start(conn, job_id)]
 
     def reconcile(self) -> None:
@@ -228,14 +235,12 @@ class JobRunner:
         return sorted(wanted)
 
     def _least_busy_gpu(self) -> int:
+        """For a chat worker: a GPU without training first, then the one with the fewest chats."""
         with self.registry.read() as conn:
             rows = registry.fetch_all(conn, (*ACTIVE_STATES, QUEUED))
-        load = {g: 0 for g in self.gpus}
-        for row in rows:
-            for g in row.gpus:
-                if g in load:
-                    load[g] += 1
-        return min(load, key=lambda g: (load[g], g))
+        training = Counter(g for row in rows if row.kind != CHAT for g in row.gpus)
+        chatting = Counter(g for row in rows if row.kind == CHAT for g in row.gpus)
+        return min(self.gpus, key=lambda g: (training[g], chatting[g], g))
 
     def _start(self, conn: sqlite3.Connection, job_id: str) -> bool:
         paths = JobPaths.of(self.workdir, job_id)
