@@ -96,3 +96,23 @@ def _client(client_cls, url):
         return client_cls(url, verbose=False)
     except Exception:
         return None
+
+
+@pytest.mark.gpu
+def test_a_gpu_chat_worker_runs_on_the_gpu_the_scheduler_gave_it(tmp_path, tiny_llama_dir):
+    import torch
+
+    last = torch.cuda.device_count() - 1                       # as with --gpus <last>
+    runner = JobRunner(tmp_path / "work", gpus=[last], min_free_gib=0)
+    runner.start_background(interval_s=0.2)
+    pool = ChatPool(runner, sys.executable)
+    try:
+        worker = pool.worker("alice", "base", WorkerSpec(str(tiny_llama_dir)))
+        assert isinstance(worker.chat([{"role": "user", "content": "Say hello."}], max_new_tokens=4), str)
+        info = runner.get(worker.job_id, "alice")
+        assert info.gpus == [last] and "device: cuda" in info.config_path.read_text()
+        assert psutil.Process(info.pgid).environ()["CUDA_VISIBLE_DEVICES"] == str(last)
+    finally:
+        pool.stop_all()
+        runner.close()
+        stop_jobs(tmp_path / "work")
