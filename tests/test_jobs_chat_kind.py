@@ -86,3 +86,13 @@ def test_a_starting_studio_stops_the_chat_workers_of_a_dead_studio(make_runner):
     ChatPool(runner, sys.executable)
     wait_until(lambda: state(runner, orphan) == STOPPED, 30, what="the orphan worker to stop")
     assert state(runner, ours) == RUNNING
+
+
+def test_ended_chat_jobs_are_deleted_when_a_worker_starts(make_runner):
+    runner = make_runner([])
+    ended = runner.submit_chat(chat_spec(os.getpid(), start_time(os.getpid())), "bob", "chat-base", SLEEP)
+    runner.stop(ended, "bob")                            # queued: stopped at once
+    pool = ChatPool(runner, sys.executable)
+    assert [j.id for j in runner.list(ADMIN, kind=CHAT)] == []
+    assert not (runner.workdir / "jobs" / ended).exists()
+    pool.stop_all()

@@ -14,8 +14,9 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 
-from trainer_backend.jobs import ADMIN, CHAT, QUEUED, RUNNING, JobRunner
+from trainer_backend.jobs import ADMIN, CHAT, QUEUED, RUNNING, JobNotFound, JobRunner
 from trainer_backend.jobs.eventfile import tail_lines
+from trainer_backend.jobs.info import FINAL_STATES
 from trainer_backend.jobs.paths import JobPaths
 from trainer_backend.jobs.processes import alive, start_time
 from trainer_backend.safe_yaml import YamlError, load_yaml_file
@@ -70,7 +71,10 @@ class ChatWorker:
         return lines[-1] if lines else ""
 
     def alive(self) -> bool:
-        return self.runner.get(self.job_id, self.user).state in (QUEUED, RUNNING)
+        try:
+            return self.runner.get(self.job_id, self.user).state in (QUEUED, RUNNING)
+        except JobNotFound:   # it ended and another worker's start tidied it away
+            return False
 
     def chat(self, messages: list[dict], max_new_tokens: int = 128) -> str:
         self.wait_ready()
@@ -95,19 +99,23 @@ class ChatWorker:
 
 class ChatPool:
     """At most one worker per (user, slot); asking with another spec replaces it. Workers that a
-    studio no longer running left behind are stopped when the pool starts."""
+    studio no longer running left behind are stopped when the pool starts, and ended chat jobs
+    are deleted whenever a worker starts."""
 
     def __init__(self, runner: JobRunner, python: str):
         self.runner, self.python = runner, python
         self.studio = {"studio_pid": os.getpid(), "studio_started": start_time(os.getpid())}
         self._workers: dict[tuple[str, str], ChatWorker] = {}
         self._lock = threading.Lock()
-        self.stop_orphans()
+        self.tidy()
 
-    def stop_orphans(self) -> None:
+    def tidy(self) -> None:
+        """Stop the workers of studios no longer running; forget the chat jobs that ended."""
         for job in self.runner.list(ADMIN, kind=CHAT):
             if job.state in (QUEUED, RUNNING) and not self._studio_alive(job.config_path):
                 self.runner.stop(job.id, ADMIN)
+            elif job.state in FINAL_STATES:
+                self.runner.delete(job.id, ADMIN)
 
     @staticmethod
     def _studio_alive(spec_path) -> bool:
@@ -124,6 +132,7 @@ class ChatPool:
                 return current
             if current:
                 current.stop()
+            self.tidy()
             token = secrets.token_hex(16)
             job_id = self.runner.submit_chat(
                 {**asdict(spec), **self.studio, "token": token, "idle_exit_s": IDLE_EXIT_S}, user,
