@@ -1,7 +1,8 @@
 """Start the fine-tuning studio, or manage its users.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--workdir workdir] [--auth users.yaml]
-                  [--max-upload-mb 200] [--gpus 0,1]
+                  [--max-upload-mb 200] [--gpus 0,1] [--model-dir DIR ...] [--quota-gib 50]
+                  [--allow-remote-code]
     python app.py add-user USERS.yaml NAME [--password-stdin]
 """
 from __future__ import annotations
@@ -32,6 +33,13 @@ def serve_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--auth", default=None, help="users.yaml with salted password hashes (see add-user)")
     p.add_argument("--max-upload-mb", type=int, default=200)
     p.add_argument("--gpus", default=None, help="GPU indices the studio may use, e.g. 0,1 (default: all)")
+    p.add_argument("--model-dir", action="append", default=[], metavar="DIR",
+                   help="a folder of models users may train and chat from (repeatable)")
+    p.add_argument("--quota-gib", type=float, default=50.0,
+                   help="disk space per user with --auth (uploads, jobs, exports); quota_gib in the users file overrides it")
+    p.add_argument("--allow-remote-code", action="store_true",
+                   help="let every user run modeling code shipped with a model (trust_remote_code); "
+                        "without it, only users with trust_remote_code: true in the users file may")
     return p.parse_args(argv)
 
 
@@ -66,18 +74,21 @@ def serve(argv: list[str]) -> int:
               "train and read data. Create users with `python app.py add-user users.yaml NAME`.", file=sys.stderr)
         return 2
     from studio.app_factory import build_ui, launch_kwargs, make_context, prepare_workdir
-    from studio.auth import AuthFileError, make_checker
+    from studio.auth import AuthFileError, LoginGuard, UsersFile, make_checker
     from studio.context import StudioSettings
 
     try:
-        checker = make_checker(Path(args.auth)) if args.auth else None
+        users = UsersFile(Path(args.auth)) if args.auth else None
     except AuthFileError as err:
         print(err, file=sys.stderr)
         return 2
     settings = StudioSettings(workdir=Path(args.workdir).resolve(), max_upload_mb=args.max_upload_mb,
-                              gpus=parse_gpus(args.gpus), auth_file=Path(args.auth) if args.auth else None)
+                              gpus=parse_gpus(args.gpus), auth_file=Path(args.auth) if args.auth else None,
+                              model_dirs=tuple(Path(d).resolve() for d in args.model_dir),
+                              allow_remote_code=args.allow_remote_code, quota_gib=args.quota_gib)
     prepare_workdir(settings)
-    ctx = make_context(settings)
+    ctx = make_context(settings, users)
+    checker = make_checker(LoginGuard(users)) if users else None
     ctx.runner.start_background()
     demo = build_ui(ctx)
     # A plain `kill` (service managers, test harnesses) must also stop the chat workers: they run
@@ -85,7 +96,7 @@ def serve(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
-                                                       **launch_kwargs(settings, checker))
+                                                       **launch_kwargs(ctx, checker))
     finally:
         ctx.chats.stop_all()
         ctx.runner.close()

@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import psutil
+from starlette.middleware import Middleware
 
 from studio import chat_tab, data_tab, export_tab, jobs_tab, monitor_tab, template_tab, train_tab
+from studio.auth import UsersFile
 from studio.context import StudioContext, StudioSettings, user_of
+from studio.guard import StudioGuard
 from studio.i18n import LANGUAGES, t
 from studio.preview import CSS
 from studio.uploads import UploadStore
@@ -27,16 +31,18 @@ def train_command(python: str) -> list[str]:
     return [*([nice, "-n", "10"] if nice else []), python, "-m", "trainer_backend", "train"]
 
 
-def make_context(settings: StudioSettings) -> StudioContext:
+def make_context(settings: StudioSettings, users: UsersFile | None = None) -> StudioContext:
     workdir = settings.workdir
-    runner = JobRunner(workdir, gpus=settings.gpus, train_command=train_command(settings.python))
-    chats = ChatPool(settings.python, cwd=Path.cwd(), log_dir=workdir / "users")
-    return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats)
+    runner = JobRunner(workdir, gpus=settings.gpus, train_command=train_command(settings.python),
+                       min_free_gib=settings.min_free_gib)
+    chats = ChatPool(runner, settings.python)
+    return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats, users)
 
 
 def build_ui(ctx: StudioContext) -> gr.Blocks:
     L = ctx.labels
-    with gr.Blocks(title="Fine-tuning studio") as demo:
+    # Cached uploads older than an hour go (the Data tab moves each upload out at once).
+    with gr.Blocks(title="Fine-tuning studio", delete_cache=(600, 3600)) as demo:
         with gr.Row():
             L.add(gr.Markdown(), value="app.title")
             lang = L.add(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en", scale=0,
@@ -83,13 +89,26 @@ def _on_load(ctx: StudioContext, monitor: monitor_tab.MonitorTab):
     return on_load
 
 
-def launch_kwargs(settings: StudioSettings, auth: Any | None) -> dict[str, Any]:
-    return {"auth": auth, "max_file_size": settings.max_upload_bytes, "allowed_paths": [],
-            "css": CSS, "footer_links": [], "show_error": False}
+def launch_kwargs(ctx: StudioContext, auth: Any | None) -> dict[str, Any]:
+    guard = Middleware(StudioGuard, ctx=ctx, upload_dir=upload_cache(ctx.settings))
+    return {"auth": auth, "max_file_size": ctx.settings.max_upload_bytes, "allowed_paths": [],
+            "css": CSS, "footer_links": [], "show_error": False, "app_kwargs": {"middleware": [guard]}}
+
+
+def upload_cache(settings: StudioSettings) -> Path:
+    """One per studio process: who sent a cached file is known only to the studio that received it."""
+    return Path(settings.workdir, ".gradio", str(os.getpid())).resolve()
 
 
 def prepare_workdir(settings: StudioSettings) -> None:
-    """Gradio's upload cache goes inside the workdir, so nothing is served from outside it. Must
-    run before the first upload (gradio reads the variable at each upload)."""
+    """Gradio's upload cache goes inside the workdir, so nothing is served from outside it; the
+    caches of studios no longer running are removed. Must run before the first upload (gradio
+    reads the variable at each upload)."""
     settings.workdir.mkdir(parents=True, exist_ok=True)
-    os.environ["GRADIO_TEMP_DIR"] = str(Path(settings.workdir, ".gradio").resolve())
+    caches = upload_cache(settings).parent
+    if caches.is_dir():
+        for old in caches.iterdir():
+            other_live_studio = old.name.isdigit() and psutil.pid_exists(int(old.name)) and old != upload_cache(settings)
+            if not other_live_studio:
+                shutil.rmtree(old, ignore_errors=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_cache(settings))

@@ -9,8 +9,8 @@ from pathlib import Path
 import gradio as gr
 
 from studio.context import JOB_ERRORS, StudioContext, user_of
-from studio.gpus import list_gpus
 from studio.i18n import t
+from studio.space import PathKind, PathRefused, refusal_text, user_space
 from trainer_backend.config import ConfigError, RunConfig, load_config
 from trainer_backend.jobs import COMPLETED
 from trainer_backend.serve.client import WorkerError, WorkerSpec
@@ -30,17 +30,17 @@ def finished_jobs(ctx: StudioContext, user: str) -> list[tuple[str, str]]:
 
 
 def specs_for(ctx: StudioContext, user: str, job_id: str | None, base_model: str) -> dict[str, WorkerSpec]:
-    """The base worker, and the fine-tuned one when a job is picked (its base model wins)."""
-    device = "cuda" if list_gpus(ctx.settings.gpus) else "cpu"
+    """The base worker, and the fine-tuned one when a job is picked (its base model wins; the
+    job's paths were confined when it was launched)."""
     if not job_id:
-        return {BASE: WorkerSpec(base_model.strip(), device=device)}
+        return {BASE: WorkerSpec(user_space(ctx, user).confine("chat.base_model", base_model, PathKind.MODEL))}
     info = ctx.runner.get(job_id, user)
     cfg: RunConfig = load_config(info.config_path)
     output = Path(info.job_dir) / "output"
     adapter = str(output) if (output / "adapter_config.json").exists() else None
     tuned_model = cfg.model.name_or_path if adapter else str(output)
-    return {BASE: WorkerSpec(cfg.model.name_or_path, template=cfg.template.name, device=device),
-            TUNED: WorkerSpec(tuned_model, adapter=adapter, template=cfg.template.name, device=device)}
+    return {BASE: WorkerSpec(cfg.model.name_or_path, template=cfg.template.name),
+            TUNED: WorkerSpec(tuned_model, adapter=adapter, template=cfg.template.name)}
 
 
 def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
@@ -70,10 +70,14 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
             yield gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.empty")
             return
         user = user_of(request)
+        space = user_space(ctx, user)
         try:
             specs = specs_for(ctx, user, job_id, base)
+        except PathRefused as err:
+            yield gr.skip(), gr.skip(), gr.skip(), refusal_text(err, lang_v)
+            return
         except (*JOB_ERRORS, ConfigError) as err:
-            yield gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.failed", error=str(err))
+            yield gr.skip(), gr.skip(), gr.skip(), t(lang_v, "chat.failed", error=space.shown(str(err)))
             return
         turn = {"role": "user", "content": text}
         histories = {BASE: [*(hist_l or []), turn], TUNED: [*(hist_r or []), turn]}
@@ -85,8 +89,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
         for slot, fut in futures.items():
             try:
                 histories[slot].append({"role": "assistant", "content": fut.result()})
-            except WorkerError as err:
-                errors.append(t(lang_v, "chat.failed", error=str(err)))
+            except (WorkerError, *JOB_ERRORS) as err:
+                errors.append(t(lang_v, "chat.failed", error=space.shown(str(err))))
                 histories[slot].pop()
         right_out = histories[TUNED] if TUNED in specs else hist_r
         yield "", histories[BASE], right_out, "\n\n".join(errors)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from studio.i18n import LabelBook, field_info_key, field_label_key
 from trainer_backend.config import RunConfig, validate_config
+from trainer_backend.safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, load_yaml
 
 OPEN_SECTIONS = ("model", "data", "template", "lora", "train")
 
@@ -145,6 +146,8 @@ def _read(spec: FieldSpec, value: Any) -> Any:
     if not text:
         return _DEFAULT
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text, f"'{spec.key}'", MAX_FIELD_BYTES)
+    except YamlRefused as err:
+        raise FormError(str(err)) from None
+    except YamlError:
         raise FormError(f"'{spec.key}': '{text}' is not a valid value (YAML)") from None

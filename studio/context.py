@@ -10,7 +10,8 @@ import gradio as gr
 
 from studio.i18n import LabelBook
 from trainer_backend.jobs import JobError
-from studio.uploads import UploadStore, sanitize_name
+from studio.auth import UsersFile
+from studio.uploads import UploadLedger, UploadStore, sanitize_name
 
 LOCAL_USER = "local"
 # What the runner raises for a user's mistake (bad state, unknown id, another user's job).
@@ -24,6 +25,10 @@ class StudioSettings:
     gpus: list[int] | None = None          # restrict the studio to these GPU indices
     auth_file: Path | None = None
     python: str = sys.executable           # interpreter of the preview, export and chat subprocesses
+    model_dirs: tuple[Path, ...] = ()      # admin-listed model folders users may train and chat from
+    allow_remote_code: bool = False        # every user may run modeling code shipped with a model
+    quota_gib: float = 50.0                # disk space per user (uploads, jobs, exports) with --auth
+    min_free_gib: float = 2.0              # uploads and jobs stop short of this much free disk
 
     @property
     def max_upload_bytes(self) -> int:
@@ -38,7 +43,22 @@ class StudioContext:
     runner: Any                             # trainer_backend.jobs.JobRunner
     uploads: UploadStore
     chats: Any                              # trainer_backend.serve.client.ChatPool
+    users: UsersFile | None = None          # None: a local studio without --auth
+    ledger: UploadLedger = field(default_factory=UploadLedger)
     labels: LabelBook = field(default_factory=LabelBook)
+
+    def may_run_remote_code(self, user: str) -> bool:
+        """An admin decision: --allow-remote-code for everyone, or trust_remote_code in the users file."""
+        entry = self.users.get(user) if self.users else None
+        return self.settings.allow_remote_code or bool(entry and entry.trust_remote_code)
+
+    def quota_bytes(self, user: str) -> int | None:
+        """None on a local studio: its one user owns the disk."""
+        if self.users is None:
+            return None
+        entry = self.users.get(user)
+        gib = entry.quota_gib if entry and entry.quota_gib else self.settings.quota_gib
+        return int(gib * 2**30)
 
 
 def user_of(request: gr.Request | None) -> str:

@@ -11,11 +11,11 @@ import plotly.graph_objects as go
 
 from studio.context import StudioContext, user_of
 from studio.i18n import t
+from studio.quota import NoRoom, check_room
+from studio.space import SAMPLES_DIR, UserSpace, user_space
 from studio.uploads import UploadError
-from trainer_backend.child_env import PROJECT_ROOT
 from trainer_backend.data import DataError, LoadedDataset, load_dataset
 
-SAMPLES_DIR = PROJECT_ROOT / "samples"
 DEMO_SAMPLE = "demo_alpaca.jsonl"      # the demo preset's data: "Load sample" is one click
 FORMATS = ["auto", "alpaca", "sharegpt", "messages", "text"]
 TABLE_ROWS = 20
@@ -60,8 +60,9 @@ def errors_table(data: LoadedDataset) -> pd.DataFrame:
                         columns=["row", "field", "message"])
 
 
-def inspect(path: str, fmt: str, columns_text: str, lang: str):
-    """Load the dataset; returns status, table, errors and the dataset state (None on failure)."""
+def inspect(path: str, fmt: str, columns_text: str, lang: str, space: UserSpace):
+    """Load the dataset; returns status, table, errors and the dataset state (None on failure).
+    Messages name files as the user knows them (`uploads/x.jsonl`), never by server paths."""
     empty = pd.DataFrame()
     try:
         columns = parse_columns(columns_text or "")
@@ -70,7 +71,7 @@ def inspect(path: str, fmt: str, columns_text: str, lang: str):
     try:
         data = load_dataset(path, format=fmt, columns=columns or None)
     except (DataError, ValueError, OSError) as err:
-        return t(lang, "data.load_failed", name=Path(path).name, error=str(err)), empty, empty, None
+        return t(lang, "data.load_failed", name=Path(path).name, error=space.shown(str(err))), empty, empty, None
     status = t(lang, "data.loaded", name=Path(path).name, format=data.format, reason=data.reason,
                rows=data.rows, valid=data.valid_rows, invalid=len(data.errors))
     if not data.conversations:
@@ -126,21 +127,29 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     def on_upload(file: str | None, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
         if not file:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        user = user_of(request)
+        if ctx.ledger.owner(file) != user:   # a cached file another session sent
+            return t(lang_v, "upload.not_yours"), pd.DataFrame(), pd.DataFrame(), None
         try:
-            saved = ctx.uploads.save(user_of(request), Path(file), Path(file).name)
+            check_room(ctx, user, 0)         # the cached copy already counts; it moves, not grows
+            saved = ctx.uploads.save(user, Path(file), Path(file).name)
+        except NoRoom as err:
+            return t(lang_v, err.key, **err.params), pd.DataFrame(), pd.DataFrame(), None
         except UploadError as err:
             return t(lang_v, "data.upload_refused", error=str(err)), pd.DataFrame(), pd.DataFrame(), None
-        return inspect(str(saved), fmt_v, cols, lang_v)
+        finally:
+            ctx.ledger.discard(file)
+        return inspect(str(saved), fmt_v, cols, lang_v, user_space(ctx, user))
 
-    def on_sample(name: str, fmt_v: str, cols: str, lang_v: str):
+    def on_sample(name: str, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
         if name not in samples:
             return t(lang_v, "data.pick_sample"), pd.DataFrame(), pd.DataFrame(), None
-        return inspect(str(SAMPLES_DIR / name), fmt_v, cols, lang_v)
+        return inspect(str(SAMPLES_DIR / name), fmt_v, cols, lang_v, user_space(ctx, user_of(request)))
 
     def on_reload(state: dict | None, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
         if not state:
             return t(lang_v, "data.nothing_loaded"), gr.skip(), gr.skip(), None
-        return inspect(state["path"], fmt_v, cols, lang_v)
+        return inspect(state["path"], fmt_v, cols, lang_v, user_space(ctx, user_of(request)))
 
     outs = [status, table, errors, dataset_state]
     loaded = upload.upload(on_upload, [upload, fmt, columns, lang], outs, api_name="upload")

@@ -13,6 +13,8 @@ import gradio as gr
 from studio.chat_tab import finished_jobs
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
+from studio.quota import NoRoom, check_room
+from studio.space import user_space
 from studio.uploads import user_dir
 
 EXPORT_TIMEOUT_S = 3600
@@ -32,6 +34,7 @@ def zip_folder(folder: Path, dest_stem: Path) -> Path:
 def export(ctx: StudioContext, user: str, job_id: str, merge: bool) -> Path:
     """Write the export under the user's folder and zip it; raises RuntimeError with one line."""
     info = ctx.runner.get(job_id, user)
+    check_room(ctx, user, 0)   # an export's size is known only once written: a user over quota starts none
     kind = "merged" if merge else "adapter"
     out = user_dir(ctx.settings.workdir, user, "exports") / f"{job_id}-{kind}"
     argv = [ctx.settings.python, "-m", "trainer_backend", "export", str(info.job_dir), "--out", str(out)]
@@ -58,10 +61,13 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
         def handler(job_id: str | None, lang_v: str, request: gr.Request):
             if not job_id:
                 return t(lang_v, "export.pick_first"), None
+            user = user_of(request)
             try:
-                path = export(ctx, user_of(request), job_id, merge)
+                path = export(ctx, user, job_id, merge)
+            except NoRoom as err:
+                return t(lang_v, err.key, **err.params), None
             except (*JOB_ERRORS, RuntimeError, subprocess.TimeoutExpired) as err:
-                return t(lang_v, "export.failed", error=str(err)), None
+                return t(lang_v, "export.failed", error=user_space(ctx, user).shown(str(err))), None
             return t(lang_v, "export.done", name=path.name, mb=path.stat().st_size / 2**20), str(path)
         return handler
 
@@ -70,7 +76,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
         ids = {c[1] for c in choices}
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 
-    adapter_btn.click(run(False), [job, lang], [status, file])
+    adapter_btn.click(run(False), [job, lang], [status, file], api_name="export_adapter")
     merge_btn.click(run(True), [job, lang], [status, file])
     refresh_btn.click(refresh, job, job)
     return ExportTab(job, refresh)

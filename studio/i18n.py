@@ -111,9 +111,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
                           "max_seq_len, dùng qlora, hoặc đặt auto."),
     "train.launched": ("✔ Job **{job}** queued. Follow it in the Monitor tab.",
                        "✔ Đã xếp hàng công việc **{job}**. Theo dõi ở thẻ Theo dõi."),
-    "train.data_not_yours": ("✖ data.path '{path}' is neither one of your uploads nor a bundled sample: upload it in "
-                             "the Data tab.", "✖ data.path '{path}' không phải tệp bạn tải lên hay mẫu có sẵn: hãy "
-                             "tải lên ở thẻ Dữ liệu."),
+    "train.remote_code_off": ("✖ model.trust_remote_code: running code shipped with a model is off for your account. "
+                              "Untick it, or ask the admin (trust_remote_code in the users file).",
+                              "✖ model.trust_remote_code: tài khoản của bạn không được chạy mã đi kèm mô hình. Hãy bỏ "
+                              "chọn, hoặc nhờ quản trị viên (trust_remote_code trong tệp người dùng)."),
     "train.launch_failed": ("✖ Not launched: {error}", "✖ Chưa chạy được: {error}"),
     # Monitor
     "mon.job": ("Job", "Công việc"), "mon.refresh": ("Refresh list", "Làm mới"), "mon.stop": ("Stop", "Dừng"),
@@ -161,6 +162,29 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "export.pick_first": ("Pick a completed job first.", "Hãy chọn một công việc đã xong trước."),
     "export.failed": ("✖ Export failed: {error}", "✖ Xuất thất bại: {error}"),
     "export.done": ("✔ {name} ({mb:.1f} MB) is ready.", "✔ {name} ({mb:.1f} MB) đã sẵn sàng."),
+    # Hosting: what a shared studio refuses, and why
+    "path.refused.data": ("✖ {field} '{value}' is neither one of your uploads nor a bundled sample: upload it in "
+                          "the Data tab.", "✖ {field} '{value}' không phải tệp bạn tải lên hay mẫu có sẵn: hãy "
+                          "tải lên ở thẻ Dữ liệu."),
+    "path.refused.model": ("✖ {field} '{value}' is not a hub id (org/name), a bundled model, a model folder the admin "
+                           "listed, or the output of one of your completed jobs.",
+                           "✖ {field} '{value}' không phải mã trên hub (org/name), mô hình có sẵn, thư mục mô hình do "
+                           "quản trị viên liệt kê, hay đầu ra của một công việc đã xong của bạn."),
+    "room.quota": ("✖ Not enough room in your space: {used:.2f} GiB used of your {quota:.2f} GiB quota, {size:.2f} GiB "
+                   "more needed. Delete old jobs, exports or uploads, or ask the admin for a larger quota.",
+                   "✖ Không đủ chỗ trong không gian của bạn: đã dùng {used:.2f} / {quota:.2f} GiB, cần thêm "
+                   "{size:.2f} GiB. Hãy xoá công việc, tệp xuất hoặc tệp tải lên cũ, hoặc xin quản trị viên thêm."),
+    "room.disk": ("✖ The server's disk is nearly full ({free:.2f} GiB free, {floor:.1f} GiB is kept free): try again "
+                  "later or tell the admin.", "✖ Ổ đĩa máy chủ gần đầy (còn {free:.2f} GiB, luôn giữ {floor:.1f} GiB): "
+                  "hãy thử lại sau hoặc báo quản trị viên."),
+    "upload.need_length": ("✖ Upload refused: the request has no Content-Length.",
+                           "✖ Từ chối tệp tải lên: yêu cầu không có Content-Length."),
+    "upload.too_big": ("✖ Upload refused: {mb:.1f} MB is over the {limit:.0f} MB upload limit.",
+                       "✖ Từ chối tệp tải lên: {mb:.1f} MB vượt giới hạn {limit:.0f} MB."),
+    "upload.bad_type": ("✖ Upload refused: {name} is not a dataset file; upload {allowed}.",
+                        "✖ Từ chối tệp tải lên: {name} không phải tệp dữ liệu; hãy tải lên {allowed}."),
+    "upload.not_yours": ("✖ Upload refused: this file was not sent from your session; upload it again.",
+                         "✖ Từ chối tệp tải lên: tệp này không được gửi từ phiên của bạn; hãy tải lên lại."),
     # Config form sections
     "cfg.section.model": ("Model", "Mô hình"), "cfg.section.data": ("Data", "Dữ liệu"),
     "cfg.section.template": ("Template and lengths", "Mẫu hội thoại và độ dài"), "cfg.section.lora": ("LoRA", "LoRA"),
@@ -216,6 +240,7 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
                "hoạch chọn."),
     "model.name_or_path": (None, "Mã trên hub hoặc thư mục cục bộ của mô hình gốc."),
     "model.engine": (None, "auto = unsloth trên CUDA, hf (transformers+peft) ở nơi khác."),
+    "model.trust_remote_code": (None, "Chạy mã đi kèm mô hình; trên máy chủ dùng chung chỉ khi quản trị viên cho phép."),
     "model.architecture": (None, "Các trường config.json đã công bố, cấu hình có sẵn ghi lại để kiểm tra bộ nhớ."),
     "data.path": (None, "Tệp JSON, JSONL, CSV, Parquet hoặc thư mục save_to_disk của datasets."),
     "data.columns": (None, "Ánh xạ tên cột của bạn sang trường của định dạng, vd {prompt: instruction}."),

@@ -11,6 +11,7 @@ import gradio as gr
 from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
+from studio.space import relative_paths
 from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobInfo
 
 REFRESH_S = 1.0
@@ -90,7 +91,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         absorb(s, events)
         draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
         charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
-        text = progress_text(info, s, lang_v)
+        text = relative_paths(progress_text(info, s, lang_v), ctx.settings.workdir, user)
+        log_text = relative_paths(log_text, ctx.settings.workdir, user)
         # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
         shown = (text, log_text)
         same = not fresh and s.get("shown") == list(shown)

@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.context import StudioContext
+from studio.context import StudioContext, user_of
 from studio.i18n import t
+from studio.space import PathKind, PathRefused, refusal_text, user_space
 from studio.preview import PreviewError, PreviewRequest, run_preview, runs_html
 from trainer_backend.config import RunConfig, TemplateConfig
 from trainer_backend.presets import list_presets, load_preset
@@ -98,16 +99,23 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         cfg = load_preset(name)
         return cfg.model.name_or_path, cfg.template.name, cfg.template.loss, cfg.template.max_seq_len
 
-    def analyze(state: dict | None, model_v: str, tpl: str, loss_v: str, max_v: float, lang_v: str):
+    def analyze(state: dict | None, model_v: str, tpl: str, loss_v: str, max_v: float, lang_v: str,
+                request: gr.Request):
         if not state:
             return t(lang_v, "tpl.load_data_first"), "", None, 0
-        req = PreviewRequest(data_path=state["path"], data_format=state["format"], columns=state["columns"],
-                             model=model_v.strip(), template=tpl, loss=loss_v, max_seq_len=int(max_v or 2048))
+        space = user_space(ctx, user_of(request))
+        try:
+            model_path = space.confine("tpl.model", model_v, PathKind.MODEL)
+            data_path = space.confine("data.path", state["path"], PathKind.DATA)
+        except PathRefused as err:
+            return refusal_text(err, lang_v), "", None, 0
+        req = PreviewRequest(data_path=data_path, data_format=state["format"], columns=state["columns"],
+                             model=model_path, template=tpl, loss=loss_v, max_seq_len=int(max_v or 2048))
         try:
             result = run_preview(req, ctx.settings.python)
         except PreviewError as err:
-            return t(lang_v, "tpl.failed", error=str(err)), "", None, 0
-        done = t(lang_v, "tpl.done", model=result["model"], template=tpl, rows=result["report"]["rows_in"])
+            return t(lang_v, "tpl.failed", error=space.shown(str(err))), "", None, 0
+        done = t(lang_v, "tpl.done", model=space.shown(result["model"]), template=tpl, rows=result["report"]["rows_in"])
         return done, "\n".join(f"- {c}" for c in checks(result, lang_v)), result, 0
 
     def attach(event):

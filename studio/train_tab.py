@@ -10,9 +10,10 @@ import gradio as gr
 
 from studio.config_form import FieldSpec, FormError, build_form, field_specs, from_form, to_form
 from studio.context import JOB_ERRORS, StudioContext, user_of
-from studio.data_tab import SAMPLES_DIR
 from studio.gpus import Gpu, list_gpus
 from studio.i18n import t
+from studio.quota import NoRoom, check_room
+from studio.space import PathRefused, refusal_text, relative_paths, user_space
 from studio.uploads import sanitize_name, user_dir
 from trainer_backend.config import ConfigError, RunConfig
 from trainer_backend.presets import list_presets, load_preset
@@ -104,7 +105,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
         if cfg is None:
             return err, gr.skip(), gr.skip()
         cfg = _with_devices(cfg, picked)
-        return estimate_text(cfg, gpus, picked, lang_v), cfg.to_yaml(), write_yaml(ctx, user_of(request), cfg)
+        user = user_of(request)
+        allowed, refused = allowed_run(ctx, user, cfg, lang_v)
+        status = refused or estimate_text(allowed, gpus, picked, lang_v)
+        return status, cfg.to_yaml(), write_yaml(ctx, user, cfg)
 
     def on_launch(request: gr.Request, *args):
         *values, picked, lang_v = args
@@ -113,12 +117,17 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
             return err, gr.skip(), gr.skip(), gr.skip()
         cfg = _with_devices(cfg, picked)
         user = user_of(request)
-        if not data_allowed(ctx, user, cfg.data.path):
-            return t(lang_v, "train.data_not_yours", path=cfg.data.path), gr.skip(), gr.skip(), gr.skip()
+        cfg, refused = allowed_run(ctx, user, cfg, lang_v)
+        if cfg is None:
+            return refused, gr.skip(), gr.skip(), gr.skip()
         try:
+            check_room(ctx, user, 0)
             job_id = ctx.runner.submit(cfg, user, gpus=list(picked) or None)
+        except NoRoom as err:
+            return t(lang_v, err.key, **err.params), gr.skip(), gr.skip(), gr.skip()
         except JOB_ERRORS as err:
-            return t(lang_v, "train.launch_failed", error=str(err)), gr.skip(), gr.skip(), gr.skip()
+            error = relative_paths(str(err), ctx.settings.workdir, user)
+            return t(lang_v, "train.launch_failed", error=error), gr.skip(), gr.skip(), gr.skip()
         return t(lang_v, "train.launched", job=job_id), cfg.to_yaml(), write_yaml(ctx, user, cfg), job_id
 
     preset.select(on_preset, dataset_state, comps).then(
@@ -130,13 +139,16 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State) -> Tra
     return TrainTab(preset, form, status, code, launched)
 
 
-def data_allowed(ctx: StudioContext, user: str, path: str) -> bool:
-    """On a shared server a job may read only the user's uploads and the bundled samples; the
-    local single-user studio may train on any file."""
-    if ctx.settings.auth_file is None:
-        return True
-    target = Path(path)
-    return ctx.uploads.owns(user, target) or target.resolve().is_relative_to(SAMPLES_DIR.resolve())
+def allowed_run(ctx: StudioContext, user: str, cfg: RunConfig, lang: str) -> tuple[RunConfig | None, str]:
+    """The run with its paths confined to the user's space, or None and why not. Remote model
+    code runs only where the admin allowed it."""
+    try:
+        cfg = user_space(ctx, user).confine_config(cfg)
+    except PathRefused as err:
+        return None, refusal_text(err, lang)
+    if cfg.model.trust_remote_code and not ctx.may_run_remote_code(user):
+        return None, t(lang, "train.remote_code_off")
+    return cfg, ""
 
 
 def _with_devices(cfg: RunConfig, picked: list[int]) -> RunConfig:

@@ -1,12 +1,14 @@
 """Per-user upload storage inside the workdir: `<workdir>/users/<user>/uploads/<sanitized name>`.
 
-Gradio first writes an upload to its own cache (which the studio points inside the workdir too); this
-module copies it to the user's folder under a safe name, enforcing the size limit.
+Gradio first writes an upload to its own cache (which the studio points inside the workdir too); the
+ledger remembers who sent each cached file, and this module copies it to the user's folder under a
+safe name, enforcing the size limit, then removes the cached copy.
 """
 from __future__ import annotations
 
 import re
 import shutil
+import threading
 from pathlib import Path
 
 ALLOWED_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
@@ -53,5 +55,35 @@ class UploadStore:
         folder = self.folder(user)
         return sorted(p for p in folder.iterdir() if p.is_file()) if folder.exists() else []
 
-    def owns(self, user: str, path: Path) -> bool:
-        return path.resolve().is_relative_to(self.folder(user).resolve())
+
+class UploadLedger:
+    """Who sent each file now in gradio's upload cache. A cached upload is served to, and can be
+    used by, the user who sent it only (guard.py records them; the Data tab consumes them)."""
+
+    def __init__(self) -> None:
+        self._owners: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def record(self, user: str, paths: list[str]) -> None:
+        with self._lock:
+            self._owners.update({Path(p).resolve(): user for p in paths})
+
+    def owner(self, path: str | Path) -> str | None:
+        with self._lock:
+            return self._owners.get(Path(path).resolve())
+
+    def pending_bytes(self, user: str) -> int:
+        with self._lock:
+            mine = [p for p, u in self._owners.items() if u == user]
+        return sum(p.stat().st_size for p in mine if p.is_file())
+
+    def discard(self, path: str | Path) -> None:
+        """Forget a cached upload and delete it (with its folder, named by the content hash)."""
+        real = Path(path).resolve()
+        with self._lock:
+            self._owners.pop(real, None)
+        real.unlink(missing_ok=True)
+        try:
+            real.parent.rmdir()
+        except OSError:
+            pass   # another file shares the folder

@@ -8,9 +8,9 @@ import re
 import subprocess
 import sys
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 
 from studio.config_form import field_specs, to_form
 from studio_server import ROOT, running_studio, wait_until
@@ -112,8 +112,11 @@ def test_bad_uploads_name_the_row_and_the_file(tmp_path):
         status, _table, errors = client.predict(handle_file(str(BROKEN)), "auto", "", "en", api_name="/upload")
         assert "8 with errors" in status
         assert [1, "output", "is missing"] in errors["data"]
-        with pytest.raises(AppError, match=r"Invalid file type.*\.jsonl"):   # refused before any handler runs
+        with pytest.raises(httpx.HTTPStatusError) as refused:   # by the upload route, before any handler runs
             client.predict(handle_file(str(bad)), "auto", "", "en", api_name="/upload")
+        assert refused.value.response.status_code == 415
+        assert refused.value.response.text == ("✖ Upload refused: notes.txt is not a dataset file; upload .json, "
+                                               ".jsonl, .csv, .parquet.")
         status, *_ = client.predict(handle_file(str(SAMPLE)), "auto", "prompt", "en", api_name="/upload")
         assert "Column mapping 'prompt' is not field=column" in status
         status, *_ = client.predict(handle_file(str(SAMPLE)), "auto", "", "vi", api_name="/upload")

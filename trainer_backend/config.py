@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .child_env import PROJECT_ROOT
+from .safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, dump_yaml, load_yaml, load_yaml_file
 
 Auto = Literal["auto"]
 
@@ -30,7 +30,7 @@ class ModelConfig(_Section):
     engine: Literal["auto", "unsloth", "hf"] = Field("auto", description="auto = unsloth on CUDA, hf (transformers+peft) elsewhere.")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="Attention kernel of the hf engine (auto = the transformers default, SDPA).")
-    trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model (only for models you trust).")
+    trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model; on a shared studio only where the admin allows it.")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")
 
@@ -158,7 +158,7 @@ class RunConfig(_Section):
 
     # ---- YAML in and out -------------------------------------------------
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return dump_yaml(self.model_dump(mode="json"))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
@@ -195,9 +195,11 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects dotted.key=value, got '{item}'")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
+        value = load_yaml(raw, f"--set {key.strip()}", MAX_FIELD_BYTES) if raw != "" else ""
+    except YamlRefused as err:
+        raise ConfigError(str(err)) from None
+    except YamlError:
+        value = raw  # not YAML: the text itself
     if isinstance(value, str) and _looks_numeric(value):
         value = float(value)  # YAML 1.1 reads 1e-4 as a string
     return key.strip(), value
@@ -227,9 +229,9 @@ def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) 
     """Load a YAML file or a preset name (see presets/), then apply dotted overrides."""
     path = resolve_config_path(source)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        data = load_yaml_file(path) or {}
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
     if overrides:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")

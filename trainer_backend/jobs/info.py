@@ -7,6 +7,8 @@ from pathlib import Path
 QUEUED, RUNNING, STOPPING, STOPPED, COMPLETED, FAILED = (
     "queued", "running", "stopping", "stopped", "completed", "failed")
 ACTIVE_STATES = (RUNNING, STOPPING)
+# Kinds of job: a training run, or a chat worker holding a model for the Chat tab.
+TRAIN, CHAT = "train", "chat"
 FINAL_STATES = (STOPPED, COMPLETED, FAILED)
 
 
@@ -40,3 +42,4 @@ class JobInfo:
     config_path: Path
     progress: Progress = field(default_factory=Progress)
     last_loss: float | None = None
+    kind: str = TRAIN

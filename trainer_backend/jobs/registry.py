@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     train_pid INTEGER,
     pgid INTEGER,
     exit_code INTEGER,
-    exit_reason TEXT
+    exit_reason TEXT,
+    kind TEXT NOT NULL DEFAULT 'train'       -- train | chat (see info.py)
 )
 """
 
@@ -63,6 +64,7 @@ class JobRow:
     pgid: int | None
     exit_code: int | None
     exit_reason: str | None
+    kind: str = "train"
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> "JobRow":
@@ -83,6 +85,7 @@ class Registry:
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
+            _add_kind_column(conn)
 
     def connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are opened explicitly, so BEGIN IMMEDIATE means what it says.
@@ -114,6 +117,16 @@ class Registry:
             conn.close()
 
 
+def _add_kind_column(conn: sqlite3.Connection) -> None:
+    """A registry written before chat workers were jobs has no `kind` column; its jobs are training runs."""
+    if "kind" in {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        return
+    try:
+        conn.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train'")
+    except sqlite3.OperationalError:   # another process added it first
+        pass
+
+
 def insert(conn: sqlite3.Connection, **values: Any) -> None:
     values = _encode(values)
     names = ", ".join(values)
@@ -132,8 +145,12 @@ def fetch(conn: sqlite3.Connection, job_id: str) -> JobRow | None:
     return JobRow.from_sql(row) if row else None
 
 
-def fetch_all(conn: sqlite3.Connection, states: tuple[str, ...] = (), owner: str | None = None) -> list[JobRow]:
+def fetch_all(conn: sqlite3.Connection, states: tuple[str, ...] = (), owner: str | None = None,
+              kind: str | None = None) -> list[JobRow]:
     sql, args = "SELECT * FROM jobs WHERE 1", []
+    if kind is not None:
+        sql += " AND kind = ?"
+        args.append(kind)
     if states:
         sql += f" AND state IN ({', '.join('?' for _ in states)})"
         args += list(states)

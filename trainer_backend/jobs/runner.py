@@ -14,20 +14,22 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..config import RunConfig
+from ..safe_yaml import dump_yaml
 from . import registry
 from .disk import check_free_space
 from .errors import DiskSpaceError, GpuRequestError, JobNotFound, JobStateError
 from .eventfile import progress_of, read_events_since, tail_lines
 from .gpus import detect_gpus
 from .ids import check_job_id, new_job_id
-from .info import ACTIVE_STATES, FAILED, QUEUED, RUNNING, STOPPED, STOPPING, JobInfo
+from .info import ACTIVE_STATES, CHAT, FAILED, QUEUED, RUNNING, STOPPED, STOPPING, TRAIN, JobInfo
 from .oom_retry import MAX_OOM_RETRIES
 from .paths import JobPaths
 from .processes import alive, kill_group, spawn_supervisor, start_time
-from .queue import Pending, pick_startable
+from .queue import Pending, pick_chats, pick_startable
 
 
 class _Admin:
@@ -45,8 +47,11 @@ DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
 class JobRunner:
     def __init__(self, workdir: str | Path, gpus: list[int] | None = None, cpu_slots: int = 1,
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
-                 train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND):
-        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `grace_s`, `oom_retries` and
+                 train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4,
+                 chats_per_gpu: int = 4):
+        """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs,
+        `chat_cpu_slots` CPU chat workers and `chats_per_gpu` chat workers per GPU run at once (see
+        queue.py). `grace_s`, `oom_retries` and
         `train_command` (the argv that the config path and --resume are appended to; another command
         is for tests and wrappers) are recorded with each job at submit, so the job keeps them
         whichever runner later starts or stops it."""
@@ -56,6 +61,8 @@ class JobRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gpus = sorted(detect_gpus() if gpus is None else gpus)
         self.cpu_slots = cpu_slots
+        self.chat_cpu_slots = chat_cpu_slots
+        self.chats_per_gpu = chats_per_gpu
         self.min_free_gib = min_free_gib
         self.grace_s = grace_s
         self.oom_retries = oom_retries
@@ -86,9 +93,28 @@ class JobRunner:
                             max_retries=self.oom_retries, created_at=time.time())
         return job_id
 
-    def list(self, user: User) -> list[JobInfo]:
+    def submit_chat(self, spec: dict, user: str, name: str, command: list[str]) -> str:
+        """Queue a chat worker: a job of kind "chat" on the least busy of this runner's GPUs, or
+        without GPUs in one of `chat_cpu_slots`. `spec` plus the device becomes the job's
+        config.yaml, readable by this account only (it holds the worker's token); the command gets
+        its path as last argument."""
+        check_free_space(self.workdir, self.min_free_gib)
+        job_gpus = [self._least_busy_gpu()] if self.gpus else []
+        job_id = new_job_id()
+        paths = JobPaths.of(self.workdir, job_id)
+        paths.dir.mkdir(parents=True)
+        fd = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(dump_yaml({**spec, "device": "cuda" if job_gpus else "cpu"}))
+        with self.registry.write() as conn:
+            registry.insert(conn, id=job_id, owner=user, name=name, state=QUEUED, gpus=job_gpus, kind=CHAT,
+                            command=command, cwd=os.getcwd(), grace_s=5.0, max_retries=0, created_at=time.time())
+        return job_id
+
+    def list(self, user: User, kind: str | None = TRAIN) -> list[JobInfo]:
+        """The user's jobs of one kind (training runs unless asked; None = every kind)."""
         with self.registry.read() as conn:
-            rows = registry.fetch_all(conn, owner=None if user is ADMIN else user)
+            rows = registry.fetch_all(conn, owner=None if user is ADMIN else user, kind=kind)
         return [self._info(row) for row in rows]
 
     def get(self, job_id: str, user: User) -> JobInfo:
@@ -152,10 +178,17 @@ class JobRunner:
             self._reconcile(conn)
             active = registry.fetch_all(conn, ACTIVE_STATES)
             queued = registry.fetch_all(conn, (QUEUED,))
-            busy = {g for row in active for g in row.gpus}
-            running_cpu = sum(1 for row in active if not row.gpus)
-            pending = [Pending(row.id, tuple(row.gpus)) for row in queued]
-            starts = pick_startable(pending, busy, running_cpu, self.cpu_slots)
+            runs, chats = [r for r in queued if r.kind != CHAT], [r for r in queued if r.kind == CHAT]
+            active_runs, active_chats = [r for r in active if r.kind != CHAT], [r for r in active if r.kind == CHAT]
+            busy = {g for row in active for g in row.gpus}      # a training job needs its GPUs to itself
+            starts = pick_startable([Pending(r.id, tuple(r.gpus)) for r in runs], busy,
+                                    sum(1 for r in active_runs if not r.gpus), self.cpu_slots)
+            training_gpus = {g for row in active_runs + runs for g in row.gpus}
+            starts += pick_chats([Pending(r.id, tuple(r.gpus)) for r in chats if r.gpus], training_gpus,
+                                 Counter(g for r in active_chats for g in r.gpus), self.chats_per_gpu)
+            # CPU chat workers have slots of their own: a CPU training run never waits for a chat.
+            starts += pick_startable([Pending(r.id, ()) for r in chats if not r.gpus], set(),
+                                     sum(1 for r in active_chats if not r.gpus), self.chat_cpu_slots)
             return [job_id for job_id in starts if self._start(conn, job_id)]
 
     def reconcile(self) -> None:
@@ -201,6 +234,14 @@ class JobRunner:
                                   f"pick others or run on CPU")
         return sorted(wanted)
 
+    def _least_busy_gpu(self) -> int:
+        """For a chat worker: a GPU without training first, then the one with the fewest chats."""
+        with self.registry.read() as conn:
+            rows = registry.fetch_all(conn, (*ACTIVE_STATES, QUEUED))
+        training = Counter(g for row in rows if row.kind != CHAT for g in row.gpus)
+        chatting = Counter(g for row in rows if row.kind == CHAT for g in row.gpus)
+        return min(self.gpus, key=lambda g: (training[g], chatting[g], g))
+
     def _start(self, conn: sqlite3.Connection, job_id: str) -> bool:
         paths = JobPaths.of(self.workdir, job_id)
         try:
@@ -243,7 +284,8 @@ class JobRunner:
                        pids=[p for p in (row.supervisor_pid, row.train_pid) if p], pgid=row.pgid,
                        created=row.created_at, started=row.started_at, ended=row.ended_at,
                        exit_reason=row.exit_reason, exit_code=row.exit_code, retries=row.retries,
-                       job_dir=paths.dir, config_path=paths.config, progress=progress, last_loss=loss)
+                       job_dir=paths.dir, config_path=paths.config, progress=progress, last_loss=loss,
+                       kind=row.kind)
 
 
 def _devices(config: RunConfig, job_gpus: list[int]) -> list[int | str]:

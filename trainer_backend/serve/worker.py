@@ -1,9 +1,15 @@
-"""`python -m trainer_backend.serve.worker --model M [--adapter DIR] [--template T]`: a chat
-inference server on a loopback port, holding one model (base, or base + a job's adapter).
+"""`python -m trainer_backend.serve.worker SPEC.yaml`: a chat inference server on a loopback port,
+holding one model (base, or base + a job's adapter). It runs as a job of kind "chat" (see
+trainer_backend.jobs), so the scheduler gives it its GPU; SPEC.yaml is that job's config.yaml:
 
-It prints `READY <port>` on stdout once the model is loaded, then answers
-`POST /chat {"messages": [...], "max_new_tokens": N}` with `{"text": ...}`. Requests must carry the
-token the studio passed in STUDIO_WORKER_TOKEN, so other local users cannot drive it.
+    model: <folder or hub id>   adapter: <folder or null>   template: auto   device: cpu | cuda
+    token: <hex>                # requests must carry it, so other local users cannot drive the worker
+    studio_pid: 4242            # with studio_started: the studio this worker serves; it exits
+    studio_started: 1700000000.0  # when that process is gone (a killed studio leaves no worker)
+    idle_exit_s: 900            # and after this long without a request, giving its GPU back
+
+Once the model is loaded it writes `endpoint.json` (`{"port": N}`) next to SPEC.yaml, then answers
+`POST /chat {"messages": [...], "max_new_tokens": N}` with `{"text": ...}`.
 """
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ import argparse
 import hmac
 import json
 import os
+import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -54,7 +62,11 @@ class ChatModel:
         return self.tokenizer.decode(out[0, prompt_len:], skip_special_tokens=True).strip()
 
 
-def make_handler(chat: ChatModel, token: str):
+ENDPOINT_FILE = "endpoint.json"
+WATCH_EVERY_S = 2.0
+
+
+def make_handler(chat: ChatModel, token: str, last_request: list[float]):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # the studio reads only our own log lines
             pass
@@ -76,6 +88,7 @@ def make_handler(chat: ChatModel, token: str):
         def do_POST(self) -> None:
             if not self._authorized():
                 return self._send(403, {"error": "bad token"})
+            last_request[0] = time.monotonic()
             try:
                 req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 messages = [{"role": m["role"], "content": str(m["content"])} for m in req["messages"]]
@@ -87,25 +100,49 @@ def make_handler(chat: ChatModel, token: str):
     return Handler
 
 
+def watch(spec: dict, last_request: list[float]) -> None:
+    """Exit when the studio that started this worker is gone, or after idle_exit_s without a request."""
+    from trainer_backend.jobs.processes import alive
+
+    while True:
+        time.sleep(WATCH_EVERY_S)
+        if not alive(spec["studio_pid"], spec["studio_started"]):
+            print("the studio that started this worker is gone; exiting", file=sys.stderr, flush=True)
+            os._exit(0)
+        if time.monotonic() - last_request[0] > spec["idle_exit_s"]:
+            print(f"no request for {spec['idle_exit_s']} s; exiting", file=sys.stderr, flush=True)
+            os._exit(0)
+
+
+def write_endpoint(folder: Path, port: int) -> None:
+    staging = folder / f".{ENDPOINT_FILE}.tmp"
+    staging.write_text(json.dumps({"port": port}))
+    staging.replace(folder / ENDPOINT_FILE)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from trainer_backend.safe_yaml import YamlError, load_yaml_file
+
     p = argparse.ArgumentParser(prog="python -m trainer_backend.serve.worker", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--adapter", default=None)
-    p.add_argument("--template", default="auto")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("spec", type=Path)
     args = p.parse_args(argv)
-    token = os.environ.get("STUDIO_WORKER_TOKEN", "")
-    if not token:
-        print("STUDIO_WORKER_TOKEN is not set", file=sys.stderr)
-        return 2
     try:
-        chat = ChatModel(args.model, args.adapter, args.template, args.device)
+        spec = load_yaml_file(args.spec)
+    except (OSError, YamlError) as err:
+        print(f"cannot read the worker spec: {err}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))   # a stop request: nothing to save
+    last_request = [time.monotonic()]
+    threading.Thread(target=watch, args=(spec, last_request), daemon=True).start()
+    try:
+        chat = ChatModel(spec["model"], spec.get("adapter"), spec.get("template", "auto"), spec["device"])
     except (OSError, ValueError) as err:
         print(f"cannot load the model: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(chat, token))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(chat, spec["token"], last_request))
+    write_endpoint(args.spec.parent, server.server_address[1])
     print(f"READY {server.server_address[1]}", flush=True)
+    last_request[0] = time.monotonic()
     server.serve_forever()
     return 0
 
