@@ -102,6 +102,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "train.download": ("Download config.yaml", "Tải config.yaml"),
     "train.bad_config": ("✖ Fix the form: {error}", "✖ Hãy sửa biểu mẫu: {error}"),
     "train.est_cpu": ("CPU training: no GPU memory needed.", "Huấn luyện trên CPU: không cần bộ nhớ GPU."),
+    "train.est_sharded": ("The peak is per GPU: the model is sharded over {gpus} GPUs (FSDP2, transformers engine).",
+                          "Đỉnh tính cho mỗi GPU: mô hình được chia trên {gpus} GPU (FSDP2, engine transformers)."),
     "train.est_failed": ("⚠ No VRAM estimate: {error}", "⚠ Không ước tính được VRAM: {error}"),
     "train.est_fits": ("Predicted peak {peak:.1f} GiB fits in {free:.1f} GiB free.",
                        "Đỉnh dự kiến {peak:.1f} GiB vừa với {free:.1f} GiB trống."),

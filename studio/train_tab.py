@@ -41,7 +41,10 @@ def estimate_text(cfg: RunConfig, gpus: list[Gpu], picked: list[int], lang: str)
     except (ValueError, OSError, KeyError) as err:
         return t(lang, "train.est_failed", error=str(err))
     key = "train.est_fits" if est.peak_gib <= free else "train.est_too_big"
-    return ("✔ " if est.peak_gib <= free else "⚠ ") + t(lang, key, peak=est.peak_gib, free=free)
+    text = ("✔ " if est.peak_gib <= free else "⚠ ") + t(lang, key, peak=est.peak_gib, free=free)
+    if est.shape.sharded:
+        text += " " + t(lang, "train.est_sharded", gpus=est.shape.shards)
+    return text
 
 
 def write_yaml(ctx: StudioContext, user: str, cfg: RunConfig) -> Path:

@@ -36,9 +36,9 @@ def write_dataset(path: Path) -> Path:
 
 def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, micro: int, accum: int,
                  steps: int = 5, timeout_s: float = 10.0, precision: str = "fp32", max_norm: float = MAX_NORM,
-                 backend: str = "auto") -> Path:
+                 backend: str = "auto", sharding: str = "none", method: str = "lora") -> Path:
     cfg = {
-        "method": "lora",
+        "method": method,
         "model": {"name_or_path": str(model), "engine": "hf"},
         "data": {"path": str(data)},
         "template": {"max_seq_len": 64, "packing": True},
@@ -46,7 +46,8 @@ def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, m
         "train": {"max_steps": steps, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
                   "scheduler": "constant", "precision": precision, "gradient_checkpointing": "off", "seed": 0,
                   "max_grad_norm": max_norm},
-        "sync": {"devices": devices, "backend": backend, "bucket_mb": 0.05, "timeout_s": timeout_s},
+        "sync": {"devices": devices, "backend": backend, "bucket_mb": 0.05, "timeout_s": timeout_s,
+                 "sharding": sharding},
         "output": {"dir": str(tmp / name)},
     }
     path = tmp / f"{name}.yaml"

@@ -111,6 +111,10 @@ class SyncConfig(_Section):
     bucket_mb: float = Field(25.0, gt=0)
     wire_dtype: Literal["fp32", "bf16"] = "fp32"
     timeout_s: float = Field(10.0, gt=0, description="A rank silent this long is declared dead.")
+    sharding: Literal["auto", "none", "fsdp"] = Field(
+        "auto", description="none = every rank holds the whole model (data parallel); fsdp = parameters, "
+                            "gradients and optimizer state sharded over the ranks with torch FSDP2 (hf engine); "
+                            "auto = the planner shards only when the run does not fit one GPU.")
 
     @field_validator("devices")
     @classmethod
@@ -154,6 +158,8 @@ class RunConfig(_Section):
     def _coherent(self):
         if self.train.max_steps == 0 or self.train.max_steps < -1:
             raise ValueError("train.max_steps: must be -1 (use epochs) or a positive number of steps")
+        if self.sync.sharding == "fsdp":
+            _check_sharding(self)
         return self
 
     # ---- YAML in and out -------------------------------------------------
@@ -167,6 +173,19 @@ class RunConfig(_Section):
         data = self.model_dump(mode="json")
         apply_overrides(data, overrides)
         return validate_config(data)
+
+
+def _check_sharding(cfg: "RunConfig") -> None:
+    """What FSDP2 sharding cannot run here, refused before anything starts."""
+    if cfg.method == "qlora":
+        raise ValueError("sync.sharding: fsdp does not shard bitsandbytes' 4-bit (QLoRA) weights; "
+                         "use method: lora or full with fsdp, or sync.sharding: none for QLoRA")
+    if cfg.model.engine == "unsloth":
+        raise ValueError("sync.sharding: fsdp runs on the hf engine (Unsloth's kernels are not "
+                         "FSDP-aware); set model.engine: auto or hf, or sync.sharding: none")
+    if cfg.sync.backend == "shm":
+        raise ValueError("sync.sharding: fsdp exchanges shards through torch.distributed (nccl, gloo on "
+                         "CPU); set sync.backend: auto or nccl")
 
 
 def _format_error(err: ValidationError) -> str:

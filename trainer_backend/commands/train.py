@@ -26,7 +26,13 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     from trainer_backend.models.engine import preload_engine
+    from trainer_backend.planner import resolve_sharding
 
+    try:
+        cfg = resolve_sharding(cfg)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
     preload_engine(cfg)
     if len(cfg.sync.devices) > 1:
         return run_multi(cfg, args.resume)
@@ -35,11 +41,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_single(cfg: RunConfig, resume: bool) -> int:
     from trainer_backend.train.loop import train_rank
-    from trainer_backend.train.sync.local import LocalSync
+    from trainer_backend.train.sync import make_sync
 
     device = cfg.sync.devices[0]
-    return train_rank(cfg, 0, 1, "cpu" if device == "cpu" else int(device), LocalSync(),
-                      Path(cfg.output.dir), resume=resume)
+    device = "cpu" if device == "cpu" else int(device)
+    sync = make_sync(cfg.sync, 0, 1, "cpu" if device == "cpu" else f"cuda:{device}", "local")
+    return train_rank(cfg, 0, 1, device, sync, Path(cfg.output.dir), resume=resume)
 
 
 def run_multi(cfg: RunConfig, resume: bool) -> int:

@@ -20,9 +20,9 @@ def resolve_device(device: str | int | torch.device) -> torch.device:
     return device
 
 
-def choose_engine(requested: str, device: torch.device) -> str:
+def choose_engine(requested: str, device: torch.device, sharded: bool = False) -> str:
     if requested == "auto":
-        return "unsloth" if device.type == "cuda" else "hf"
+        return "unsloth" if device.type == "cuda" and not sharded else "hf"
     if requested == "unsloth" and device.type != "cuda":
         raise ConfigError("'model.engine': unsloth needs a CUDA GPU and this run is on "
                           f"{device.type}; use engine: hf (or auto)")
@@ -51,7 +51,7 @@ def check_method(cfg: RunConfig, device: torch.device) -> None:
 def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:
     """Fix `model.engine` and `train.precision` for this device and check the method fits it."""
     cfg = cfg.model_copy(deep=True)
-    cfg.model.engine = choose_engine(cfg.model.engine, device)
+    cfg.model.engine = choose_engine(cfg.model.engine, device, sharded=cfg.sync.sharding == "fsdp")
     cfg.train.precision = choose_precision(cfg.train.precision, device)
     check_method(cfg, device)
     return cfg
@@ -60,7 +60,7 @@ def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:
 def preload_engine(cfg: RunConfig) -> None:
     """Call before importing anything that imports transformers (the templates, the loop): when
     this run may use unsloth, import it now so that its patches apply."""
-    may_use_unsloth = cfg.model.engine != "hf" and "cpu" not in cfg.sync.devices
+    may_use_unsloth = cfg.model.engine != "hf" and "cpu" not in cfg.sync.devices and cfg.sync.sharding != "fsdp"
     if may_use_unsloth and torch.cuda.is_available():
         import_engine("unsloth")
 

@@ -12,11 +12,13 @@ from .loading import LoadedModel
 ADAPTER_CONFIG = "adapter_config.json"
 
 
-def save_output(loaded: LoadedModel, tokenizer, cfg, job_dir: str | Path) -> Path:
-    """Write `output/` at the end of a run (and `merged/` when output.merge is set)."""
+def save_output(loaded: LoadedModel, tokenizer, cfg, job_dir: str | Path,
+                state_dict: dict | None = None) -> Path:
+    """Write `output/` at the end of a run (and `merged/` when output.merge is set). A sharded run
+    passes its weights gathered into one `state_dict` (the model itself holds only shards)."""
     out = Path(job_dir) / "output"
     out.mkdir(parents=True, exist_ok=True)
-    loaded.model.save_pretrained(out, safe_serialization=True)
+    loaded.model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(out)
     if cfg.output.merge and cfg.method != "full":
         export_job(job_dir, merge=True)

@@ -32,6 +32,7 @@ class Calibration:
     planning_margin_fraction: float
     qlora_bytes_per_param: float
     checkpointing_speed: dict[str, float]
+    engine_speed: dict[str, float]
     step_overhead_tokens: float
     engines: dict[str, EngineConstants]
     measurements: list[dict[str, Any]]      # every measured row, with its set's source
@@ -54,6 +55,7 @@ def parse_calibration(data: dict[str, Any]) -> Calibration:
         planning_margin_fraction=float(c["planning_margin_fraction"]),
         qlora_bytes_per_param=float(c["qlora_bytes_per_param"]),
         checkpointing_speed={k: float(v) for k, v in c["speed"]["checkpointing"].items()},
+        engine_speed={k: float(v) for k, v in c["speed"]["engine"].items()},
         step_overhead_tokens=float(c["speed"]["step_overhead_tokens"]),
         engines={name: engine_constants(e) for name, e in c["engines"].items()},
         measurements=[row | {"source": m["source"]} for m in data.get("measurement_sets", []) for row in m["rows"]],

@@ -13,8 +13,14 @@ from trainer_backend.planner.architecture import Architecture, architecture_of, 
 from trainer_backend.planner.calibration import Calibration, load_calibration
 
 GIB = 1024 ** 3
-# Optimizer state bytes per trainable parameter: AdamW keeps two moments.
-OPTIMIZER_BYTES = {"adamw": 8.0, "paged_adamw_32bit": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0}
+# Optimizer state bytes per trainable parameter: AdamW keeps two moments, in the parameter's own
+# dtype for torch's AdamW (bf16 weights of a full fine-tune: bf16 moments), always fp32 for
+# bitsandbytes' 32-bit one and one byte each for the 8-bit ones.
+OPTIMIZER_BYTES = {"paged_adamw_32bit": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0}
+
+
+def optimizer_bytes(optimizer: str, param_width: float) -> float:
+    return OPTIMIZER_BYTES.get(optimizer, 2 * param_width)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,11 @@ class RunShape:
     lora_targets: tuple[str, ...]
     optimizer: str
     precision: str         # bf16 | fp16 | fp32
+    shards: int = 0        # GPUs the model is sharded over with FSDP2; 0 = not sharded
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 0
 
     @property
     def tokens(self) -> int:
@@ -52,10 +63,11 @@ class Estimate:
 
 
 def resolve_engine(cfg: RunConfig) -> str:
-    """`auto` means Unsloth on CUDA devices and transformers+PEFT elsewhere (as the trainer does)."""
+    """`auto` means Unsloth on CUDA devices and transformers+PEFT elsewhere or when sharded (as the
+    trainer does)."""
     if cfg.model.engine != "auto":
         return cfg.model.engine
-    return "hf" if "cpu" in cfg.sync.devices else "unsloth"
+    return "hf" if "cpu" in cfg.sync.devices or cfg.sync.sharding == "fsdp" else "unsloth"
 
 
 def run_shape(cfg: RunConfig) -> RunShape:
@@ -70,7 +82,8 @@ def run_shape(cfg: RunConfig) -> RunShape:
                     micro_batch_size=int(cfg.train.micro_batch_size), seq_len=cfg.template.max_seq_len,
                     lora_r=cfg.lora.r, lora_targets=tuple(lora_targets(cfg.lora.target_modules)),
                     optimizer=cfg.train.optimizer,
-                    precision="bf16" if cfg.train.precision == "auto" else cfg.train.precision)
+                    precision="bf16" if cfg.train.precision == "auto" else cfg.train.precision,
+                    shards=len(cfg.sync.devices) if cfg.sync.sharding == "fsdp" else 0)
 
 
 def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
@@ -83,13 +96,13 @@ def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
 
 
 def trainable_bytes(arch: Architecture, s: RunShape) -> float:
-    """Trainable params + their grads + optimizer states."""
-    optimizer = OPTIMIZER_BYTES[s.optimizer]
+    """Trainable params + their grads + optimizer states (a full fine-tune trains the weights
+    themselves: they are counted once, under weights)."""
     if s.method == "full":
         width = 4.0 if s.precision == "fp32" else 2.0
-        return arch.total_params() * (width + width + optimizer)
+        return arch.total_params() * (width + optimizer_bytes(s.optimizer, width))
     # Adapters are kept in fp32 (PEFT and Unsloth upcast them), as are their grads.
-    return arch.lora_params(s.lora_r, list(s.lora_targets)) * (4.0 + 4.0 + optimizer)
+    return arch.lora_params(s.lora_r, list(s.lora_targets)) * (4.0 + 4.0 + optimizer_bytes(s.optimizer, 4.0))
 
 
 def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
@@ -105,16 +118,32 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
     return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
 
 
+def fsdp_buffer_bytes(arch: Architecture, s: RunShape) -> float:
+    """What FSDP2 holds unsharded on each GPU: the root unit (embeddings, head) for the whole step,
+    two decoder layers at a time (the one computing and the one prefetched) and, for full
+    fine-tuning, two layers of unsharded gradients waiting for their reduce-scatter."""
+    width = 4.0 if s.precision == "fp32" else 2.0
+    layer = arch.total_params() - arch.embedding_params() - arch.norm_params()
+    layer /= arch.layers
+    gathered = (arch.embedding_params() + 2 * layer) * width
+    if s.method == "full":
+        gathered += 2 * layer * width
+    return gathered
+
+
 def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
                    gpu_mem_gib: float | None = None) -> Estimate:
     e = cal.engines[s.engine]
+    per_gpu = max(s.shards, 1)  # sharded state is split evenly over the GPUs
     parts = {
-        "weights": weights_bytes(arch, s, cal) / GIB,
-        "trainable params + grads + optimizer": trainable_bytes(arch, s) / GIB,
+        "weights": weights_bytes(arch, s, cal) / per_gpu / GIB,
+        "trainable params + grads + optimizer": trainable_bytes(arch, s) / per_gpu / GIB,
         "activations": activation_bytes(arch, s, cal) / GIB,
         "logits / cross-entropy": e.logits_bytes_per_vocab * arch.vocab * s.tokens / GIB,
         "workspace": e.workspace_gib,
     }
+    if s.sharded:
+        parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB
     allocated = sum(parts.values())
     parts["allocator reserve"] = allocated * e.allocator_reserve_fraction
     parts["CUDA context"] = cal.cuda_context_gib

@@ -72,9 +72,23 @@ def grad_accum_for(cfg: RunConfig, micro: int) -> int:
 
 
 def relative_speed(shape: RunShape, cal: Calibration) -> float:
-    """Checkpointing recomputes the forward pass; small steps pay a fixed per-step overhead."""
+    """Checkpointing recomputes the forward pass; small steps pay a fixed per-step overhead; the
+    hf engine (the sharded path's) is slower than Unsloth's kernels."""
     overhead = cal.step_overhead_tokens
-    return cal.checkpointing_speed[shape.checkpointing] * shape.tokens / (shape.tokens + overhead)
+    return cal.engine_speed[shape.engine] * cal.checkpointing_speed[shape.checkpointing] * \
+        shape.tokens / (shape.tokens + overhead)
+
+
+def sharding_choices(cfg: RunConfig, engine: str) -> list[tuple[int, str]]:
+    """(shards, engine) pairs to try: FSDP2 runs on the hf engine, never on 4-bit weights, and
+    `auto` considers it only when there are several GPUs to shard over."""
+    gpus = [d for d in cfg.sync.devices if d != "cpu"]
+    if cfg.sync.sharding == "fsdp":
+        return [(len(gpus) or 1, "hf")]
+    choices = [(0, engine)]
+    if cfg.sync.sharding == "auto" and len(gpus) > 1 and cfg.model.engine in ("auto", "hf"):
+        choices.append((len(gpus), "hf"))
+    return choices
 
 
 def candidate_shapes(cfg: RunConfig) -> list[tuple[RunShape, int]]:
@@ -84,9 +98,11 @@ def candidate_shapes(cfg: RunConfig) -> list[tuple[RunShape, int]]:
         else [cfg.train.gradient_checkpointing]
     concrete.method, concrete.train.gradient_checkpointing = methods[0], modes[0]
     concrete.train.micro_batch_size = 1
+    concrete.sync.sharding = "none"
     base = run_shape(concrete)
-    return [(replace(base, method=m, checkpointing=c, micro_batch_size=b), grad_accum_for(cfg, b))
-            for m, c, b in product(methods, modes, micro_batch_choices(cfg))]
+    return [(replace(base, method=m, checkpointing=c, micro_batch_size=b, shards=n, engine=e), grad_accum_for(cfg, b))
+            for m, c, b, (n, e) in product(methods, modes, micro_batch_choices(cfg), sharding_choices(cfg, base.engine))
+            if not (n and m == "qlora")]
 
 
 def score(cfg: RunConfig, budget_gib: float, cal: Calibration) -> list[Candidate]:
@@ -100,10 +116,10 @@ def score(cfg: RunConfig, budget_gib: float, cal: Calibration) -> list[Candidate
 
 
 def pick(cands: list[Candidate]) -> Candidate | None:
-    """QLoRA only when no LoRA shape fits; otherwise the fastest fitting shape."""
+    """The fastest fitting shape, preferring full-precision weights on whole GPUs, then sharded
+    ones: QLoRA only when no LoRA shape fits even sharded, sharding only when none fits unsharded."""
     fitting = [c for c in cands if c.fits]
-    unquantized = [c for c in fitting if c.shape.method != "qlora"]
-    return (unquantized or fitting or [None])[0]
+    return min(fitting, key=lambda c: (c.shape.method == "qlora", c.shape.sharded), default=None)
 
 
 def apply(cfg: RunConfig, chosen: Candidate) -> RunConfig:
@@ -112,6 +128,9 @@ def apply(cfg: RunConfig, chosen: Candidate) -> RunConfig:
     out.train.gradient_checkpointing = chosen.shape.checkpointing
     out.train.micro_batch_size = chosen.shape.micro_batch_size
     out.train.grad_accum = chosen.grad_accum
+    out.sync.sharding = "fsdp" if chosen.shape.sharded else "none"
+    if chosen.shape.sharded and out.model.engine == "auto":
+        out.model.engine = "hf"
     out.planner.expected_peak_gib = round(chosen.estimate.peak_gib, 2)
     return out
 
@@ -121,7 +140,11 @@ def describe(chosen: Candidate, cands: list[Candidate], budget_gib: float) -> st
     why = (f"{s.method}, checkpointing {s.checkpointing}, micro-batch {s.micro_batch_size} x "
            f"grad accum {chosen.grad_accum}: peak {chosen.estimate.peak_gib:.1f} GiB within "
            f"{budget_gib:.1f} GiB (budget minus headroom)")
-    faster = [c for c in cands if c.speed > chosen.speed and not c.fits]
+    if s.sharded:
+        whole = [c for c in cands if not c.shape.sharded and c.shape.method == s.method]
+        need = f"; unsharded it needs at least {min(c.estimate.peak_gib for c in whole):.1f} GiB per GPU" if whole else ""
+        why = f"sharded over {s.shards} GPUs with FSDP2 (hf engine){need}; " + why
+    faster = [c for c in cands if c.speed > chosen.speed and not c.fits and c.shape.sharded == s.sharded]
     if faster:
         f = faster[-1]  # the nearest faster shape: what a little more memory would buy
         why += (f"; the faster checkpointing {f.shape.checkpointing} / micro-batch {f.shape.micro_batch_size} "

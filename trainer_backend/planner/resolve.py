@@ -6,7 +6,13 @@ from trainer_backend.planner.plan import DEFAULT_MICRO_BATCH, grad_accum_for, mi
 
 
 def has_auto(cfg: RunConfig) -> bool:
-    return "auto" in (cfg.method, cfg.train.micro_batch_size, cfg.train.gradient_checkpointing)
+    """Fields left for the planner (sharding only where there are several GPUs to shard over)."""
+    return "auto" in (cfg.method, cfg.train.micro_batch_size, cfg.train.gradient_checkpointing) or \
+        (cfg.sync.sharding == "auto" and not single_gpu_or_cpu(cfg))
+
+
+def single_gpu_or_cpu(cfg: RunConfig) -> bool:
+    return len(cfg.sync.devices) == 1 or "cpu" in cfg.sync.devices
 
 
 def detect_gpu_mem_gib(cfg: RunConfig) -> float | None:
@@ -24,6 +30,8 @@ def detect_gpu_mem_gib(cfg: RunConfig) -> float | None:
 def without_budget(cfg: RunConfig) -> RunConfig:
     """CPU runs (or an unknown GPU): memory is not the limit, so take plain, safe defaults."""
     out = cfg.model_copy(deep=True)
+    if out.sync.sharding == "auto":
+        out.sync.sharding = "none"
     if out.method == "auto":
         out.method = "lora"
     if out.train.gradient_checkpointing == "auto":
@@ -41,3 +49,12 @@ def resolve_auto(cfg: RunConfig, gpu_mem_gib: float | None) -> RunConfig:
     if "cpu" in cfg.sync.devices or budget is None:
         return without_budget(cfg)
     return plan(cfg, budget, cfg.planner.headroom_gib).config
+
+
+def resolve_sharding(cfg: RunConfig, gpu_mem_gib: float | None = None) -> RunConfig:
+    """`sync.sharding` made concrete before the ranks start: it decides which gradient-sync
+    backend they open and whether Unsloth is imported. The rest of the plan follows in each rank."""
+    if cfg.sync.sharding != "auto":
+        return cfg
+    sharding = "none" if single_gpu_or_cpu(cfg) else resolve_auto(cfg, gpu_mem_gib).sync.sharding
+    return cfg.model_copy(update={"sync": cfg.sync.model_copy(update={"sharding": sharding})})

@@ -5,6 +5,10 @@
 - `rng.pt`: python, numpy, torch (and CUDA) generator states
 - `state.json`: the data position (global step; epoch and batch follow from it and the seed)
 
+A sharded run (`sync.sharding: fsdp`) keeps `trainable.safetensors` and `optimizer.pt` as one
+torch distributed checkpoint in `sharded/` instead: each rank writes its own shards, and a resume
+with the same number of ranks reads them back in place.
+
 A checkpoint is written to a temporary folder and renamed, so a crash mid-write never leaves a
 half checkpoint that `--resume` would pick.
 """
@@ -64,20 +68,90 @@ def save_checkpoint(job_dir: Path, state: TrainState, named_params: list[tuple[s
     tmp.mkdir(parents=True)
     save_file({n: p.detach().contiguous().cpu() for n, p in named_params}, str(tmp / "trainable.safetensors"))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    if scaler is not None:
-        torch.save(scaler.state_dict(), tmp / "scaler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
+    _save_run_state(tmp, state, scheduler, scaler)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
 
 
+def _save_run_state(tmp: Path, state: TrainState, scheduler, scaler) -> None:
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    if scaler is not None:
+        torch.save(scaler.state_dict(), tmp / "scaler.pt")
+    torch.save(rng_state(), tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
+
+
+def save_sharded_checkpoint(job_dir: Path, state: TrainState, model: torch.nn.Module,
+                            named_params: list[tuple[str, torch.nn.Parameter]], optimizer, scheduler,
+                            scaler, rank: int) -> Path | None:
+    """Called by every rank of a sharded run; returns the folder on rank 0."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    final = checkpoint_dir(job_dir, state.step)
+    tmp = final.with_name(final.name + ".tmp")
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    dist.barrier()
+    dcp.save({"trainable": dict(named_params), "optimizer": get_optimizer_state_dict(model, optimizer)},
+             checkpoint_id=str(tmp / "sharded"))
+    if rank == 0:
+        _save_run_state(tmp, state, scheduler, scaler)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    dist.barrier()
+    return final if rank == 0 else None
+
+
+def _load_sharded(path: Path, model: torch.nn.Module, named_params, optimizer) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    if model is None:
+        raise ConfigError(f"{path}: a sharded checkpoint needs a sharded run to resume it (sync.sharding: fsdp)")
+    optim = get_optimizer_state_dict(model, optimizer)  # allocates the states the shards load into
+    target = {"trainable": dict(named_params), "optimizer": optim}
+    try:
+        dcp.load(target, checkpoint_id=str(path / "sharded"))
+    except Exception as err:  # torch raises CheckpointException (wrapping each rank's error)
+        raise ConfigError(f"{path}: cannot load the sharded checkpoint into this run ({str(err).splitlines()[0]}); "
+                          "resume with the same model, method and number of GPUs") from None
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=optim)
+
+
+def gathered_weights(loaded) -> dict[str, torch.Tensor]:
+    """The full trainable weights of a sharded model, gathered to rank 0's CPU (collective: every
+    rank calls it; the others get an empty dict). Frozen base weights are left out under LoRA."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=loaded.method != "full")
+    weights = get_model_state_dict(loaded.model, options=options)
+    # Gathering copies tied weights (embeddings and head) apart: alias them again, so that
+    # save_pretrained recognizes the tie and writes the weight once, as an unsharded run does.
+    names_of: dict[int, list[str]] = {}
+    for name, param in loaded.model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(param), []).append(name)
+    for first, *aliases in names_of.values():
+        for alias in aliases:
+            if first in weights and alias in weights:
+                weights[alias] = weights[first]
+    return weights
+
+
 def load_checkpoint(path: Path, named_params: list[tuple[str, torch.nn.Parameter]],
-                    optimizer: torch.optim.Optimizer, scheduler, scaler=None) -> TrainState:
+                    optimizer: torch.optim.Optimizer, scheduler, scaler=None,
+                    model: torch.nn.Module | None = None) -> TrainState:
     """Restores weights, optimizer, scheduler and data position; RNG states are restored by the
-    caller with `restore_rng(path)` right before the first resumed step."""
+    caller with `restore_rng(path)` right before the first resumed step. `model` is needed for a
+    sharded checkpoint (the optimizer state is keyed by its parameter names)."""
+    if (path / "sharded").is_dir():
+        _load_sharded(path, model, named_params, optimizer)
+        return _load_run_state(path, scheduler, scaler)
+    if model is not None and any(hasattr(p, "full_tensor") for _, p in named_params):
+        raise ConfigError(f"{path}: this checkpoint was written by an unsharded run; resume it with sync.sharding: none")
     saved = load_file(str(path / "trainable.safetensors"))
     params = dict(named_params)
     if set(saved) != set(params):
@@ -88,6 +162,10 @@ def load_checkpoint(path: Path, named_params: list[tuple[str, torch.nn.Parameter
         for name, tensor in saved.items():
             params[name].copy_(tensor)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    return _load_run_state(path, scheduler, scaler)
+
+
+def _load_run_state(path: Path, scheduler, scaler) -> TrainState:
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if scaler is not None and (path / "scaler.pt").exists():
         scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))

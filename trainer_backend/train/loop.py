@@ -31,7 +31,8 @@ from ..models.loading import LoadedModel, load_for_training
 from ..packing import collate_packed, collate_padded
 from ..templates.example import Example
 from .batching import GlobalBatches, micro_batches, shard_for_rank
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint,
+                         save_sharded_checkpoint)
 from .events import EventLog
 from .optim import build_optimizer, build_scheduler
 
@@ -109,11 +110,20 @@ def step_scalars(passes: list[list[Example]], stop_requested: bool, device: torc
     return torch.tensor([trained, tokens, float(stop_requested)], dtype=torch.float64, device=device)
 
 
+def with_empty_passes(passes: list[list[Example]], needed: int, pad_id: int) -> list[list[Example]]:
+    """`passes` plus passes of one untrained pad token up to `needed`: a sharded model gathers its
+    weights collectively in every forward, so each rank must run as many passes as the busiest one.
+    An empty pass adds exactly zero to the loss and the gradients."""
+    empty = Example(row=-1, input_ids=[pad_id], trained=[False], text="")
+    return passes + [[empty] for _ in range(needed - len(passes))]
+
+
 def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
              device: torch.device, scaler, stop_requested: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward every pass of this rank; returns (this rank's share of the step loss,
     global [trained, tokens, stop votes]). Gradients are summed over ranks when it returns."""
     counts = sync.all_reduce_scalars(step_scalars(passes, stop_requested, device))
+    passes = with_empty_passes(passes, sync.passes_needed(len(passes)), pad_id)
     n_items = counts[0].clamp(min=1).to(torch.float32)
     step_loss = torch.zeros((), dtype=torch.float32, device=device)
     for i, examples in enumerate(passes):
@@ -140,6 +150,8 @@ def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_no
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
     else:
         norm = torch.nn.utils.get_total_norm(grads)
+    if hasattr(norm, "full_tensor"):  # sharded gradients: the norm over all shards
+        norm = norm.full_tensor()
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -158,7 +170,8 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], cfg: RunConfig
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     model.eval()
     one = torch.ones((), dtype=torch.float32, device=device)
-    for batch in micro_batches(share, cfg.train.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len):
+    passes = micro_batches(share, cfg.train.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
+    for batch in with_empty_passes(passes, sync.passes_needed(len(passes)), pad_id):
         loss = model(**model_inputs(batch, cfg, pad_id, device), num_items_in_batch=one, use_cache=False).loss
         sums[0] += loss.double()
         sums[1] += sum(sum(e.trained) for e in batch)
@@ -177,6 +190,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         resume: bool = False, progress: Progress | None = None) -> FitResult:
     progress = progress or Progress()
     model, t = loaded.model, cfg.train
+    sync.prepare_model(model)
     named = loaded.trainable()
     params = [p for _, p in named]
     sync.prepare(params)
@@ -190,7 +204,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         ckpt = latest_checkpoint(job_dir)
         if ckpt is None:
             raise ConfigError(f"--resume: no checkpoint in {Path(job_dir) / 'checkpoints'}; start without --resume")
-        step = load_checkpoint(ckpt, named, optimizer, scheduler, scaler).step
+        step = load_checkpoint(ckpt, named, optimizer, scheduler, scaler, model=model).step
         restore_rng(ckpt)
         events.status(step, "started", f"resumed from {ckpt.name}", total)
     else:
@@ -200,8 +214,11 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
 
     def checkpoint(status: str) -> None:
         epoch, i = batches.position(step)
-        path = save_checkpoint(job_dir, TrainState(step, epoch, i, total), named, optimizer, scheduler, scaler) \
-            if sync.rank == 0 else None
+        state = TrainState(step, epoch, i, total)
+        if sync.sharded:  # every rank writes its own shards
+            path = save_sharded_checkpoint(job_dir, state, model, named, optimizer, scheduler, scaler, sync.rank)
+        else:
+            path = save_checkpoint(job_dir, state, named, optimizer, scheduler, scaler) if sync.rank == 0 else None
         events.status(step, status, f"checkpoint {path.name}" if path else "", total)
 
     model.train()
@@ -278,6 +295,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     from ..templates import TemplateError
     from .inputs import load_examples
     from ..models.export import save_output
+    from .checkpoint import gathered_weights
 
     job_dir = Path(job_dir)
     events = EventLog(job_dir, primary=rank == 0, rank=rank if world_size > 1 else None)
@@ -303,8 +321,9 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         if result.status == "stopped":
             print(f"stopped at step {result.step} of {result.total_steps}; continue with --resume", file=sys.stderr)
             return EXIT_STOPPED
+        weights = gathered_weights(loaded) if sync.sharded else None  # every rank takes part
         if rank == 0:
-            out = save_output(loaded, tokenizer, cfg, job_dir)
+            out = save_output(loaded, tokenizer, cfg, job_dir, state_dict=weights)
             events.status(result.step, "completed", f"output written to {out}", result.total_steps)
         return EXIT_OK
     except torch.OutOfMemoryError:

@@ -44,8 +44,18 @@ class MeteredSync:
         self.rank, self.world_size = sync.rank, sync.world_size
         self._steps = 0
 
+    @property
+    def sharded(self) -> bool:
+        return self._sync.sharded
+
+    def prepare_model(self, model) -> None:
+        self._sync.prepare_model(model)
+
     def prepare(self, params) -> None:
         self._sync.prepare(params)
+
+    def passes_needed(self, n: int) -> int:
+        return self._sync.passes_needed(n)
 
     def all_reduce_scalars(self, values):
         return self._sync.all_reduce_scalars(values)
@@ -89,8 +99,11 @@ def placement(args: argparse.Namespace, cfg: RunConfig) -> tuple[int, int, str |
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        from ..planner import resolve_sharding
+
         cfg = load_config(args.config)
         rank, world_size, device, cfg = placement(args, cfg)
+        cfg = resolve_sharding(cfg)  # torchrun starts workers on an unresolved config
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

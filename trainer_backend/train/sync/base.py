@@ -21,7 +21,13 @@ class GradSync(Protocol):
     rank: int
     world_size: int
 
+    sharded: bool  # True when each rank holds only a shard of the model (fsdp)
+
+    def prepare_model(self, model: torch.nn.Module) -> None: ...
+
     def prepare(self, params: list[torch.nn.Parameter]) -> None: ...
+
+    def passes_needed(self, n: int) -> int: ...
 
     def all_reduce_scalars(self, values: torch.Tensor) -> torch.Tensor: ...
 
@@ -30,3 +36,15 @@ class GradSync(Protocol):
     def finish(self) -> dict: ...
 
     def close(self) -> None: ...
+
+
+class Unsharded:
+    """What the data-parallel backends share: every rank holds the whole model, so the model is
+    used as loaded and a rank may run fewer forward passes than another."""
+    sharded = False
+
+    def prepare_model(self, model: torch.nn.Module) -> None:
+        pass
+
+    def passes_needed(self, n: int) -> int:
+        return n

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from .base import Unsharded
 
-class LocalSync:
+
+class LocalSync(Unsharded):
     def __init__(self) -> None:
         self.rank = 0
         self.world_size = 1

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from ...config import SyncConfig
+from .base import Unsharded
 from .buckets import Bucket, ReadyTracker, gather_grads, plan_buckets, scatter_grads
 from .timing import ExposedTimer
 
@@ -20,19 +21,26 @@ from .timing import ExposedTimer
 MIN_COLLECTIVE_TIMEOUT_S = 600.0
 
 
-class NcclSync:
+def join_process_group(cfg: SyncConfig, rank: int, world_size: int, device: torch.device) -> bool:
+    """Start torch.distributed (nccl on GPUs, gloo on CPUs) from the launcher's or torchrun's
+    environment; False when the process already belongs to a group (it then does not own it)."""
+    if dist.is_initialized():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    timeout = timedelta(seconds=max(MIN_COLLECTIVE_TIMEOUT_S, cfg.timeout_s))
+    extra = {"device_id": device} if device.type == "cuda" else {}
+    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size,
+                            timeout=timeout, **extra)
+    return True
+
+
+class NcclSync(Unsharded):
     def __init__(self, cfg: SyncConfig, rank: int, world_size: int, device: torch.device | str):
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
         self._cfg = cfg
         self._wire = torch.bfloat16 if cfg.wire_dtype == "bf16" else torch.float32
-        self._owns_group = not dist.is_initialized()
-        if self._owns_group:
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            timeout = timedelta(seconds=max(MIN_COLLECTIVE_TIMEOUT_S, cfg.timeout_s))
-            extra = {"device_id": self.device} if self.device.type == "cuda" else {}
-            dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size,
-                                    timeout=timeout, **extra)
+        self._owns_group = join_process_group(cfg, rank, world_size, self.device)
         self._buckets: list[Bucket] = []
         self._flat: list[torch.Tensor] = []
         self._works: list = []

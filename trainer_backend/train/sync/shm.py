@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...config import SyncConfig
-from .base import SyncError
+from .base import SyncError, Unsharded
 from .buckets import plan_buckets
 from .shm_control import FINGERPRINT, MAX_SCALARS, SCALARS, Control
 from .shm_exchange import BucketExchange
@@ -16,7 +16,7 @@ from .shm_files import MARKER, SharedFile, job_folder, release
 from .timing import ExposedTimer
 
 
-class ShmSync:
+class ShmSync(Unsharded):
     def __init__(self, cfg: SyncConfig, rank: int, world_size: int, device: torch.device | str, job_id: str):
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
