@@ -153,3 +153,13 @@ def register_hf_implementation() -> str:
     AttentionInterface.register(HF_IMPLEMENTATION, _hf_document_attention)
     AttentionMaskInterface.register(HF_IMPLEMENTATION, sdpa_mask)
     return HF_IMPLEMENTATION
+
+
+def warm_up(device: torch.device, heads: int, kv_heads: int, head_dim: int, dtype: torch.dtype) -> None:
+    """Compile the CUDA kernels (forward and backward) on a small packed row, so that the first
+    training step does not wait for them; the dynamic-shape kernel then serves every row length."""
+    lengths = [BLOCK + 3, BLOCK - 3]
+    mask = document_block_mask(lengths, device)
+    q = torch.randn(1, heads, 2 * BLOCK, head_dim, device=device, dtype=dtype, requires_grad=True)
+    kv = torch.randn(1, kv_heads, 2 * BLOCK, head_dim, device=device, dtype=dtype, requires_grad=True)
+    document_attention(q, kv, kv, mask).sum().backward()

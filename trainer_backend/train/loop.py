@@ -34,6 +34,7 @@ from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, restore_
 from .events import EventLog
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes
+from .startup import AttentionWarmUp, StartupClock
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT, EXIT_OOM, EXIT_STOPPED = 0, 1, 2, 3, 10
 
@@ -264,9 +265,12 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     stop = stop or StopFlag()
     stop.install()
     try:
+        clock = StartupClock(events)
         device = resolve_device(device)
         cfg = prepare_config(cfg, device)
         import_engine(cfg.model.engine)
+        clock.lap("plan and engine import")
+        warm_up = AttentionWarmUp(cfg, device, events)
         if not resume:
             check_fresh_start(job_dir)
         if cfg.train.tensorboard:
@@ -275,7 +279,11 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
             cfg.save(job_dir / "config.yaml")
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
+        clock.lap("data render")
         loaded = load_for_training(cfg, device)
+        clock.lap("model load")
+        warm_up.join()
+        clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         result = fit(loaded, cfg, train, evals, job_dir, sync=sync, device=device, events=events, stop=stop,
                      pad_id=pad_id, resume=resume, progress=progress)
