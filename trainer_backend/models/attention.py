@@ -157,9 +157,14 @@ def register_hf_implementation() -> str:
 
 def warm_up(device: torch.device, heads: int, kv_heads: int, head_dim: int, dtype: torch.dtype) -> None:
     """Compile the CUDA kernels (forward and backward) on a small packed row, so that the first
-    training step does not wait for them; the dynamic-shape kernel then serves every row length."""
-    lengths = [BLOCK + 3, BLOCK - 3]
-    mask = document_block_mask(lengths, device)
-    q = torch.randn(1, heads, 2 * BLOCK, head_dim, device=device, dtype=dtype, requires_grad=True)
-    kv = torch.randn(1, kv_heads, 2 * BLOCK, head_dim, device=device, dtype=dtype, requires_grad=True)
-    document_attention(q, kv, kv, mask).sum().backward()
+    training step does not wait for them; the dynamic-shape kernel then serves every row length.
+    The inputs look like the models' own (distinct q, k, v, each a (1, T, H, D) projection viewed
+    as (1, H, T, D)): the compiled graph is guarded on aliasing and layout, and any difference
+    would compile it again at the first step."""
+    n = 2 * BLOCK
+    mask = document_block_mask([BLOCK + 3, BLOCK - 3], device)
+
+    def projection(h: int) -> torch.Tensor:
+        return torch.randn(1, n, h, head_dim, device=device, dtype=dtype, requires_grad=True).transpose(1, 2)
+
+    document_attention(projection(heads), projection(kv_heads), projection(kv_heads), mask).sum().backward()
