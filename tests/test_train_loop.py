@@ -135,7 +135,9 @@ def test_accumulation_equals_one_big_batch(tiny_llama_dir, tmp_path, packing):
 
 
 def test_packed_rows_do_not_attend_across_boundaries(tiny_llama_dir, tmp_path):
-    """Packing several rows into one sequence gives the padded batch's loss: each row sees only itself."""
+    """Best-fit packing and in-order passes group the same rows differently into document-masked rows:
+    the step loss is the same, each row sees only itself (the Trainer parity test above compares the
+    in-order passes with transformers' own padded batches)."""
     examples = make_examples(8, seed=3)
     padded = run_config(tiny_llama_dir, tmp_path / "p", micro_batch_size=8, max_steps=1, packing=False)
     packed = run_config(tiny_llama_dir, tmp_path / "k", micro_batch_size=8, max_steps=1, packing=True)

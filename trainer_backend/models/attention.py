@@ -135,8 +135,11 @@ def _hf_document_attention(module, query, key, value, attention_mask, scaling=No
                                       dropout=dropout, **kwargs)
     if dropout and module.training:
         raise ValueError("attention dropout is not supported on packed rows")
-    if kwargs.get("sliding_window") is not None:
-        raise ValueError("sliding-window attention is not supported on packed rows")
+    window = kwargs.get("sliding_window")
+    if window is not None and int(kwargs["position_ids"].max()) >= window:
+        raise ValueError(f"a packed document is longer than the model's sliding window ({window} tokens), which "
+                         "the flex kernel does not apply: set template.max_seq_len to at most the window or "
+                         "model.attn_implementation to sdpa")
     lengths = None if query.is_cuda else lengths_from_positions(kwargs["position_ids"])
     out = document_attention(query, key, value, attention_mask, scaling, lengths)
     return out.transpose(1, 2).contiguous(), None
