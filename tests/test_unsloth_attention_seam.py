@@ -68,3 +68,40 @@ def test_packed_info_hands_the_callers_lengths_tensor_back():
                if isinstance(n, ast.ClassDef) and n.name == "AttentionContext"]
     fields = {t.target.id for t in context[0].body if isinstance(t, ast.AnnAssign)}
     assert {"bsz", "q_len", "kv_seq_len", "seq_info", "attention_mask", "sliding_window", "is_causal"} <= fields
+
+
+def test_the_wrapper_takes_only_packed_calls_that_carry_a_document_mask():
+    """With a mask on the lengths tensor: FlexAttention, output in Unsloth's (bsz, q_len, heads, dim)
+    layout, equal to SDPA with the dense document mask. Any other call: Unsloth's own function."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from trainer_backend.models.attention import document_block_mask, document_ids
+    from trainer_backend.models.unsloth_attention import MASK_ATTRIBUTE, DocumentAttention
+
+    lengths = torch.tensor([50, 14, 64], dtype=torch.int32)
+    setattr(lengths, MASK_ATTRIBUTE, document_block_mask(lengths, "cpu"))
+    lengths.max_length = 64
+    q, k, v = torch.randn(1, 4, 128, 16), torch.randn(1, 2, 128, 16), torch.randn(1, 2, 128, 16)
+    calls = []
+    wrapper = DocumentAttention(lambda **kw: calls.append(kw) or "unsloth")
+
+    def context(seq_lengths, **over):
+        return SimpleNamespace(**{"seq_info": (seq_lengths, None, 64), "attention_mask": None, "bsz": 1, "q_len": 128,
+                                  "kv_seq_len": 128, "is_causal": True, "prefix_seg_info": None,
+                                  "sliding_window": None, **over})
+
+    config = SimpleNamespace(sdpa_kwargs=None)
+    out = wrapper(config=config, context=context(lengths), Q=q, K=k, V=v)
+    doc = document_ids(lengths, 128, torch.device("cpu"))
+    dense = (doc[:, None] == doc[None, :]) & torch.ones(128, 128, dtype=torch.bool).tril()
+    expect = F.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=dense)
+    torch.testing.assert_close(out, expect.transpose(1, 2), atol=2e-6, rtol=0)
+    assert wrapper.flex_calls == 1 and not calls
+    plain = torch.tensor([128], dtype=torch.int32)  # no mask attached: not ours
+    for ctx in (context(plain), context(lengths, attention_mask=torch.ones(1)), context(lengths, sliding_window=32),
+                SimpleNamespace(**{**vars(context(lengths)), "seq_info": None})):
+        assert wrapper(config=config, context=ctx, Q=q, K=k, V=v) == "unsloth"
+    assert wrapper.flex_calls == 1 and len(calls) == 4
