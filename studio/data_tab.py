@@ -96,7 +96,9 @@ def stats_text(analysis: dict[str, Any] | None, lang: str) -> str:
         return t(lang, "data.stats_pending")
     rep = analysis["report"]
     lines = [t(lang, "data.stats", rows=analysis["rows"], valid=analysis["valid_rows"], kept=rep["kept"],
-               truncated=rep["truncated"], model=analysis["model"])]
+               truncated=rep["truncated"], cut=rep["cut_tokens"], model=analysis["model"])]
+    if rep["split"]:
+        lines.append(t(lang, "data.split", n=rep["split"]))
     lines += [t(lang, "data.dropped", n=n, reason=reason) for reason, n in sorted(rep["dropped"].items())]
     return "\n".join(f"- {line}" for line in lines)
 

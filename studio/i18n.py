@@ -43,8 +43,12 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.nothing_loaded": ("Load a dataset first.", "Hãy nạp một tập dữ liệu trước."),
     "data.stats_pending": ("Token statistics appear once the template preview has run.",
                            "Thống kê token sẽ hiện khi xem trước mẫu hội thoại chạy xong."),
-    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated (tokenizer: {model})",
-                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt (tokenizer: {model})"),
+    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated ({cut} tokens cut) "
+                   "(tokenizer: {model})",
+                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt (mất {cut} token) "
+                   "(tokenizer: {model})"),
+    "data.split": ("{n} text documents longer than max_seq_len are cut into pieces: no token is lost.",
+                   "{n} văn bản dài hơn max_seq_len được chia thành nhiều đoạn: không mất token nào."),
     "data.dropped": ("{n} rows dropped: {reason}", "{n} dòng bị loại: {reason}"),
     "data.tokens": ("tokens", "số token"), "data.rows": ("rows", "số dòng"),
     "data.histogram_title": ("Token length per row", "Độ dài token mỗi dòng"),
@@ -78,8 +82,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
                                   "dữ liệu này. Hãy chọn mẫu hoặc chế độ khác."),
     "tpl.check_no_trained_rows": ("{n} rows have no trained token and are dropped (rows {rows}).",
                                   "{n} dòng không có token được huấn luyện và bị loại (dòng {rows})."),
-    "tpl.check_truncated": ("{n} rows are longer than {max} tokens and truncated: raise max_seq_len or shorten them.",
-                            "{n} dòng dài hơn {max} token và bị cắt: tăng max_seq_len hoặc rút ngắn chúng."),
+    "tpl.check_truncated": ("{n} rows are longer than {max} tokens and truncated, losing {cut} tokens: raise "
+                            "max_seq_len or shorten them.",
+                            "{n} dòng dài hơn {max} token và bị cắt, mất {cut} token: tăng max_seq_len hoặc rút "
+                            "ngắn chúng."),
     "tpl.check_eot_never": ("The end-of-turn token is never trained: the model will not learn to stop. Check the "
                             "template.", "Token kết thúc lượt không bao giờ được huấn luyện: mô hình sẽ không học "
                             "cách dừng. Hãy kiểm tra mẫu hội thoại."),

@@ -41,7 +41,8 @@ def checks(analysis: dict[str, Any], lang: str) -> list[str]:
         rows = [i["row"] for i in rep["issues"] if "no trained token" in i["message"]][:10]
         out.append("⚠ " + t(lang, "tpl.check_no_trained_rows", n=no_trained, rows=", ".join(map(str, rows))))
     if rep["truncated"]:
-        out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"]))
+        out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"],
+                                 cut=rep["cut_tokens"]))
     if rep["kept"] and analysis["eot_trained_rows"] == 0:
         out.append("⚠ " + t(lang, "tpl.check_eot_never"))
     elif rep["kept"]:

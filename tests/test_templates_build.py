@@ -53,7 +53,7 @@ def test_drop_policy_and_token_filters(smol):
     examples, report = build_examples(rows, smol, tcfg)
     assert [e.row for e in examples] == [2]
     assert report.dropped == {"shorter than min_tokens": 1, "longer than max_tokens": 1}
-    assert report.summary() == "1 of 3 rows kept, 0 truncated, 1 dropped: longer than max_tokens, " \
+    assert report.summary() == "1 of 3 rows kept, 0 truncated (0 tokens cut), 1 dropped: longer than max_tokens, " \
                                "1 dropped: shorter than min_tokens"
 
 

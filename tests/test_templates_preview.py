@@ -39,7 +39,7 @@ def test_readable_view_marks_trained_spans_and_reports_counts(tokenizer_dir, tmp
     assert ("<|start_header_id|>user<|end_header_id|>\n\nThủ đô Việt Nam?<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n[[Hà Nội.<|eot_id|>]]") in out
     assert out.count("[[") == 1
-    assert err.strip().endswith("1 of 1 rows kept, 0 truncated")
+    assert err.strip().endswith("1 of 1 rows kept, 0 truncated (0 tokens cut)")
 
 
 def test_preset_name_resolves_to_its_model(capsys):

@@ -135,7 +135,9 @@ def test_accumulation_equals_one_big_batch(tiny_llama_dir, tmp_path, packing):
 
 
 def test_packed_rows_do_not_attend_across_boundaries(tiny_llama_dir, tmp_path):
-    """Packing several rows into one sequence gives the padded batch's loss: each row sees only itself."""
+    """Best-fit packing and in-order passes group the same rows differently into document-masked rows:
+    the step loss is the same, each row sees only itself (the Trainer parity test above compares the
+    in-order passes with transformers' own padded batches)."""
     examples = make_examples(8, seed=3)
     padded = run_config(tiny_llama_dir, tmp_path / "p", micro_batch_size=8, max_steps=1, packing=False)
     packed = run_config(tiny_llama_dir, tmp_path / "k", micro_batch_size=8, max_steps=1, packing=True)
@@ -146,19 +148,29 @@ def test_packed_rows_do_not_attend_across_boundaries(tiny_llama_dir, tmp_path):
 
 def test_a_packed_pass_of_one_length_runs_as_a_plain_batch_with_the_same_loss(tiny_llama_dir, tmp_path):
     """Sequences of one length need no block mask: the pass is an (n, L) batch without positions,
-    and its loss equals the block-diagonal packed row's. Mixed lengths stay one packed row."""
+    and its loss equals the document-masked packed row's. Mixed lengths stay one packed row,
+    rounded up to a multiple of the attention block by an untrained tail of its own."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    from trainer_backend.models.attention import BLOCK
     from trainer_backend.packing import collate_packed
-    from trainer_backend.train.loop import model_inputs
+    from trainer_backend.train.passes import pass_inputs
 
     cfg = run_config(tiny_llama_dir, tmp_path / "j", packing=True)
+    assert cfg.model.attn_implementation == "flex"
     same = make_examples(3, seed=5, min_len=24, max_len=24)
     mixed = make_examples(3, seed=6, min_len=6, max_len=40)
     assert len({len(e.input_ids) for e in mixed}) > 1
-    plain = model_inputs(same, cfg, pad_id=2, device=CPU)
+    plain = pass_inputs(same, cfg, pad_id=2, device=CPU)
     assert plain["input_ids"].shape == (3, 24) and set(plain) == {"input_ids", "labels"}
-    packed_mixed = model_inputs(mixed, cfg, pad_id=2, device=CPU)
-    assert packed_mixed["input_ids"].shape == (1, sum(len(e.input_ids) for e in mixed))
-    assert packed_mixed["position_ids"][0].tolist() == [p for e in mixed for p in range(len(e.input_ids))]
+    packed_mixed = pass_inputs(mixed, cfg, pad_id=2, device=CPU)
+    real = sum(len(e.input_ids) for e in mixed)
+    assert packed_mixed["input_ids"].shape == (1, BLOCK) and real < BLOCK
+    assert packed_mixed["position_ids"][0].tolist() == \
+        [p for e in mixed for p in range(len(e.input_ids))] + list(range(BLOCK - real))
+    assert packed_mixed["input_ids"][0, real:].tolist() == [2] * (BLOCK - real)
+    assert set(packed_mixed["labels"][0, real:].tolist()) == {-100}
+    assert isinstance(packed_mixed["attention_mask"], BlockMask)
 
     model = load_for_training(cfg, CPU).model
     n = torch.tensor(float(sum(e.n_trained for e in same)))

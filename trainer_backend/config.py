@@ -28,8 +28,10 @@ class ModelConfig(_Section):
     name_or_path: str = Field(".cache/models/SmolLM2-135M-Instruct",
                               description="Hub id or local folder of the base model (a folder with only config.json is enough for `plan`).")
     engine: Literal["auto", "unsloth", "hf"] = Field("auto", description="auto = unsloth on CUDA, hf (transformers+peft) elsewhere.")
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
-        "auto", description="Attention kernel of the hf engine (auto = the transformers default, SDPA).")
+    attn_implementation: Literal["auto", "flex", "flash_attention_2", "sdpa", "eager"] = Field(
+        "auto", description="Attention kernel for packed rows: flex (FlexAttention with document masks), "
+                            "flash_attention_2 (flash-attn varlen), or transformers' sdpa/eager (hf engine); "
+                            "auto = flash_attention_2 when flash-attn is installed on a GPU, else flex.")
     trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model; on a shared studio only where the admin allows it.")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")

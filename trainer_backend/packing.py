@@ -1,13 +1,11 @@
 """Padding-free packing: several Examples share one row, each keeping its own positions.
 
-How the trainer runs a PackedBatch (transformers 5.x, eager or SDPA on CPU/GPU):
-
-    out = model(input_ids=b.input_ids, position_ids=b.position_ids, use_cache=False)
-
-With no attention_mask, no cache and position_ids that restart at 0, transformers' mask builder
-(`masking_utils.find_packed_sequence_indices`) derives the block-diagonal causal mask, so no token
-attends across a sequence boundary. `use_cache=False` matters: with a cache the packed detection is
-skipped. Flash-attention kernels take `cu_seqlens`/`max_seqlen` instead.
+A PackedBatch is one row (1, T) with per-sequence position_ids and `cu_seqlens`; attention stays
+inside each sequence through a document-causal kernel (models/attention.py: FlexAttention, or
+flash-attn varlen), never a dense T x T mask. train/passes.py turns a micro-batch into the model's
+keyword arguments for either engine. With transformers' own "sdpa"/"eager" kernels and no
+attention_mask, `masking_utils.find_packed_sequence_indices` derives the same block-diagonal mask
+from the restarting position_ids (`use_cache=False` matters: with a cache that detection is skipped).
 """
 from __future__ import annotations
 
@@ -72,13 +70,26 @@ class PaddedBatch:
     n_trained: int
 
 
-def collate_packed(examples: Sequence[Example]) -> PackedBatch:
+def collate_packed(examples: Sequence[Example], pad_id: int = 0, multiple: int = 1) -> PackedBatch:
+    """Examples back to back in one row; with `multiple` > 1 the row is rounded up to a multiple of
+    it by an untrained tail of `pad_id` tokens that is a document of its own (its positions restart
+    at 0 and `cu_seqlens` ends it), so it attends only to itself and never changes a real token.
+
+    e.g. b = collate_packed([ex_a, ex_b], pad_id=0, multiple=8)   # 3 + 4 tokens
+    b.cu_seqlens.tolist(), b.position_ids.tolist()
+    -> ([0, 3, 7, 8], [[0, 1, 2, 0, 1, 2, 3, 0]])
+    """
     if not examples:
         raise ValueError("collate_packed needs at least one example")
     ids = [t for e in examples for t in e.input_ids]
     labels = [t for e in examples for t in e.labels()]
-    positions = [p for e in examples for p in range(len(e.input_ids))]
     lengths = [len(e.input_ids) for e in examples]
+    tail = -len(ids) % multiple
+    if tail:
+        ids += [pad_id] * tail
+        labels += [IGNORE_INDEX] * tail
+        lengths.append(tail)
+    positions = [p for n in lengths for p in range(n)]
     cu = torch.tensor([0] + lengths, dtype=torch.int32).cumsum(0, dtype=torch.int32)
     return PackedBatch(
         input_ids=torch.tensor([ids], dtype=torch.long),

@@ -48,10 +48,25 @@ def check_method(cfg: RunConfig, device: torch.device) -> None:
                           "scaled gradients; use bf16 or fp32 with method: full")
 
 
+def choose_attention(requested: str, engine: str, device: torch.device) -> str:
+    """The packed-row kernel: flash-attn varlen where it is installed (a GPU), else FlexAttention.
+    Unsloth runs its own kernels for anything but flex and flash-attn, so sdpa/eager are hf-only."""
+    if requested == "auto":
+        from .attention import flash_varlen_available
+
+        return "flash_attention_2" if device.type == "cuda" and flash_varlen_available() else "flex"
+    if engine == "unsloth" and requested in ("sdpa", "eager"):
+        raise ConfigError(f"'model.attn_implementation': {requested} is a kernel of the hf engine; "
+                          "with engine unsloth use flex, flash_attention_2 or auto")
+    return requested
+
+
 def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:
-    """Fix `model.engine` and `train.precision` for this device and check the method fits it."""
+    """Fix `model.engine`, its attention kernel and `train.precision` for this device and check the
+    method fits it."""
     cfg = cfg.model_copy(deep=True)
     cfg.model.engine = choose_engine(cfg.model.engine, device, sharded=cfg.sync.sharding == "fsdp")
+    cfg.model.attn_implementation = choose_attention(cfg.model.attn_implementation, cfg.model.engine, device)
     cfg.train.precision = choose_precision(cfg.train.precision, device)
     check_method(cfg, device)
     return cfg

@@ -73,9 +73,8 @@ def _peft_config(cfg: RunConfig, targets: list[str]):
 def _load_hf(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
-    kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
-    if cfg.model.attn_implementation != "auto":
-        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
+                  attn_implementation=hf_attention(cfg.model.attn_implementation))
     if cfg.method == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -106,6 +105,15 @@ def _load_hf(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.
     return get_peft_model(model, _peft_config(cfg, lora_targets(cfg, model)))
 
 
+def hf_attention(kernel: str) -> str:
+    """The transformers `attn_implementation` of a resolved kernel name (models.engine)."""
+    if kernel == "flex":
+        from .attention import register_hf_implementation
+
+        return register_hf_implementation()
+    return kernel
+
+
 def _from_pretrained(cls, path: str, **kwargs):
     try:
         return cls.from_pretrained(path, **kwargs)
@@ -115,6 +123,11 @@ def _from_pretrained(cls, path: str, **kwargs):
 
 def _load_unsloth(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     from unsloth import FastLanguageModel
+
+    if cfg.model.attn_implementation == "flex":
+        from .unsloth_attention import install
+
+        install()
 
     ckpt = "unsloth" if checkpointing_on(cfg) else False
     torch.cuda.set_device(device)

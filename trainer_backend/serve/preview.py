@@ -69,7 +69,7 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model, "template": args.template, "format": data.format,
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": args.max_seq_len,
         "report": {"rows_in": report.rows_in, "kept": report.kept, "truncated": report.truncated,
-                   "dropped": report.dropped,
+                   "cut_tokens": report.cut_tokens, "split": report.split, "dropped": report.dropped,
                    "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),

@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import TemplateConfig
 from ..data.conversation import Conversation, RowError
+from .blocks import pieces
 from .example import Example
 from .render import render_and_mask_many
 
@@ -27,11 +28,16 @@ class BuildReport:
     rows_in: int
     kept: int = 0
     truncated: int = 0
+    cut_tokens: int = 0                                     # tokens truncation removed (chat rows)
+    split: int = 0                                          # raw-text documents cut into max_seq_len pieces
     dropped: dict[str, int] = field(default_factory=dict)   # reason -> rows
     issues: list[RowError] = field(default_factory=list)    # the first MAX_ISSUES dropped rows
 
     def summary(self) -> str:
-        parts = [f"{self.kept} of {self.rows_in} rows kept", f"{self.truncated} truncated"]
+        parts = [f"{self.kept} of {self.rows_in} rows kept",
+                 f"{self.truncated} truncated ({self.cut_tokens} tokens cut)"]
+        if self.split:
+            parts.append(f"{self.split} text documents cut into pieces of max_seq_len (no token lost)")
         parts += [f"{n} dropped: {reason}" for reason, n in sorted(self.dropped.items())]
         return ", ".join(parts)
 
@@ -65,7 +71,15 @@ def build_examples(convs: Sequence[Conversation], tokenizer: PreTrainedTokenizer
     dropped: Counter[str] = Counter({TEMPLATE_ERROR: len(errors)} if errors else {})
     issues = list(errors)
     kept: list[Example] = []
+    # Raw text is cut into pieces (templates/blocks.py) unless the user asked to drop long rows.
+    text_rows = {c.row for c in convs if c.is_text} if tcfg.overflow == "truncate" else set()
     for example in rendered:
+        if example.row in text_rows and len(example.input_ids) >= tcfg.min_tokens \
+                and (tcfg.max_tokens is None or len(example.input_ids) <= tcfg.max_tokens):
+            cut = pieces(example, tcfg.max_seq_len, tokenizer.eos_token_id)
+            kept += cut
+            report.split += len(cut) > 1
+            continue
         outcome = apply_length_policy(example, tcfg)
         if isinstance(outcome, str):
             dropped[outcome] += 1
@@ -74,7 +88,8 @@ def build_examples(convs: Sequence[Conversation], tokenizer: PreTrainedTokenizer
             continue
         kept.append(outcome)
         report.truncated += outcome.truncated
-    report.kept = len(kept)
+        report.cut_tokens += len(example.input_ids) - len(outcome.input_ids)
+    report.kept = len({e.row for e in kept})
     report.dropped = dict(dropped)
     report.issues = sorted(issues, key=lambda e: e.row)[:MAX_ISSUES]
     return kept, report

@@ -70,14 +70,33 @@ def shard_for_rank(global_batch: Sequence[HasTrained], world_size: int, rank: in
     return [ex for i, ex in enumerate(global_batch) if owner[i] == rank]
 
 
-def micro_batches(share: Sequence[HasTrained], micro_batch_size: int, packing: bool,
-                  max_seq_len: int) -> list[list]:
-    """Forward passes of one rank for one step. Without packing: runs of `micro_batch_size`
-    examples (padded later). With packing: bins of at most `micro_batch_size × max_seq_len`
-    tokens, so a pass never holds more tokens than an unpacked one would."""
+def pass_token_budget(micro_batch_size: int, max_seq_len: int) -> int:
+    """Tokens one forward pass may hold: what `micro_batch_size` rows of `max_seq_len` hold, the
+    shape the planner's memory estimate is made for."""
+    return micro_batch_size * max_seq_len
+
+
+def micro_batches(share: Sequence[HasTrained], token_budget: int, packing: bool) -> list[list]:
+    """Forward passes of one rank for one step, each of at most `token_budget` tokens; every
+    example of the share lands in exactly one pass, whole (a unit that must stay together, such
+    as a preference pair, is passed as one item). With packing: best-fit-decreasing bins (rows
+    binned by length, so passes are full). Without: the share's order is kept and a pass closes
+    when the next row would not fit.
+
+    e.g. rows of 5, 3, 4, 2 tokens with a budget of 8: packing [[5, 3], [4, 2]], in order [[5, 3], [4, 2]].
+    """
     if not share:
         return []
     if packing:
         from ..packing import pack
-        return [list(b) for b in pack(list(share), micro_batch_size * max_seq_len)]
-    return [list(share[i:i + micro_batch_size]) for i in range(0, len(share), micro_batch_size)]
+        return [list(b) for b in pack(list(share), token_budget)]
+    passes: list[list] = [[]]
+    used = 0
+    for example in share:
+        n = len(example.input_ids)
+        if passes[-1] and used + n > token_budget:
+            passes.append([])
+            used = 0
+        passes[-1].append(example)
+        used += n
+    return passes

@@ -28,13 +28,14 @@ import torch
 from ..config import ConfigError, RunConfig
 from ..models.engine import import_engine, resolve_device, resolve_engine
 from ..models.loading import LoadedModel, load_for_training
-from ..packing import collate_packed, collate_padded
 from ..templates.example import Example
-from .batching import GlobalBatches, micro_batches, shard_for_rank
+from .batching import GlobalBatches, shard_for_rank
 from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint,
                          save_sharded_checkpoint)
 from .events import EventLog
 from .optim import build_optimizer, build_scheduler
+from .passes import pass_inputs, step_passes
+from .startup import AttentionWarmUp, StartupClock
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT, EXIT_OOM, EXIT_STOPPED = 0, 1, 2, 3, 10
 
@@ -80,27 +81,6 @@ def oom_message(cfg: RunConfig, step: int) -> str:
 
 
 # ---- one optimizer step ------------------------------------------------------------------------
-def model_inputs(examples: list[Example], cfg: RunConfig, pad_id: int, device: torch.device) -> dict:
-    """Keyword arguments of one forward pass. Packed rows carry per-sequence position_ids and no
-    attention mask (transformers then builds the block-diagonal mask; unsloth reads the sequence
-    lengths). A pass whose sequences all have one length needs neither padding nor a block mask:
-    it goes as a plain (n, L) batch, which the attention kernels run in one dense call instead of
-    one call per sequence. A padded batch without any padding drops its all-ones mask, which lets
-    the attention kernels take their unmasked path."""
-    one_length = len({len(e.input_ids) for e in examples}) == 1
-    if cfg.template.packing and not one_length:
-        b = collate_packed(examples)
-        inputs = dict(input_ids=b.input_ids, labels=b.labels, position_ids=b.position_ids)
-        if cfg.model.engine == "unsloth":
-            inputs["packed_seq_lengths"] = b.cu_seqlens.diff()
-    else:
-        b = collate_padded(examples, pad_id)
-        inputs = dict(input_ids=b.input_ids, labels=b.labels)
-        if not bool(b.attention_mask.all()):
-            inputs["attention_mask"] = b.attention_mask
-    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-
-
 def step_scalars(passes: list[list[Example]], stop_requested: bool, device: torch.device) -> torch.Tensor:
     """[trained tokens, tokens, stop votes] of this rank; summed over ranks in ONE exchange a step.
     Carrying the stop vote here lets every rank stop after the same step without a second
@@ -129,7 +109,7 @@ def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig
     for i, examples in enumerate(passes):
         if i == len(passes) - 1:
             sync.before_last_backward()
-        loss = model(**model_inputs(examples, cfg, pad_id, device), num_items_in_batch=n_items,
+        loss = model(**pass_inputs(examples, cfg, pad_id, device), num_items_in_batch=n_items,
                      use_cache=False).loss
         (scaler.scale(loss) if scaler is not None else loss).backward()
         step_loss += loss.detach().float()
@@ -170,9 +150,9 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], cfg: RunConfig
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     model.eval()
     one = torch.ones((), dtype=torch.float32, device=device)
-    passes = micro_batches(share, cfg.train.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
+    passes = step_passes(share, cfg)
     for batch in with_empty_passes(passes, sync.passes_needed(len(passes)), pad_id):
-        loss = model(**model_inputs(batch, cfg, pad_id, device), num_items_in_batch=one, use_cache=False).loss
+        loss = model(**pass_inputs(batch, cfg, pad_id, device), num_items_in_batch=one, use_cache=False).loss
         sums[0] += loss.double()
         sums[1] += sum(sum(e.trained) for e in batch)
     model.train()
@@ -227,7 +207,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     stop_agreed = False
     while step < total and not stop_agreed:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
-        passes = micro_batches(share, t.micro_batch_size, cfg.template.packing, cfg.template.max_seq_len)
+        passes = step_passes(share, cfg)
         step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
@@ -303,9 +283,12 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     stop = stop or StopFlag()
     stop.install()
     try:
+        clock = StartupClock(events)
         device = resolve_device(device)
         cfg = prepare_config(cfg, device)
         import_engine(cfg.model.engine)
+        clock.lap("plan and engine import")
+        warm_up = AttentionWarmUp(cfg, device, events)
         if not resume:
             check_fresh_start(job_dir)
         if cfg.train.tensorboard:
@@ -314,7 +297,11 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
             cfg.save(job_dir / "config.yaml")
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
+        clock.lap("data render")
         loaded = load_for_training(cfg, device)
+        clock.lap("model load")
+        warm_up.join()
+        clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         result = fit(loaded, cfg, train, evals, job_dir, sync=sync, device=device, events=events, stop=stop,
                      pad_id=pad_id, resume=resume, progress=progress)

@@ -1,0 +1,63 @@
+"""Launch to first step: how long each stage of a starting worker takes (written to train.log,
+so a slow start shows where its time went), and the attention warm-up that runs beside the loading."""
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+
+from ..config import RunConfig
+from .events import EventLog
+
+
+class StartupClock:
+    """`lap(stage)` logs the seconds since the previous lap: "startup: model load 18.2 s"."""
+
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        now = time.perf_counter()
+        took, self.last = now - self.last, now
+        self.events.log(f"startup: {stage} {took:.1f} s")
+        return took
+
+
+class AttentionWarmUp:
+    """Compiles the FlexAttention kernels in a thread while data and weights load (the compile
+    takes tens of seconds and needs only the head shapes); `join()` before the first step. A
+    failure here is logged and left to the first step, which compiles (or fails) as it would anyway."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device, events: EventLog) -> None:
+        self.thread = None
+        if device.type != "cuda" or cfg.model.attn_implementation != "flex":
+            return
+        from ..models.engine import DTYPES
+        from ..planner.architecture import architecture_of
+
+        try:
+            arch = architecture_of(cfg)
+        except ValueError:  # no config.json to read the heads from: the first step compiles
+            return
+        args = (device, arch.heads, arch.kv_heads, arch.head_dim, DTYPES[cfg.train.precision])
+        self.events, self.error = events, None
+        self.thread = threading.Thread(target=self._run, args=args, name="attention-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self, *args) -> None:
+        from ..models.attention import warm_up
+
+        try:
+            warm_up(*args)
+        except Exception as err:  # noqa: BLE001 - reported, and the first step retries the compile
+            self.error = err
+
+    def join(self) -> None:
+        if self.thread is None:
+            return
+        self.thread.join()
+        if self.error is not None:
+            self.events.log(f"attention warm-up failed ({type(self.error).__name__}: {self.error}); "
+                            "the first step compiles the kernels")
