@@ -188,3 +188,29 @@ def test_the_scheduler_loop_survives_any_failing_pass(tmp_path, monkeypatch):
     finally:
         runner.close()
     assert len(calls) > 1
+
+
+def fill(disk) -> None:
+    with open(disk / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+def test_a_full_disk_under_a_running_job_ends_in_a_state_that_says_so(small_disk):
+    import psutil
+
+    runner = runner_for(small_disk)
+    job_id = runner.submit(fake_config("step_s=0.1", max_steps=100_000), "ann")
+    wait_until(lambda: runner.get(job_id, "ann").progress.step >= 2, runner=runner)
+    supervisor, trainer = runner.get(job_id, "ann").pids
+    fill(small_disk)
+    wait_until(lambda: not psutil.pid_exists(trainer) or psutil.Process(trainer).status() == psutil.STATUS_ZOMBIE)
+    time.sleep(3.0)   # the supervisor cannot record the end yet: it keeps trying
+    assert psutil.pid_exists(supervisor)
+    (small_disk / "filler").unlink()
+    wait_until(lambda: runner.get(job_id, "ann").state == "failed")
+    reason = runner.get(job_id, "ann").exit_reason
+    assert reason.startswith(f"the disk is full while training ({runner.get(job_id, 'ann').job_dir}): free space")

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..safe_yaml import dump_yaml
 from . import registry
-from .disk import check_free_space
+from .disk import check_free_space, disk_is_full
 from .errors import DiskSpaceError, GpuRequestError, JobNotFound, JobStateError
 from .eventfile import progress_of, read_events_since, tail_lines
 from .gpus import detect_gpus
@@ -43,7 +43,6 @@ User = str | _Admin
 _log = logging.getLogger(__name__)
 DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
 DEFAULT_STALL_S = 600.0
-LOW_DISK_BYTES = 64 * 2 ** 20
 
 
 class JobRunner:
@@ -276,11 +275,9 @@ class JobRunner:
 
     def _disk_note(self) -> str:
         """Why a supervisor may have died unseen: it cannot record anything on a full disk."""
-        free = shutil.disk_usage(self.workdir).free
-        if free >= LOW_DISK_BYTES:
+        if not disk_is_full(self.workdir):
             return ""
-        return (f" while the disk of {self.workdir} was full ({free / 2 ** 20:.0f} MiB free): "
-                "free space, then resume the job")
+        return f" while the disk of {self.workdir} was full: free space, then resume the job"
 
     def _owned(self, job_id: str, user: User, conn: sqlite3.Connection | None = None) -> registry.JobRow:
         check_job_id(job_id)

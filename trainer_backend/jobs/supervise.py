@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from ..contracts import EventKind, Reason, Status, last_log_line, sync_job_id, sync_root, write_event, write_status
+from ..contracts import (EventKind, Reason, Status, disk_full_message, last_log_line, sync_job_id, sync_root,
+                         write_event, write_status)
+from .disk import disk_is_full
 from .eventfile import count_lines, progress_of, read_events_since
 from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
 from .oom_retry import MAX_OOM_RETRIES, halve_micro_batch
@@ -111,6 +113,10 @@ class Supervisor:
                            checkpoint.name if checkpoint is not None else None)
         if stalled is not None:
             outcome = Outcome(FAILED, stalled, exit_code, kind=Reason.STALLED)
+        elif outcome.state == FAILED and outcome.kind != Reason.DISK_FULL and disk_is_full(self.paths.dir):
+            # The trainer could not say it: its events, its log, its checkpoint all live on that disk.
+            reason = f"{disk_full_message(self.paths.dir, 'training')} (the trainer ended with: {outcome.reason})"
+            outcome = Outcome(FAILED, reason, exit_code, kind=Reason.DISK_FULL)
         if outcome.state == FAILED and not errors:
             self._report(outcome)
         return outcome
@@ -121,7 +127,7 @@ class Supervisor:
             write_event(self.paths.events, EventKind.ERROR, progress.step, reason=str(outcome.kind or Reason.CRASH),
                         message=outcome.reason or "")
         except OSError as err:  # a full disk: the registry still gets the reason
-            print(f"could not write the error event: {err}", file=sys.stderr)
+            _note(f"could not write the error event: {err}")
 
     def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, str | None]:
         """Wait for the train command: (exit code, stop requested, why the watchdog killed it or
@@ -151,7 +157,7 @@ class Supervisor:
             return self._read_stop_request()
         except registry.RegistryError as err:
             # A full or damaged registry must not end the supervision of a running trainer.
-            print(err, file=sys.stderr)
+            _note(str(err))
             return self.stop_signal.is_set()
 
     def _read_stop_request(self) -> bool:
@@ -182,7 +188,7 @@ class Supervisor:
             except registry.RegistryError as err:
                 if time.monotonic() > deadline:
                     raise
-                print(f"{err}; retrying", file=sys.stderr)
+                _note(f"{err}; retrying")
                 time.sleep(2.0)
 
     def _record_end(self, outcome: Outcome) -> None:
@@ -194,6 +200,14 @@ class Supervisor:
                             exit_code=outcome.exit_code,
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
                             train_pid=None, pgid=None)
+
+
+def _note(message: str) -> None:
+    """A line in supervisor.log; on a full disk it is lost, and the supervisor carries on."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def main(argv: list[str]) -> int:
