@@ -105,8 +105,8 @@ def test_out_of_memory_becomes_an_oom_error_with_the_levers(tiny_llama_dir, tmp_
     cfg = load_config("smollm2-135m-demo", overrides(tiny_llama_dir, job))
     assert loop.train_rank(cfg, 0, 1, "cpu", LocalSync(), job) == 3
     expected = ("out of GPU memory at step 1 (train.micro_batch_size 2, template.max_seq_len 128, method lora): "
-                "lower train.micro_batch_size (raise train.grad_accum to keep the batch), lower "
-                "template.max_seq_len, turn on train.gradient_checkpointing, or use method: qlora")
+                "lower train.micro_batch_size (raise train.grad_accum to keep the effective batch), turn on "
+                "train.gradient_checkpointing, lower template.max_seq_len, or use method: qlora")
     error = read_events(job, "error")[-1]
     assert (error["reason"], error["step"], error["message"]) == ("oom", 1, expected)
     err = capsys.readouterr().err
