@@ -73,8 +73,7 @@ def test_a_yaml_key_twice_is_refused_on_one_line(tmp_path):
     path = write_yaml(tmp_path, "train:\n  lr: 1e-4\n  max_steps: 5\n  lr: 0.5\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
-    assert str(raised.value) == (f"{path}: not valid YAML: line 4, column 3: "
-                                 "the key 'lr' appears twice in one mapping; keep one")
+    assert str(raised.value) == f"{path}: line 4: the key 'lr' appears twice in one mapping; keep one"
 
 
 def test_a_multi_line_yaml_error_becomes_one_line(tmp_path):
@@ -83,7 +82,7 @@ def test_a_multi_line_yaml_error_becomes_one_line(tmp_path):
         load_config(path)
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith(f"{path}: not valid YAML: line ")
+    assert message.startswith(f"{path}: not valid YAML (")
 
 
 def test_set_under_a_key_that_is_not_a_section_says_so(tmp_path):
