@@ -2,7 +2,7 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--workdir workdir] [--auth users.yaml]
                   [--max-upload-mb 200] [--gpus 0,1] [--model-dir DIR ...] [--quota-gib 50]
-                  [--allow-remote-code]
+                  [--allow-remote-code] [--oom-retries 2] [--stall-timeout 600]
     python app.py add-user USERS.yaml NAME [--password-stdin]
 """
 from __future__ import annotations
@@ -26,6 +26,8 @@ def parse_gpus(text: str | None) -> list[int] | None:
 
 
 def serve_args(argv: list[str]) -> argparse.Namespace:
+    from trainer_backend.jobs.oom_retry import MAX_OOM_RETRIES
+
     p = argparse.ArgumentParser(prog="python app.py", description="Start the fine-tuning studio.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -40,6 +42,10 @@ def serve_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--allow-remote-code", action="store_true",
                    help="let every user run modeling code shipped with a model (trust_remote_code); "
                         "without it, only users with trust_remote_code: true in the users file may")
+    p.add_argument("--oom-retries", type=int, default=2, choices=range(0, MAX_OOM_RETRIES + 1),
+                   help="retries of a job that runs out of GPU memory, each with half the micro-batch")
+    p.add_argument("--stall-timeout", type=float, default=600.0,
+                   help="seconds a starting job may go without any progress before it fails (0 = never)")
     return p.parse_args(argv)
 
 
@@ -76,6 +82,7 @@ def serve(argv: list[str]) -> int:
     from studio.app_factory import build_ui, launch_kwargs, make_context, prepare_workdir
     from studio.auth import AuthFileError, LoginGuard, UsersFile, make_checker
     from studio.context import StudioSettings
+    from trainer_backend.jobs import JobError
 
     try:
         users = UsersFile(Path(args.auth)) if args.auth else None
@@ -85,9 +92,14 @@ def serve(argv: list[str]) -> int:
     settings = StudioSettings(workdir=Path(args.workdir).resolve(), max_upload_mb=args.max_upload_mb,
                               gpus=parse_gpus(args.gpus), auth_file=Path(args.auth) if args.auth else None,
                               model_dirs=tuple(Path(d).resolve() for d in args.model_dir),
-                              allow_remote_code=args.allow_remote_code, quota_gib=args.quota_gib)
+                              allow_remote_code=args.allow_remote_code, quota_gib=args.quota_gib,
+                              oom_retries=args.oom_retries, stall_timeout_s=args.stall_timeout)
     prepare_workdir(settings)
-    ctx = make_context(settings, users)
+    try:
+        ctx = make_context(settings, users)
+    except JobError as err:  # e.g. a damaged or unreadable job registry: one line naming the file
+        print(err, file=sys.stderr)
+        return 2
     checker = make_checker(LoginGuard(users)) if users else None
     ctx.runner.start_background()
     demo = build_ui(ctx)

@@ -7,11 +7,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from studio.i18n import t
+from trainer_backend.contracts import Status
 
 
 def new_series(job_id: str) -> dict[str, Any]:
     return {"job": job_id, "next": 0, "step": [], "loss": [], "lr": [], "tps": [], "mem": [],
-            "eval_step": [], "eval_loss": [], "total": None, "eta_s": None, "status": None, "error": None}
+            "eval_step": [], "eval_loss": [], "total": None, "eta_s": None, "status": None, "error": None,
+            "stage": None, "retries": []}
 
 
 def absorb(series: dict[str, Any], events: list[dict]) -> None:
@@ -32,6 +34,11 @@ def absorb(series: dict[str, Any], events: list[dict]) -> None:
         elif kind == "status":
             series["status"] = ev.get("status")
             series["total"] = ev.get("total_steps") or series["total"]
+            # A starting job says which stage it is in; a retry after out of memory starts over.
+            series["stage"] = (ev.get("stage"), ev.get("message")) if ev.get("status") == Status.PREPARING else None
+            if ev.get("status") == Status.RETRY:
+                series["retries"].append(ev.get("change") or ev.get("message"))
+                series["error"] = None  # the attempt that failed is being retried
         elif kind == "error":
             series["error"] = f"{ev.get('reason')}: {ev.get('message')}"
 

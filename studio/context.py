@@ -29,6 +29,8 @@ class StudioSettings:
     allow_remote_code: bool = False        # every user may run modeling code shipped with a model
     quota_gib: float = 50.0                # disk space per user (uploads, jobs, exports) with --auth
     min_free_gib: float = 2.0              # uploads and jobs stop short of this much free disk
+    oom_retries: int = 2                   # automatic retries of a job that ran out of GPU memory
+    stall_timeout_s: float = 600.0         # a starting job without any progress this long fails (0 = never)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -16,6 +16,7 @@ from studio.i18n import t
 from studio.quota import NoRoom, check_room
 from studio.space import user_space
 from studio.uploads import user_dir
+from trainer_backend.contracts import last_line
 
 EXPORT_TIMEOUT_S = 3600
 
@@ -41,8 +42,7 @@ def export(ctx: StudioContext, user: str, job_id: str, merge: bool) -> Path:
     proc = subprocess.run(argv + (["--merge"] if merge else []), capture_output=True, text=True,
                           timeout=EXPORT_TIMEOUT_S)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise RuntimeError(lines[-1] if lines else f"export exited with code {proc.returncode}")
+        raise RuntimeError(last_line(proc.stderr) or f"export exited with code {proc.returncode}")
     return zip_folder(out, out)
 
 

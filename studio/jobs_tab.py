@@ -52,15 +52,22 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
         ids = {j.id for j in jobs}
         return df, gr.update(choices=job_choices(jobs, lang_v), value=current if current in ids else None)
 
+    def done_text(action: str, job_id: str, checkpoint: str | None, lang_v: str) -> str:
+        """Resume says where the job continues: its newest checkpoint, or step 0 when it has none."""
+        if action == "resume":
+            key = "jobs.resumed" if checkpoint else "jobs.resumed_fresh"
+            return t(lang_v, key, job=job_id, checkpoint=checkpoint)
+        return t(lang_v, f"jobs.{action}d", job=job_id)
+
     def act(action: str):
         def run(job_id: str | None, lang_v: str, request: gr.Request):
             if not job_id:
                 return (t(lang_v, "jobs.pick_first"), *refresh(None, lang_v, request))
             try:
-                getattr(ctx.runner, action)(job_id, user_of(request))
+                checkpoint = getattr(ctx.runner, action)(job_id, user_of(request))
             except JOB_ERRORS as err:
                 return (t(lang_v, "jobs.failed", error=str(err)), *refresh(job_id, lang_v, request))
-            return (t(lang_v, f"jobs.{action}d", job=job_id), *refresh(job_id, lang_v, request))
+            return (done_text(action, job_id, checkpoint, lang_v), *refresh(job_id, lang_v, request))
         return run
 
     refresh_btn.click(refresh, [job, lang], [table, job], api_name="jobs")

@@ -12,9 +12,11 @@ from studio.charts import absorb, eta_text, loss_figure, new_series, system_figu
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.space import relative_paths
+from trainer_backend.contracts import Stage
 from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobInfo
 
 REFRESH_S = 1.0
+STAGES = {stage.value for stage in Stage}
 LOG_LINES = 30
 
 
@@ -43,6 +45,12 @@ def progress_text(info: JobInfo, s: dict[str, Any], lang: str) -> str:
     loss = f"{s['loss'][-1]:.4f}" if s["loss"] else "–"
     text = t(lang, "mon.progress", state=t(lang, f"state.{info.state}"), step=step, total=total or "?", pct=pct,
              loss=loss, eta=eta_text(s["eta_s"]) if info.state == RUNNING else "–")
+    if s["stage"] and info.state == RUNNING:  # before the first step, say what the job is doing
+        stage, message = s["stage"]
+        named = t(lang, f"stage.{stage}") if stage in STAGES else str(stage)
+        text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=message)
+    for n, message in enumerate(s["retries"], start=1):
+        text += "\n\n" + t(lang, "mon.retry", n=n, change=message)
     reason = s["error"] or info.exit_reason
     if reason and info.state not in (RUNNING, QUEUED):
         text += "\n\n" + t(lang, "mon.reason", reason=reason)

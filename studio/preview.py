@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer_backend.contracts import last_line
+
 PREVIEW_TIMEOUT_S = 600
 
 
@@ -37,8 +39,7 @@ def run_preview(request: PreviewRequest, python: str) -> dict[str, Any]:
     proc = subprocess.run(request.argv(python), capture_output=True, text=True,
                           timeout=PREVIEW_TIMEOUT_S, env=_quiet_env())
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise PreviewError(lines[-1] if lines else f"preview exited with code {proc.returncode}")
+        raise PreviewError(last_line(proc.stderr) or f"preview exited with code {proc.returncode}")
     return json.loads(proc.stdout)
 
 

@@ -92,3 +92,18 @@ def make_tiny_llama(folder: Path, seed: int = 0, layers: int = 2, hidden: int = 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a 4 MiB tmpfs, for full-disk tests (needs mount rights: skipped elsewhere; the
+    full-disk paths also have tests that inject the failure)."""
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)

@@ -8,6 +8,8 @@ without loading a model. Behaviour comes from the config's description, e.g. "st
   oom_above    exit 3 with an oom error event while train.micro_batch_size is above this
   child        1 = start a helper process in the group that ignores SIGTERM, like a stuck worker
   ignore_term  1 = ignore SIGTERM, so only the SIGKILL after the grace period ends it
+  hang_prepare 1 = announce the rendering stage, then wait forever without using CPU (a hung pool)
+  shm          1 = create the run's shared-memory folder, as the launcher of a multi-worker run does
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import time
 from pathlib import Path
 
 from trainer_backend.config import load_config
+from trainer_backend.contracts import (EventKind, ExitCode, JobPaths, Reason, Stage, Status, oom_message, sync_job_id,
+                                      sync_root, write_event, write_status)
 
 CHILD_CODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -31,36 +35,50 @@ def options(description: str) -> dict[str, float]:
 class Run:
     def __init__(self, config_path: str):
         self.config = load_config(config_path)
-        self.dir = Path(self.config.output.dir)
+        self.paths = JobPaths(Path(self.config.output.dir))
         self.opts = options(self.config.description)
         self.stop = False
 
-    def emit(self, kind: str, step: int, **fields) -> None:
-        with (self.dir / "events.jsonl").open("a") as f:
-            f.write(json.dumps({"t": time.time(), "kind": kind, "step": step, **fields}) + "\n")
-        with (self.dir / "train.log").open("a") as f:
+    def log(self, kind: str, step: int, fields: dict) -> None:
+        with self.paths.train_log.open("a") as f:
             f.write(f"{kind} step {step} {fields}\n")
 
+    def emit(self, kind: EventKind, step: int, **fields) -> None:
+        write_event(self.paths.events, kind, step, **fields)
+        self.log(kind, step, fields)
+
+    def status(self, step: int, status: Status, message: str, total: int) -> None:
+        write_status(self.paths.events, step, status, message, total)
+        self.log(EventKind.STATUS, step, {"status": status, "message": message})
+
     def checkpoint(self, step: int) -> None:
-        folder = self.dir / "checkpoints" / f"step_{step}"
+        folder = self.paths.checkpoint(step)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "state.json").write_text(json.dumps({"step": step}))
 
     def last_checkpoint(self) -> int:
-        steps = [int(p.name.split("_")[1]) for p in (self.dir / "checkpoints").glob("step_*")]
-        return max(steps, default=0)
+        done = self.paths.finished_checkpoints()
+        return done[-1][0] if done else 0
 
     def run(self, resume: bool) -> int:
         total = self.config.train.max_steps
         step = self.last_checkpoint() if resume else 0
         micro = self.config.train.micro_batch_size
-        self.emit("status", step, status="started", total_steps=total,
-                  message=f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} "
-                          f"devices={self.config.sync.devices} micro={micro} accum={self.config.train.grad_accum}")
+        if self.opts.get("shm"):
+            folder = sync_root() / sync_job_id(self.paths.dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "grads.bin").write_bytes(b"\0" * 4096)
+        if self.opts.get("hang_prepare"):
+            write_status(self.paths.events, 0, Status.PREPARING, "rendering and tokenizing 5000 rows", 0,
+                         stage=Stage.RENDERING)
+            time.sleep(3600)
+        self.status(step, Status.STARTED, f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} "
+                    f"devices={self.config.sync.devices} micro={micro} accum={self.config.train.grad_accum}", total)
         if "oom_above" in self.opts and micro > self.opts["oom_above"]:
-            self.emit("error", step, reason="oom", message=f"CUDA out of memory at micro_batch_size {micro}")
-            print(f"CUDA out of memory at micro_batch_size {micro}", file=sys.stderr)
-            return 3
+            message = oom_message(step, micro, self.config.template.max_seq_len, self.config.method)
+            self.emit(EventKind.ERROR, step, reason=Reason.OOM, message=message)
+            print(message, file=sys.stderr)
+            return ExitCode.OOM
         if self.opts.get("child"):
             subprocess.Popen([sys.executable, "-c", CHILD_CODE])
         while step < total:
@@ -68,17 +86,17 @@ class Run:
             time.sleep(self.opts.get("step_s", 0.05))
             if step == self.opts.get("crash_at"):
                 raise RuntimeError(f"fake worker crashed at step {step}")
-            self.emit("train", step, loss=2.0 * 0.97 ** step, lr=1e-4, grad_norm=1.0, tokens_per_s=1000.0,
+            self.emit(EventKind.TRAIN, step, loss=2.0 * 0.97 ** step, lr=1e-4, grad_norm=1.0, tokens_per_s=1000.0,
                       epoch=step / total, eta_s=0.0, gpu_mem_gib=[])
             if self.stop:
                 self.checkpoint(step)
-                self.emit("status", step, status="stopped", total_steps=total, message="stopped on request")
+                self.status(step, Status.STOPPED, "stopped on request", total)
                 print("stopped on request; checkpoint written", file=sys.stderr)
-                return 10
+                return ExitCode.STOPPED
         self.checkpoint(step)
-        (self.dir / "output").mkdir(exist_ok=True)
-        self.emit("status", step, status="completed", total_steps=total, message="done")
-        return 0
+        self.paths.output.mkdir(exist_ok=True)
+        self.status(step, Status.COMPLETED, "done", total)
+        return ExitCode.OK
 
 
 def main(argv: list[str]) -> int:

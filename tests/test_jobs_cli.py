@@ -30,8 +30,9 @@ def test_list_stop_resume_and_logs(tmp_path, capsys):
     assert code == 0 and out.splitlines()[-1].startswith("status step") and "stopped" in out
 
     runner.stop(bobs, "bob")  # frees the CPU slot, so the resumed job can start right away
+    stopped_at = runner.get(anns, "ann").progress.step
     code, out, _ = cli(capsys, tmp_path, "resume", anns)
-    assert (code, out) == (0, f"{anns}: running\n")
+    assert (code, out) == (0, f"{anns}: running; a resume continues from checkpoint step_{stopped_at}\n")
     runner.stop(anns, "ann")
     wait_until(lambda: runner.get(anns, "ann").state == "stopped")
 

@@ -9,6 +9,7 @@ import pytest
 
 from trainer_backend.jobs.eventfile import progress_of, read_events_since, tail_lines
 from trainer_backend.jobs.gpus import detect_gpus, parse_gpu_indices
+from trainer_backend.contracts import OOM_LEVERS, oom_message
 from trainer_backend.jobs.outcome import classify
 
 
@@ -53,13 +54,18 @@ def test_detected_gpus_match_nvidia_smi():
 
 @pytest.mark.parametrize("code, stop, errors, stderr, state, reason", [
     (0, False, [], None, "completed", None),
-    (10, True, [], "stopped at step 4", "stopped", "stopped on request; checkpoint written"),
+    (10, True, [], "stopped at step 4", "stopped",
+     "stopped on request; no checkpoint was written: a resume starts from step 0"),
     (-9, True, [], None, "stopped", "stopped on request; killed after the 30 s grace period "
-                                    "(the current step was not checkpointed)"),
+                                    "(the current step was not checkpointed); "
+                                    "no checkpoint was written: a resume starts from step 0"),
+    (-15, True, [], None, "stopped", "stopped on request before the first step; "
+                                     "no checkpoint was written: a resume starts from step 0"),
     (2, False, [{"reason": "data", "message": "data.path: no such file"}], "x", "failed",
      "bad input: data.path: no such file"),
     (1, False, [], "ValueError: boom", "failed", "ValueError: boom"),
-    (-9, False, [], None, "failed", "killed by SIGKILL (SIGKILL from outside: often the system running out of memory)"),
+    (-9, False, [], None, "failed",
+     "killed by SIGKILL from outside the job (often the system running out of memory)"),
 ])
 def test_exit_codes_become_states_and_one_line_reasons(code, stop, errors, stderr, state, reason):
     outcome = classify(code, stop, errors, stderr, grace_s=30.0)
@@ -67,6 +73,10 @@ def test_exit_codes_become_states_and_one_line_reasons(code, stop, errors, stder
 
 
 def test_oom_names_the_levers():
-    outcome = classify(3, False, [{"reason": "oom", "message": "CUDA out of memory at step 2"}], None, 30.0)
+    message = oom_message(2, 8, 1024, "lora")
+    outcome = classify(3, False, [{"reason": "oom", "message": message}], None, 30.0)
     assert outcome.oom and outcome.state == "failed"
-    assert outcome.reason.startswith("out of memory (CUDA out of memory at step 2): lower train.micro_batch_size")
+    assert outcome.reason == message
+    assert message.endswith(OOM_LEVERS) and "train.micro_batch_size 8" in message
+    stderr_only = classify(3, False, [], "CUDA out of memory", 30.0)
+    assert stderr_only.oom and stderr_only.reason == f"out of memory (CUDA out of memory): {OOM_LEVERS}"

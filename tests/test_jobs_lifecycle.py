@@ -49,7 +49,7 @@ def test_stop_checkpoints_kills_the_whole_group_and_resume_continues(tmp_path):
     wait_until(lambda: runner.get(job_id, "ann").state == "stopped")
     assert time.monotonic() - began < 10.0
     info = runner.get(job_id, "ann")
-    assert info.exit_code == 10 and info.pids == [] and "checkpoint written" in info.exit_reason
+    assert info.exit_code == 10 and info.pids == [] and "a resume continues from checkpoint step_" in info.exit_reason
     assert_all_gone(pids, pgid)
     stopped_at = info.progress.step
     assert (info.job_dir / "checkpoints" / f"step_{stopped_at}").is_dir()
@@ -136,7 +136,7 @@ def test_oom_without_retries_left_fails_naming_the_levers(tmp_path):
     wait_until(lambda: runner.get(job_id, "ann").state == "failed", runner=runner)
     info = runner.get(job_id, "ann")
     assert info.exit_code == 3 and info.retries == 1
-    assert info.exit_reason.startswith("out of memory (CUDA out of memory at micro_batch_size 1)")
+    assert info.exit_reason.startswith("out of GPU memory at step 0 (train.micro_batch_size 1,")
     for lever in ("train.micro_batch_size", "train.grad_accum", "train.gradient_checkpointing", "template.max_seq_len"):
         assert lever in info.exit_reason
 

@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file
 
 from trainer_backend.train.events import read_events
-from trainer_backend.train.launcher import sync_job_id
+from trainer_backend.contracts import sync_job_id
 from trainer_backend.train.sync.shm_files import job_folder, pid_alive
 
 pytestmark = pytest.mark.slow
@@ -158,7 +158,7 @@ def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(setup, fate):
     assert stderr.strip().splitlines()[-1] == expected
     errors = read_events(job_dir, "error")
     assert errors and errors[-1]["message"] == expected
-    assert errors[-1]["reason"] == ("crash" if fate == "killed" else "sync")
+    assert errors[-1]["reason"] == ("killed" if fate == "killed" else "sync")
     assert not any(pid_alive(pid) for pid in pids.values())
     assert not job_folder(sync_job_id(job_dir)).exists()
 

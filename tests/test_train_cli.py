@@ -39,14 +39,16 @@ def test_completed_run_writes_the_job_directory(tiny_llama_dir, tmp_path):
     job = tmp_path / "job"
     assert main(cli(tiny_llama_dir, job, "data.eval_ratio=0.1", "train.eval_every=2")) == 0
     events = read_events(job)
-    assert [e["status"] for e in events if e["kind"] == "status"] == ["started", "checkpoint", "completed"]
+    statuses = [(e["status"], e.get("stage")) for e in events if e["kind"] == "status"]
+    assert statuses == [("preparing", "planning"), ("preparing", "loading_data"), ("preparing", "rendering"),
+                        ("preparing", "loading_model"), ("started", None), ("checkpoint", None), ("completed", None)]
     train = [e for e in events if e["kind"] == "train"]
     assert [e["step"] for e in train] == [1, 2, 3, 4]
     assert set(train[0]) == {"t", "kind", "step", "loss", "lr", "grad_norm", "tokens_per_s", "epoch", "eta_s",
                              "gpu_mem_gib"}
     assert train[0]["gpu_mem_gib"] == [] and train[0]["tokens_per_s"] > 0
     assert [e["step"] for e in events if e["kind"] == "eval"] == [2, 4]
-    assert read_events(job, "status")[0]["total_steps"] == 4
+    assert read_events(job, "status")[4]["total_steps"] == 4
     saved = load_config(job / "config.yaml")
     assert (saved.model.engine, saved.train.precision, saved.train.micro_batch_size) == ("hf", "fp32", 2)
     out = job / "output"
@@ -103,8 +105,8 @@ def test_out_of_memory_becomes_an_oom_error_with_the_levers(tiny_llama_dir, tmp_
     cfg = load_config("smollm2-135m-demo", overrides(tiny_llama_dir, job))
     assert loop.train_rank(cfg, 0, 1, "cpu", LocalSync(), job) == 3
     expected = ("out of GPU memory at step 1 (train.micro_batch_size 2, template.max_seq_len 128, method lora): "
-                "lower train.micro_batch_size (raise train.grad_accum to keep the batch), lower "
-                "template.max_seq_len, turn on train.gradient_checkpointing, or use method: qlora")
+                "lower train.micro_batch_size (raise train.grad_accum to keep the effective batch), turn on "
+                "train.gradient_checkpointing, lower template.max_seq_len, or use method: qlora")
     error = read_events(job, "error")[-1]
     assert (error["reason"], error["step"], error["message"]) == ("oom", 1, expected)
     err = capsys.readouterr().err

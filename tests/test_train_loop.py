@@ -203,12 +203,12 @@ def test_stop_and_resume_equals_straight_run(tiny_llama_dir, tmp_path):
 
     job = tmp_path / "r"
     cfg = run_config(tiny_llama_dir, job, micro_batch_size=2, grad_accum=2, max_steps=10, dropout=0.1)
-    # Requested once step 5 is logged: the request rides on step 6's exchange, so the run stops
-    # after step 6, the step that was under way (as every rank of a multi-worker run would).
+    # Requested once step 5 is logged: the request rides on step 6's exchange, which every rank
+    # (of a multi-worker run) reads before doing any work of step 6, so the run stops after step 5.
     _, first = run_fit(cfg, examples, job, stop=StopAfter(job, 5))
-    assert (first.status, first.step) == ("stopped", 6)
+    assert (first.status, first.step) == ("stopped", 5)
     assert read_events(job, "status")[-1]["status"] == "stopped"
-    assert (job / "checkpoints" / "step_6" / "state.json").exists()
+    assert (job / "checkpoints" / "step_5" / "state.json").exists()
     resumed, second = run_fit(cfg, examples, job, resume=True)
     assert (second.status, second.step) == ("completed", 10)
 

@@ -70,16 +70,31 @@ class LoraConfig(_Section):
         "all-linear", description="Layers that get adapters: all-linear (every linear layer but the output head) or names like [q_proj, v_proj].")
     rslora: bool = Field(False, description="Rank-stabilized LoRA scaling (alpha / sqrt(r)).")
 
+    @field_validator("target_modules")
+    @classmethod
+    def _some_targets(cls, v):
+        if not v:
+            raise ValueError("names no layer; list layers such as [q_proj, v_proj] or use all-linear")
+        return v
+
 
 class TrainConfig(_Section):
     max_steps: int = Field(-1, description="Optimizer steps; -1 = run `epochs` over the data.")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, v):
+        if v == 0 or v < -1:
+            raise ValueError("must be -1 (use epochs) or a positive number of steps")
+        return v
+
     epochs: float = Field(1.0, gt=0, description="Passes over the data when max_steps is -1 (fractions allowed).")
     micro_batch_size: Union[int, Auto] = Field(4, description="Sequences per forward pass on each device (or auto).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step on each device.")
     effective_batch_size: int | None = Field(
         None, ge=1, description="Sequences per optimizer step over all devices; when set, the planner keeps "
                                 "micro_batch_size x grad_accum x devices equal to it.")
-    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lr: float = Field(2e-4, gt=0, allow_inf_nan=False, description="Peak learning rate.")
     scheduler: Literal["linear", "cosine", "constant"] = Field(
         "cosine", description="Learning-rate decay after warmup.")
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Warmup as a fraction of all steps (used when warmup_steps is 0).")
@@ -92,9 +107,10 @@ class TrainConfig(_Section):
         "auto", description="auto = bf16 on GPUs that support it (else fp16), fp32 on CPU.")
     gradient_checkpointing: Literal["auto", "off", "on", "offload"] = Field(
         "auto", description="Recompute activations in the backward pass to save memory; auto = the planner decides.")
-    seed: int = Field(42, description="Seeds LoRA init, data order, dropout and the eval split.")
+    seed: int = Field(42, ge=0, lt=2 ** 32, description="Seeds LoRA init, data order, dropout and the eval split.")
     eval_every: int = Field(0, ge=0, description="Eval loss every N steps (0 = only at the end when there is eval data).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0 = only at stop and at the end).")
+    keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept: the newest N, plus the one with the best eval loss.")
     log_every: int = Field(1, ge=1, description="Write a train event every N steps.")
     tensorboard: bool = Field(False, description="Also write TensorBoard logs to <output.dir>/tensorboard (needs the tensorboard package).")
 
@@ -158,11 +174,18 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _coherent(self):
-        if self.train.max_steps == 0 or self.train.max_steps < -1:
-            raise ValueError("train.max_steps: must be -1 (use epochs) or a positive number of steps")
         if self.sync.sharding == "fsdp":
             _check_sharding(self)
         return self
+
+    def warnings(self) -> list[str]:
+        """Values that are legal but most likely a mistake: the run starts, the log says why it may fail."""
+        found = []
+        usual = 1e-3 if self.method == "full" else 1e-2
+        if self.train.lr > usual:
+            found.append(f"'train.lr' {self.train.lr:g} is far above the usual range for {self.method} "
+                         f"(1e-5 to {usual:g}); the loss will likely diverge")
+        return found
 
     # ---- YAML in and out -------------------------------------------------
     def to_yaml(self) -> str:
@@ -239,10 +262,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     for key, value in items:
         node = data
         parts = key.split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], start=1):
             node = node.setdefault(part, {})  # a section the file leaves out can still be set
             if not isinstance(node, dict):
-                raise ConfigError(f"unknown key '{key}'")
+                section = ".".join(parts[:depth])
+                raise ConfigError(f"'{section}' is {node!r} in the config, not a section of keys, so '{key}' "
+                                  f"cannot be set; write {section}: as a mapping (e.g. {section}: {{}})")
         node[parts[-1]] = value
 
 

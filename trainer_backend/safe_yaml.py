@@ -53,6 +53,18 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        """A key named twice is refused: YAML would keep the last one silently, so `lr: 1e-4`
+        further up would be ignored without a word."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise YamlError(f"{self._source}: line {key_node.start_mark.line + 1}: the key '{key}' appears "
+                                "twice in one mapping; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 def load_yaml(text: str, source: str, max_bytes: int = MAX_FILE_BYTES) -> Any:
     """Parse one YAML document; raises YamlError naming `source` (a file name or a field key)."""

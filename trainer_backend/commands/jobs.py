@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from trainer_backend.jobs import ADMIN, JobError, JobInfo, JobRunner
+from trainer_backend.jobs.outcome import resume_point
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
             runner.stop(args.job_id, user)
             print(f"{args.job_id}: {runner.get(args.job_id, user).state}")
         elif args.action == "resume":
-            runner.resume(args.job_id, user)
+            checkpoint = runner.resume(args.job_id, user)
             runner.schedule()
-            print(f"{args.job_id}: {runner.get(args.job_id, user).state}")
+            print(f"{args.job_id}: {runner.get(args.job_id, user).state}; {resume_point(checkpoint)}")
         else:
             print(runner.log_tail(args.job_id, user, args.n))
     except (JobError, PermissionError) as err:

@@ -41,7 +41,12 @@ def read_records(path: str | Path) -> RawRows:
     start = text.lstrip()[:1]
     if suffix in (".json", ".jsonl", ".ndjson") or start in ("[", "{"):
         # many published ".json" datasets are JSON lines, so the content decides
-        return _read_json_array(path, text) if start == "[" and suffix != ".jsonl" else _read_jsonl(text)
+        if start == "[" and suffix != ".jsonl":
+            return _read_json_array(path, text)
+        if start == "{" and _is_one_object(text):
+            raise DataError(f"{path}: the file is one JSON object, not rows; put the rows in a JSON array "
+                            "[{...}, {...}] or write one object per line (JSON lines)")
+        return _read_jsonl(text)
     raise DataError(f"{path}: unsupported file type '{suffix or 'no extension'}'; "
                     "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
 
@@ -54,6 +59,38 @@ def _decode(path: Path) -> str:
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON would keep the last of two equal keys silently; a row that names a key twice is refused."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKey(twice)
+    return record
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _is_one_object(text: str) -> bool:
+    """A pretty-printed JSON object: its first line alone is not an object, the whole text is one."""
+    first = text.lstrip().split("\n", 1)[0]
+    try:
+        json.loads(first)
+        return False
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def _read_jsonl(text: str) -> RawRows:
     rows = RawRows([])
     # split on "\n" only: str.splitlines would also split inside strings on U+2028 and friends
@@ -62,8 +99,8 @@ def _read_jsonl(text: str) -> RawRows:
             continue
         row = len(rows.records)
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
+            record = _loads(line)
+        except (json.JSONDecodeError, DuplicateKey, RecursionError) as err:
             rows.records.append(None)
             rows.errors.append(RowError(row, "line", _broken_line_message(line, number, err)))
             continue
@@ -71,17 +108,27 @@ def _read_jsonl(text: str) -> RawRows:
     return rows
 
 
-def _broken_line_message(line: str, number: int, err: json.JSONDecodeError) -> str:
+def _broken_line_message(line: str, number: int, err: Exception) -> str:
     if not is_utf8(line):
         return f"line {number} is not valid UTF-8; re-save the file as UTF-8"
+    if isinstance(err, (DuplicateKey, RecursionError)):
+        return f"line {number} {_refused(err)}"
     return f"line {number} is not valid JSON: {err.msg} (column {err.colno})"
+
+
+def _refused(err: DuplicateKey | RecursionError) -> str:
+    if isinstance(err, DuplicateKey):
+        return f"has the key '{err}' twice in one object; keep one"
+    return "is nested too deeply to read (hundreds of levels of lists or objects); flatten it"
 
 
 def _read_json_array(path: Path, text: str) -> RawRows:
     try:
-        items = json.loads(text)
+        items = _loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except (DuplicateKey, RecursionError) as err:
+        raise DataError(f"{path}: the file {_refused(err)}") from None
     rows = RawRows([])
     for row, item in enumerate(items):
         rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
@@ -96,7 +143,8 @@ def _as_record(item: Any, row: int, field_name: str, where: str, errors: list[Ro
 
 
 def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that is never closed is an error, not a field that swallows the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -111,6 +159,9 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
                 rows.records.append(_csv_record(header, values, len(rows.records), start, rows.errors))
             start = reader.line_num + 1
     except csv.Error as err:
+        if reader.line_num > start and str(err) == "unexpected end of data":
+            raise DataError(f"{path}: line {start} opens a quoted field that is never closed; add the closing "
+                            'quote, or write a quote inside a field as ""') from None
         raise DataError(f"{path}: CSV error at line {reader.line_num}: {err}") from None
     return rows
 

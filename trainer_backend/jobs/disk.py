@@ -7,6 +7,15 @@ from pathlib import Path
 from .errors import DiskSpaceError
 
 GIB = 1024 ** 3
+# Below this much free space nothing can be recorded reliably: a failure then is taken for a full disk.
+LOW_DISK_BYTES = 64 * 2 ** 20
+
+
+def disk_is_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < LOW_DISK_BYTES
+    except OSError:
+        return False
 
 
 def check_free_space(workdir: Path, min_free_gib: float) -> None:

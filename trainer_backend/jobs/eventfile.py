@@ -1,9 +1,10 @@
 """Reading a job's files while the trainer writes them: events.jsonl by line number, log tails."""
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
+from ..contracts import EventKind, parse_event
 from .info import Progress
 
 _TAIL_BLOCK = 64 * 1024
@@ -19,11 +20,8 @@ def read_events_since(path: Path, since_line: int) -> tuple[list[dict], int]:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break
-            if line_no >= since_line:
-                try:
-                    events.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    pass  # a damaged line is skipped but still counted, so numbering stays stable
+            if line_no >= since_line and (event := parse_event(raw)) is not None:
+                events.append(event)  # a damaged line is skipped but still counted: numbering stays stable
             line_no += 1
     return events, max(line_no, since_line)
 
@@ -55,14 +53,14 @@ def progress_of(path: Path) -> tuple[Progress, float | None]:
     """Latest step, announced total and latest train loss, scanning from the end of the file."""
     step, total, loss = 0, None, None
     for event in _events_backwards(path):
-        kind = event.get("kind")
-        if kind == "train" and loss is None:
-            loss = event.get("loss")
-            step = max(step, int(event.get("step") or 0))
-        elif kind == "status":
-            step = max(step, int(event.get("step") or 0))
-            if total is None and event.get("total_steps"):
-                total = int(event["total_steps"])
+        kind, at = event.get("kind"), _int(event.get("step"))
+        if kind == EventKind.TRAIN and loss is None:
+            loss = event.get("loss") if isinstance(event.get("loss"), (int, float)) else None
+            step = max(step, at)
+        elif kind == EventKind.STATUS:
+            step = max(step, at)
+            if total is None and _int(event.get("total_steps")):
+                total = _int(event["total_steps"])
         if loss is not None and total is not None:
             break
     return Progress(step=step, total=total), loss
@@ -83,16 +81,11 @@ def _events_backwards(path: Path):
             lines = chunk.split(b"\n")
             rest = lines.pop(0) if pos > 0 else b""
             for raw in reversed(lines):
-                event = _parse(raw)
+                event = parse_event(raw)
                 if event is not None:
                     yield event
 
 
-def _parse(raw: bytes) -> dict | None:
-    if not raw.strip():
-        return None
-    try:
-        event = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
+def _int(value) -> int:
+    """A step count from an event; a damaged field counts as 0 rather than failing the reader."""
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0

@@ -3,15 +3,22 @@
 Every process that touches a workdir (studios, CLIs, the per-job supervisors) opens its own
 connection; decisions that must not be taken twice (which job starts, who records the end of a
 run) happen inside `BEGIN IMMEDIATE` transactions, which SQLite serializes across processes.
+Any SQLite failure (a full disk, a damaged file) surfaces as one RegistryError naming the file
+and what to do; no caller sees a raw sqlite3 exception.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import JobError
+
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -25,6 +32,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     cwd TEXT NOT NULL,                       -- relative data/model paths of the config resolve here
     grace_s REAL NOT NULL,
     max_retries INTEGER NOT NULL,
+    stall_s REAL NOT NULL DEFAULT 600,       -- the preparation watchdog (0 = off)
     retries INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -40,6 +48,25 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 _BUSY_TIMEOUT_S = 60.0
+# Columns added after the first release, with their definition: an older jobs.db gets them on open.
+_ADDED_COLUMNS = {"kind": "TEXT NOT NULL DEFAULT 'train'", "stall_s": "REAL NOT NULL DEFAULT 600"}
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+
+
+class RegistryError(JobError):
+    """The registry file cannot be read or written; the message names it and what to do."""
+
+
+def _explain(path: Path, err: sqlite3.Error) -> RegistryError:
+    text, code = str(err), (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+    if code == _SQLITE_FULL:
+        hint = "the disk is full: free space on it (old jobs, checkpoints, exports), then retry"
+    elif code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        hint = "another process holds it too long; retry in a moment"
+    else:
+        hint = ("the file is damaged: stop the studio, move it aside (job folders are kept) and restart; "
+                "jobs already in the registry are then no longer listed")
+    return RegistryError(f"job registry {path}: {text}; {hint}")
 
 
 @dataclass
@@ -54,6 +81,7 @@ class JobRow:
     cwd: str
     grace_s: float
     max_retries: int
+    stall_s: float
     retries: int
     created_at: float
     started_at: float | None
@@ -82,10 +110,21 @@ class Registry:
     def __init__(self, db_path: str | Path):
         self.path = Path(db_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-            _add_kind_column(conn)
+        with self._errors():
+            conn = self.connect()
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
+                _add_columns(conn)
+            finally:
+                conn.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise _explain(self.path, err) from None
 
     def connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are opened explicitly, so BEGIN IMMEDIATE means what it says.
@@ -96,35 +135,40 @@ class Registry:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken up front: no other process can decide anything until it ends."""
-        conn = self.connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._errors():
+            conn = self.connect()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        conn = self.connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        with self._errors():
+            conn = self.connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
 
-def _add_kind_column(conn: sqlite3.Connection) -> None:
-    """A registry written before chat workers were jobs has no `kind` column; its jobs are training runs."""
-    if "kind" in {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}:
-        return
-    try:
-        conn.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train'")
-    except sqlite3.OperationalError:   # another process added it first
-        pass
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """A registry written by an older version lacks the columns added since (chat jobs' `kind`, the
+    watchdog's `stall_s`); their defaults describe its jobs."""
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError:   # another process added it first
+                pass
 
 
 def insert(conn: sqlite3.Connection, **values: Any) -> None:
@@ -157,7 +201,13 @@ def fetch_all(conn: sqlite3.Connection, states: tuple[str, ...] = (), owner: str
     if owner is not None:
         sql += " AND owner = ?"
         args.append(owner)
-    return [JobRow.from_sql(r) for r in conn.execute(sql + " ORDER BY seq", args)]
+    rows = []
+    for r in conn.execute(sql + " ORDER BY seq", args):
+        try:
+            rows.append(JobRow.from_sql(r))
+        except (ValueError, TypeError):  # one damaged row hides only its own job
+            _log.error("job registry: skipping the damaged row of job %r", r["id"])
+    return rows
 
 
 def delete(conn: sqlite3.Connection, job_id: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..safe_yaml import dump_yaml
 from . import registry
-from .disk import check_free_space
+from .disk import check_free_space, disk_is_full
 from .errors import DiskSpaceError, GpuRequestError, JobNotFound, JobStateError
 from .eventfile import progress_of, read_events_since, tail_lines
 from .gpus import detect_gpus
@@ -42,19 +42,22 @@ User = str | _Admin
 
 _log = logging.getLogger(__name__)
 DEFAULT_TRAIN_COMMAND = (sys.executable, "-m", "trainer_backend", "train")
+DEFAULT_STALL_S = 600.0
 
 
 class JobRunner:
     def __init__(self, workdir: str | Path, gpus: list[int] | None = None, cpu_slots: int = 1,
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
+                 stall_s: float = DEFAULT_STALL_S,
                  train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4,
                  chats_per_gpu: int = 4):
         """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs,
         `chat_cpu_slots` CPU chat workers and `chats_per_gpu` chat workers per GPU run at once (see
-        queue.py). `grace_s`, `oom_retries` and
-        `train_command` (the argv that the config path and --resume are appended to; another command
-        is for tests and wrappers) are recorded with each job at submit, so the job keeps them
-        whichever runner later starts or stops it."""
+        queue.py). `grace_s` (plus the measured step and checkpoint time), `oom_retries`, `stall_s`
+        (a starting job with no progress that long fails; 0 = no watchdog) and `train_command` (the
+        argv that the config path and --resume are appended to; another command is for tests and
+        wrappers) are recorded with each job at submit, so the job keeps them whichever runner later
+        starts or stops it."""
         if not 0 <= oom_retries <= MAX_OOM_RETRIES:
             raise ValueError(f"oom_retries must be between 0 and {MAX_OOM_RETRIES}")
         self.workdir = Path(workdir).resolve()
@@ -66,6 +69,7 @@ class JobRunner:
         self.min_free_gib = min_free_gib
         self.grace_s = grace_s
         self.oom_retries = oom_retries
+        self.stall_s = stall_s
         self.train_command = list(train_command)
         self.registry = registry.Registry(self.workdir / "jobs.db")
         self._stop_loop = threading.Event()
@@ -85,12 +89,16 @@ class JobRunner:
         job_id = new_job_id()
         paths = JobPaths.of(self.workdir, job_id)
         paths.dir.mkdir(parents=True)
-        resolved = config.with_overrides({"output.dir": str(paths.dir), "sync.devices": _devices(config, job_gpus)})
-        resolved.save(paths.config)
-        with self.registry.write() as conn:
-            registry.insert(conn, id=job_id, owner=user, name=config.name, state=QUEUED, gpus=job_gpus,
-                            command=self.train_command, cwd=os.getcwd(), grace_s=self.grace_s,
-                            max_retries=self.oom_retries, created_at=time.time())
+        try:
+            resolved = config.with_overrides({"output.dir": str(paths.dir), "sync.devices": _devices(config, job_gpus)})
+            resolved.save(paths.config)
+            with self.registry.write() as conn:
+                registry.insert(conn, id=job_id, owner=user, name=config.name, state=QUEUED, gpus=job_gpus,
+                                command=self.train_command, cwd=os.getcwd(), grace_s=self.grace_s,
+                                max_retries=self.oom_retries, stall_s=self.stall_s, created_at=time.time())
+        except BaseException:
+            shutil.rmtree(paths.dir, ignore_errors=True)  # no job folder without its registry row
+            raise
         return job_id
 
     def submit_chat(self, spec: dict, user: str, name: str, command: list[str]) -> str:
@@ -150,14 +158,16 @@ class JobRunner:
             elif row.state != STOPPING:
                 raise JobStateError(f"job {job_id} is {row.state}: only a queued or running job can be stopped")
 
-    def resume(self, job_id: str, user: User) -> None:
-        """Queue a stopped or failed job again; it continues from its newest checkpoint (train --resume)."""
+    def resume(self, job_id: str, user: User) -> str | None:
+        """Queue a stopped or failed job again; it continues from its newest checkpoint (train
+        --resume), or from step 0 when it has none. Returns that checkpoint's name, or None."""
         with self.registry.write() as conn:
             row = self._owned(job_id, user, conn)
             if row.state not in (STOPPED, FAILED):
                 raise JobStateError(f"job {job_id} is {row.state}: only a stopped or failed job can be resumed")
             registry.update(conn, job_id, state=QUEUED, started_at=None, ended_at=None, exit_code=None,
                             exit_reason=None, retries=0)
+        return _checkpoint_name(JobPaths.of(self.workdir, job_id))
 
     def delete(self, job_id: str, user: User) -> None:
         """Remove a job that is not running, with its directory (checkpoints and outputs included)."""
@@ -217,9 +227,9 @@ class JobRunner:
         while not self._stop_loop.is_set():
             try:
                 self.schedule()
-            except sqlite3.OperationalError:
-                # A registry busy past the timeout (another runner, a slow disk) must not end the
-                # loop: every later job would sit in the queue forever. Log it and try again.
+            except Exception:
+                # No failure of a pass (a busy, full or damaged registry, a bug) may end the loop:
+                # every later job would sit in the queue forever. Log it and try again.
                 _log.exception("job scheduling pass failed; retrying")
             self._stop_loop.wait(interval_s)
 
@@ -260,8 +270,14 @@ class JobRunner:
                 continue
             kill_group(row.pgid, row.started_at)
             registry.update(conn, row.id, state=FAILED, ended_at=time.time(),
-                            exit_reason=f"lost: its supervisor process ({row.supervisor_pid}) is gone",
+                            exit_reason=f"lost: its supervisor process ({row.supervisor_pid}) is gone{self._disk_note()}",
                             supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None)
+
+    def _disk_note(self) -> str:
+        """Why a supervisor may have died unseen: it cannot record anything on a full disk."""
+        if not disk_is_full(self.workdir):
+            return ""
+        return f" while the disk of {self.workdir} was full: free space, then resume the job"
 
     def _owned(self, job_id: str, user: User, conn: sqlite3.Connection | None = None) -> registry.JobRow:
         check_job_id(job_id)
@@ -286,6 +302,11 @@ class JobRunner:
                        exit_reason=row.exit_reason, exit_code=row.exit_code, retries=row.retries,
                        job_dir=paths.dir, config_path=paths.config, progress=progress, last_loss=loss,
                        kind=row.kind)
+
+
+def _checkpoint_name(paths) -> str | None:
+    latest = paths.latest_checkpoint()
+    return latest.name if latest is not None else None
 
 
 def _devices(config: RunConfig, job_gpus: list[int]) -> list[int | str]:

@@ -2,13 +2,16 @@
 
 Started detached by the runner (see processes.spawn_supervisor), it runs the train command as a
 process group of its own, turns a stop request into SIGTERM to that group and SIGKILL after the
-grace period, retries out-of-memory failures when allowed, and records the final state in the
-registry itself, so the state is right even when no studio is running.
+grace period (plus the step and checkpoint time the trainer measured), fails a starting job whose
+preparation makes no progress, retries out-of-memory failures when allowed, removes what a killed
+run leaves in shared memory, and records the final state in the registry itself, so the state is
+right even when no studio is running. A failure the trainer could not report (killed from
+outside, stalled) gets its error event here, so the Monitor shows it too.
 """
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,15 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .eventfile import count_lines, progress_of, read_events_since, tail_lines
+from ..contracts import (EventKind, Reason, Status, disk_full_message, last_log_line, sync_job_id, sync_root,
+                         write_event, write_status)
+from .disk import disk_is_full
+from .eventfile import count_lines, progress_of, read_events_since
 from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
 from .oom_retry import MAX_OOM_RETRIES, halve_micro_batch
 from .outcome import Outcome, classify
 from .paths import JobPaths
 from ..child_env import python_env
 from .processes import kill_group, signal_group, start_time
+from .watchdog import StallWatch, stop_grace
 
 _POLL_S = 0.2
+_FINISH_RETRY_S = 600.0   # how long the final state is retried on a full or busy registry
 
 
 @dataclass
@@ -78,12 +86,14 @@ class Supervisor:
 
     def _attempt(self, job: registry.JobRow) -> Outcome:
         first_new_line = count_lines(self.paths.events)
-        argv = [*job.command, str(self.paths.config)] + (["--resume"] if self.paths.has_checkpoint() else [])
+        resume = self.paths.latest_checkpoint() is not None
+        argv = [*job.command, str(self.paths.config)] + (["--resume"] if resume else [])
         env = python_env({"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)})
         try:
             with open(self.paths.console_log, "ab") as console:
                 console.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
                 console.flush()
+                console_start = console.tell()
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=env, cwd=job.cwd)
         except OSError as err:
@@ -91,27 +101,66 @@ class Supervisor:
         self.train_pgid, self.train_started = proc.pid, start_time(proc.pid)
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, train_pid=proc.pid, pgid=proc.pid)
-        exit_code, stop_requested = self._wait(proc, job.grace_s)
+        exit_code, stop_requested, stalled = self._wait(proc, job)
         kill_group(self.train_pgid, self.train_started)  # workers the launcher left behind
+        # A launcher killed by SIGKILL cannot remove the run's shared memory; nobody uses it now.
+        shutil.rmtree(sync_root() / sync_job_id(self.paths.dir), ignore_errors=True)
         new_events, _ = read_events_since(self.paths.events, first_new_line)
-        errors = [e for e in new_events if e.get("kind") == "error"]
-        return classify(exit_code, stop_requested, errors, self._last_console_line(), job.grace_s)
+        errors = [e for e in new_events if e.get("kind") == EventKind.ERROR]
+        last = last_log_line(self.paths.console_log, start=console_start) or None
+        checkpoint = self.paths.latest_checkpoint()
+        outcome = classify(exit_code, stop_requested, errors, last, job.grace_s,
+                           checkpoint.name if checkpoint is not None else None)
+        if stalled is not None:
+            outcome = Outcome(FAILED, stalled, exit_code, kind=Reason.STALLED)
+        elif outcome.state == FAILED and outcome.kind != Reason.DISK_FULL and disk_is_full(self.paths.dir):
+            # The trainer could not say it: its events, its log, its checkpoint all live on that disk.
+            reason = f"{disk_full_message(self.paths.dir, 'training')} (the trainer ended with: {outcome.reason})"
+            outcome = Outcome(FAILED, reason, exit_code, kind=Reason.DISK_FULL)
+        if outcome.state == FAILED and not errors:
+            self._report(outcome)
+        return outcome
 
-    def _wait(self, proc: subprocess.Popen, grace_s: float) -> tuple[int, bool]:
-        """Wait for the train command; on a stop request SIGTERM its group, SIGKILL it after grace_s."""
+    def _report(self, outcome: Outcome) -> None:
+        progress, _ = progress_of(self.paths.events)
+        try:
+            write_event(self.paths.events, EventKind.ERROR, progress.step, reason=str(outcome.kind or Reason.CRASH),
+                        message=outcome.reason or "")
+        except OSError as err:  # a full disk: the registry still gets the reason
+            _note(f"could not write the error event: {err}")
+
+    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, str | None]:
+        """Wait for the train command: (exit code, stop requested, why the watchdog killed it or
+        None). A stop request SIGTERMs its group and SIGKILLs it after the grace period."""
         term_at: float | None = None
+        grace_s = job.grace_s
+        watch = StallWatch(self.paths.events, proc.pid, self.train_started or time.time(), job.stall_s) \
+            if job.stall_s > 0 else None
+        stalled = None
         while True:
             try:
-                return proc.wait(timeout=_POLL_S), term_at is not None
+                return proc.wait(timeout=_POLL_S), term_at is not None, stalled
             except subprocess.TimeoutExpired:
                 pass
             if term_at is None and self._stop_requested():
+                grace_s = stop_grace(job.grace_s, self.paths.events)
                 signal_group(proc.pid, signal.SIGTERM)
                 term_at = time.monotonic()
             elif term_at is not None and time.monotonic() - term_at > grace_s:
                 signal_group(proc.pid, signal.SIGKILL)
+            elif stalled is None and watch is not None and watch.stalled():
+                stalled = watch.message()
+                signal_group(proc.pid, signal.SIGKILL)
 
     def _stop_requested(self) -> bool:
+        try:
+            return self._read_stop_request()
+        except registry.RegistryError as err:
+            # A full or damaged registry must not end the supervision of a running trainer.
+            _note(str(err))
+            return self.stop_signal.is_set()
+
+    def _read_stop_request(self) -> bool:
         if self.stop_signal.is_set():
             with self.registry.write() as conn:  # a signal from outside is a stop: show it
                 job = registry.fetch(conn, self.job_id)
@@ -122,20 +171,27 @@ class Supervisor:
             job = registry.fetch(conn, self.job_id)
         return job is None or job.state == STOPPING
 
-    def _last_console_line(self) -> str | None:
-        lines = [line.strip() for line in tail_lines(self.paths.console_log, 20) if line.strip()]
-        return lines[-1] if lines and not lines[-1].startswith("--- ") else None
-
     def _record_retry(self, retries: int, change: str) -> None:
         progress, _ = progress_of(self.paths.events)
-        event = {"t": round(time.time(), 3), "kind": "status", "step": progress.step, "status": "retry",
-                 "message": f"out of memory: retry {retries} with {change}", "total_steps": progress.total or 0}
-        with self.paths.events.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(event) + "\n")
+        write_status(self.paths.events, progress.step, Status.RETRY, f"out of memory: retry {retries} with {change}",
+                     progress.total, retry=retries, change=change)
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, retries=retries)
 
     def _finish(self, outcome: Outcome) -> None:
+        """Record the end; a full (or busy) registry is retried for a while, since the state it
+        records is the one thing no other process can know."""
+        deadline = time.monotonic() + _FINISH_RETRY_S
+        while True:
+            try:
+                return self._record_end(outcome)
+            except registry.RegistryError as err:
+                if time.monotonic() > deadline:
+                    raise
+                _note(f"{err}; retrying")
+                time.sleep(2.0)
+
+    def _record_end(self, outcome: Outcome) -> None:
         with self.registry.write() as conn:
             job = registry.fetch(conn, self.job_id)
             if job is None or job.supervisor_pid != os.getpid() or job.state not in ACTIVE_STATES:
@@ -144,6 +200,14 @@ class Supervisor:
                             exit_code=outcome.exit_code,
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
                             train_pid=None, pgid=None)
+
+
+def _note(message: str) -> None:
+    """A line in supervisor.log; on a full disk it is lost, and the supervisor carries on."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def main(argv: list[str]) -> int:

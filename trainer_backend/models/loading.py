@@ -3,6 +3,7 @@ adapters or full fine-tuning, through either engine. Both engines are given the 
 the unsloth path is exactly FastLanguageModel.from_pretrained + get_peft_model."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -25,12 +26,17 @@ class LoadedModel:
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
 
+# Layers peft can put LoRA on besides nn.Linear: the quantized ones, and the transposed Conv1D of
+# GPT-2-style models (peft sets fan_in_fan_out for them).
+LINEAR_LIKE = ("Linear4bit", "Linear8bitLt", "Conv1D")
+
+
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """`all-linear`: leaf names of every linear layer except the output head (which LoRA on the
-    vocabulary would bloat), e.g. q_proj ... down_proj for Llama and Qwen."""
+    vocabulary would bloat), e.g. q_proj ... down_proj for Llama and Qwen, c_attn ... c_proj for GPT-2."""
     names = set()
     for full_name, module in model.named_modules():
-        is_linear = isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
+        is_linear = isinstance(module, torch.nn.Linear) or type(module).__name__ in LINEAR_LIKE
         leaf = full_name.rsplit(".", 1)[-1]
         if is_linear and leaf not in NOT_LORA_TARGETS:
             names.add(leaf)
@@ -38,9 +44,12 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
 
 
 def lora_targets(cfg: RunConfig, model: torch.nn.Module) -> list[str]:
-    if cfg.lora.target_modules == "all-linear":
-        return linear_module_names(model)
     found = set(linear_module_names(model))
+    if not found:
+        raise ConfigError("'lora.target_modules': this model has no linear layer LoRA can adapt; "
+                          "use method: full")
+    if cfg.lora.target_modules == "all-linear":
+        return sorted(found)
     unknown = [m for m in cfg.lora.target_modules if m not in found]
     if unknown:
         raise ConfigError(f"'lora.target_modules': {unknown} are not linear layers of this model "
@@ -73,6 +82,7 @@ def _peft_config(cfg: RunConfig, targets: list[str]):
 def _load_hf(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
+    check_attention(cfg, device)
     kwargs = dict(dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
                   attn_implementation=hf_attention(cfg.model.attn_implementation))
     if cfg.method == "qlora":
@@ -112,6 +122,17 @@ def hf_attention(kernel: str) -> str:
 
         return register_hf_implementation()
     return kernel
+
+
+def check_attention(cfg: RunConfig, device: torch.device) -> None:
+    """flash_attention_2 needs the flash-attn package and a CUDA GPU; say so before loading weights."""
+    if cfg.model.attn_implementation != "flash_attention_2":
+        return
+    if device.type != "cuda":
+        raise ConfigError("'model.attn_implementation': flash_attention_2 runs on CUDA GPUs only; use sdpa or auto")
+    if importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError("'model.attn_implementation': flash_attention_2 needs the flash-attn package, which is "
+                          "not installed; pip install flash-attn, or use sdpa or auto")
 
 
 def _from_pretrained(cls, path: str, **kwargs):

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import re
 import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -201,11 +202,27 @@ _worker_renderer: ConversationRenderer | None = None   # set in each forked work
 def _init_worker(renderer: ConversationRenderer) -> None:
     """A forked worker inherits the parent's signal handlers: the trainer's SIGTERM handler only
     sets its stop flag, so a worker keeping it would survive Pool.terminate() and hang the exit of
-    the pool. Workers die on SIGTERM and leave SIGINT to the parent."""
+    the pool. Workers die on SIGTERM and leave SIGINT to the parent. SIGTERM reaches a worker
+    blocked (see _pool) and is unblocked only here, after the reset: a worker terminated before its
+    initializer ran dies right here instead of catching the signal with the trainer's handler."""
     global _worker_renderer
     _worker_renderer = renderer
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+@contextmanager
+def _pool(context, workers: int, renderer: ConversationRenderer):
+    """A pool whose workers all start with SIGTERM blocked: the mask is inherited through fork (and
+    by the pool's helper thread, which forks replacement workers), the handler is not reset yet."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(renderer,))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    with pool:
+        yield pool
 
 
 def _render_chunk(convs: list[Conversation]) -> list[Rendered | TemplateError]:
@@ -255,14 +272,14 @@ def _render_all(convs: list[Conversation], renderer: ConversationRenderer | None
                                     for c in convs if not c.is_text))
         keys = renderer.skeletons.missing(shapes)
         if keys:
-            with context.Pool(workers, initializer=_init_worker, initargs=(renderer,)) as pool:
+            with _pool(context, workers, renderer) as pool:
                 for traced in pool.map(_trace_chunk, _balanced(keys, lambda key: len(key[0]) + 1, workers * 4),
                                        chunksize=1):
                     renderer.skeletons.add(traced)
     # Chunks keep the rows in order and amortize the transfers.
     size = -(-len(convs) // (workers * 4))
     chunks = [convs[i:i + size] for i in range(0, len(convs), size)]
-    with context.Pool(workers, initializer=_init_worker, initargs=(renderer,)) as pool:
+    with _pool(context, workers, renderer) as pool:
         return [r for chunk in pool.map(_render_chunk, chunks, chunksize=1) for r in chunk]
 
 

@@ -10,10 +10,12 @@ torch distributed checkpoint in `sharded/` instead: each rank writes its own sha
 with the same number of ranks reads them back in place.
 
 A checkpoint is written to a temporary folder and renamed, so a crash mid-write never leaves a
-half checkpoint that `--resume` would pick.
+half checkpoint that `--resume` would pick; a write that fails (a full disk) removes the
+temporary folder. Only the newest `keep` checkpoints and the one with the best eval loss stay.
 """
 from __future__ import annotations
 
+import errno
 import json
 import random
 import shutil
@@ -25,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import ConfigError
+from ..contracts import JobPaths
 
 
 @dataclass
@@ -33,16 +36,28 @@ class TrainState:
     epoch: int           # epoch of the next batch
     batch_in_epoch: int  # index of the next batch inside that epoch
     total_steps: int
+    eval_loss: float | None = None   # of an eval run at this very step
+
+
+class DiskFull(OSError):
+    """Writing a checkpoint failed because its disk is full."""
+
+    def __init__(self, folder: Path):
+        super().__init__(errno.ENOSPC, "No space left on device", str(folder))
+        self.what = f"writing checkpoint {folder.name}"
+
+
+# A failed write that leaves less free space than this on its disk is taken for a full disk: torch
+# reports it as a RuntimeError from its zip writer, safetensors as its own error type.
+_FULL_BYTES = 16 * 2 ** 20
 
 
 def checkpoint_dir(job_dir: Path, step: int) -> Path:
-    return Path(job_dir) / "checkpoints" / f"step_{step}"
+    return JobPaths(Path(job_dir)).checkpoint(step)
 
 
 def latest_checkpoint(job_dir: Path) -> Path | None:
-    root = Path(job_dir) / "checkpoints"
-    done = [p for p in root.glob("step_*") if (p / "state.json").exists()]
-    return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+    return JobPaths(Path(job_dir)).latest_checkpoint()
 
 
 def rng_state() -> dict:
@@ -65,13 +80,48 @@ def save_checkpoint(job_dir: Path, state: TrainState, named_params: list[tuple[s
     final = checkpoint_dir(job_dir, state.step)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({n: p.detach().contiguous().cpu() for n, p in named_params}, str(tmp / "trainable.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    _save_run_state(tmp, state, scheduler, scaler)
+    try:
+        tmp.mkdir(parents=True)
+        save_file({n: p.detach().contiguous().cpu() for n, p in named_params}, str(tmp / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _save_run_state(tmp, state, scheduler, scaler)
+    except Exception as err:
+        full = _free_bytes(tmp.parent) < _FULL_BYTES
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise DiskFull(final) from err
+        raise
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def prune_checkpoints(job_dir: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` checkpoints and the one with the lowest eval loss; returns
+    the removed folders."""
+    done = JobPaths(Path(job_dir)).finished_checkpoints()
+    kept = {step for step, _ in done[-keep:]}
+    scored = [(loss, step) for step, path in done if (loss := _eval_loss(path)) is not None]
+    if scored:
+        kept.add(min(scored)[1])
+    removed = [path for step, path in done if step not in kept]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _eval_loss(path: Path) -> float | None:
+    try:
+        return json.loads((path / "state.json").read_text(encoding="utf-8")).get("eval_loss")
+    except (OSError, ValueError):
+        return None
 
 
 def _save_run_state(tmp: Path, state: TrainState, scheduler, scaler) -> None:

@@ -5,14 +5,13 @@ and a crash loses nothing already logged.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["started", "checkpoint", "stopped", "completed", "retry"]
-Reason = Literal["oom", "data", "config", "crash", "sync"]
+from .. import contracts
+from ..contracts import EventKind, JobPaths, Reason, Stage, Status
 
 
 class EventLog:
@@ -22,8 +21,8 @@ class EventLog:
     def __init__(self, job_dir: str | Path, primary: bool = True, rank: int | None = None):
         self.job_dir = Path(job_dir)
         self.job_dir.mkdir(parents=True, exist_ok=True)
-        self.events_path = self.job_dir / "events.jsonl"
-        self.log_path = self.job_dir / "train.log"
+        self.events_path = JobPaths(self.job_dir).events
+        self.log_path = JobPaths(self.job_dir).train_log
         self.primary = primary
         self.prefix = f"[rank {rank}] " if rank is not None else ""
         self.tensorboard = None
@@ -50,10 +49,8 @@ class EventLog:
         with path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
 
-    def emit(self, kind: str, step: int, **fields: Any) -> dict:
-        event = {"t": round(time.time(), 3), "kind": kind, "step": int(step), **fields}
-        self._append(self.events_path, json.dumps(event, allow_nan=False, default=_finite))
-        return event
+    def emit(self, kind: EventKind, step: int, **fields: Any) -> dict:
+        return contracts.write_event(self.events_path, kind, step, **fields)
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -69,24 +66,28 @@ class EventLog:
         self.log(f"step {step} loss {loss:.4f} lr {lr:.3g} grad_norm {grad_norm:.3f} "
                  f"tokens/s {tokens_per_s:.0f} epoch {epoch:.2f}")
         self._scalars(step, "train", {k: fields[k] for k in ("loss", "lr", "grad_norm", "tokens_per_s")})
-        return self.emit("train", step, **fields)
+        return self.emit(EventKind.TRAIN, step, **fields)
 
     def eval(self, step: int, loss: float) -> dict | None:
         if not self.primary:
             return None
         self.log(f"step {step} eval loss {loss:.4f}")
         self._scalars(step, "eval", {"loss": _finite(loss)})
-        return self.emit("eval", step, loss=_finite(loss))
+        return self.emit(EventKind.EVAL, step, loss=_finite(loss))
 
-    def status(self, step: int, status: Status, message: str, total_steps: int) -> dict | None:
+    def status(self, step: int, status: Status, message: str, total_steps: int, **fields: Any) -> dict | None:
         if not self.primary:
             return None
         self.log(f"status {status}: {message}")
-        return self.emit("status", step, status=status, message=message, total_steps=int(total_steps))
+        return contracts.write_status(self.events_path, step, status, message, total_steps, **fields)
+
+    def stage(self, stage: Stage, message: str) -> dict | None:
+        """What a starting job is doing now (the Monitor shows it until the first step)."""
+        return self.status(0, Status.PREPARING, message, 0, stage=str(stage))
 
     def error(self, step: int, reason: Reason, message: str) -> dict:
         self.log(f"error ({reason}): {message}")
-        return self.emit("error", step, reason=reason, message=message)
+        return self.emit(EventKind.ERROR, step, reason=str(reason), message=message)
 
 
 def _finite(value: Any) -> Any:
@@ -95,17 +96,6 @@ def _finite(value: Any) -> Any:
     return value if math.isfinite(value) else None
 
 
-def read_events(job_dir: str | Path, kind: str | None = None) -> list[dict]:
-    """Events of a job in order; a partially written last line (a writer mid-flush) is skipped."""
-    path = Path(job_dir) / "events.jsonl"
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if kind is None or event.get("kind") == kind:
-            events.append(event)
-    return events
+def read_events(job_dir: str | Path, kind: EventKind | str | None = None) -> list[dict]:
+    """Events of a job in order; damaged or half-written lines are skipped."""
+    return contracts.read_events(JobPaths(Path(job_dir)).events, kind)

@@ -6,6 +6,7 @@ import math
 import random
 
 from ..config import RunConfig
+from ..contracts import Stage
 from ..data import Conversation, DataError, load_dataset
 from ..templates import build_examples, load_tokenizer
 from ..templates.example import Example
@@ -34,12 +35,14 @@ def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conver
 
 def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Example], list[Example]]:
     """(tokenizer, train examples, eval examples) of a run."""
+    events.stage(Stage.LOADING_DATA, f"reading {cfg.data.path}")
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
     convs = _read(cfg.data.path, cfg, events, "train")
     if cfg.data.eval_path:
         train_convs, eval_convs = convs, _read(cfg.data.eval_path, cfg, events, "eval")
     else:
         train_convs, eval_convs = split_eval(convs, cfg.data.eval_ratio, cfg.train.seed)
+    events.stage(Stage.RENDERING, f"rendering and tokenizing {len(train_convs) + len(eval_convs)} rows")
     train, report = build_examples(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")
     if not train:

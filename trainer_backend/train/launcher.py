@@ -7,9 +7,7 @@ agree on the step to stop at, checkpoint and exit 10.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -21,21 +19,12 @@ from typing import IO
 
 from ..child_env import python_env
 from ..config import RunConfig
+from ..contracts import EXIT_REASON, ExitCode, JobPaths, Reason, last_log_line, sync_job_id
 from .events import EventLog, read_events
 from .sync import resolve_backend
-from .sync.base import EXIT_PEER_FAILED
 from .sync.shm_files import claim, release
 
 POLL_S = 0.1
-EXIT_CRASH, EXIT_STOPPED = 1, 10
-REASONS = {1: "crash", 2: "config", 3: "oom", EXIT_PEER_FAILED: "sync"}
-
-
-def sync_job_id(job_dir: Path) -> str:
-    """Name of the run's shared-memory folder: readable, and unique per job directory."""
-    path = str(Path(job_dir).resolve())
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name)[:40] or "job"
-    return f"studio-{name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
 def device_name(device: int | str) -> str:
@@ -54,11 +43,7 @@ class Worker:
         return f"rank {self.rank} (device {device_name(self.device)})"
 
     def last_line(self) -> str:
-        try:
-            lines = [l.strip() for l in self.log_path.read_text(errors="replace").splitlines() if l.strip()]
-        except OSError:
-            return ""
-        return lines[-1] if lines else ""
+        return last_log_line(self.log_path)
 
 
 def free_port() -> int:
@@ -77,7 +62,7 @@ def worker_env(cfg: RunConfig, rank: int, port: int) -> dict[str, str]:
 
 
 def start_workers(cfg: RunConfig, job_dir: Path, job_id: str, resume: bool) -> list[Worker]:
-    folder = job_dir / "workers"
+    folder = JobPaths(job_dir).workers
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.yaml"
     cfg.save(config_path)
@@ -113,14 +98,17 @@ class Supervisor:
                     if w.process.poll() is None:
                         w.process.send_signal(signal.SIGTERM)
             codes = [w.process.poll() for w in self.workers]
-            failed = [w for w, c in zip(self.workers, codes) if c not in (None, 0, EXIT_STOPPED)]
+            # A worker still preparing keeps SIGTERM's default action: dying of it is its stop.
+            stopped = (ExitCode.STOPPED, -signal.SIGTERM) if self._stop_forwarded else (ExitCode.STOPPED,)
+            codes = [ExitCode.STOPPED if c in stopped else c for c in codes]
+            failed = [w for w, c in zip(self.workers, codes) if c not in (None, ExitCode.OK, ExitCode.STOPPED)]
             if failed:
                 # A rank that saw a peer fail is a witness; the peer that failed is the culprit.
-                culprit = next((w for w in failed if w.process.returncode != EXIT_PEER_FAILED), failed[0])
+                culprit = next((w for w in failed if w.process.returncode != ExitCode.PEER_FAILED), failed[0])
                 self.kill_all()
                 return culprit.process.returncode, culprit
             if all(c is not None for c in codes):
-                return (EXIT_STOPPED if EXIT_STOPPED in codes else 0), None
+                return (ExitCode.STOPPED if ExitCode.STOPPED in codes else ExitCode.OK), None
             time.sleep(POLL_S)
 
     def kill_all(self) -> None:
@@ -131,16 +119,17 @@ class Supervisor:
             w.process.wait()
 
 
-def failure(worker: Worker) -> tuple[int, str, str]:
+def failure(worker: Worker) -> tuple[int, Reason, str]:
     """(exit code of the train command, event reason, one-line message) for a failed worker."""
     code = worker.process.returncode
     if code < 0:
         name = signal.Signals(-code).name
-        return EXIT_CRASH, "crash", f"{worker.describe()} was killed by {name}; stopped all ranks"
+        return ExitCode.CRASH, Reason.KILLED, f"{worker.describe()} was killed by {name}; stopped all ranks"
     detail = worker.last_line() or f"exit code {code}"
-    if code == EXIT_PEER_FAILED:
-        return EXIT_CRASH, "sync", detail
-    return (code if code in REASONS else EXIT_CRASH), REASONS.get(code, "crash"), f"{worker.describe()}: {detail}"
+    if code == ExitCode.PEER_FAILED:
+        return ExitCode.CRASH, Reason.SYNC, detail
+    reason = EXIT_REASON.get(code, Reason.CRASH)
+    return (code if code in EXIT_REASON else ExitCode.CRASH), reason, f"{worker.describe()}: {detail}"
 
 
 def launch(cfg: RunConfig, job_dir: Path, resume: bool = False) -> int:
@@ -152,7 +141,7 @@ def launch(cfg: RunConfig, job_dir: Path, resume: bool = False) -> int:
         folder = claim(job_id) if resolve_backend(cfg.sync) == "shm" else None
     except RuntimeError as err:
         print(err, file=sys.stderr)
-        return EXIT_CRASH
+        return ExitCode.CRASH
     previous = {signal.SIGTERM: signal.getsignal(signal.SIGTERM), signal.SIGINT: signal.getsignal(signal.SIGINT)}
     workers: list[Worker] = []
     try:

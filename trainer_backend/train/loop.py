@@ -12,6 +12,7 @@ several); `fit` is the loop itself, given a loaded model and tokenized examples.
 """
 from __future__ import annotations
 
+import errno
 import random
 import signal
 import sys
@@ -26,19 +27,17 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, RunConfig
+from ..contracts import ExitCode, JobPaths, Reason, Stage, Status, disk_full_message, oom_message
 from ..models.engine import import_engine, resolve_device, resolve_engine
 from ..models.loading import LoadedModel, load_for_training
 from ..templates.example import Example
 from .batching import GlobalBatches, shard_for_rank
-from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint,
+from .checkpoint import (DiskFull, TrainState, load_checkpoint, prune_checkpoints, restore_rng, save_checkpoint,
                          save_sharded_checkpoint)
 from .events import EventLog
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes
 from .startup import AttentionWarmUp, StartupClock
-
-EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT, EXIT_OOM, EXIT_STOPPED = 0, 1, 2, 3, 10
-
 
 class StopFlag:
     """Set by SIGTERM/SIGINT (or `request()`); the loop finishes the current step, checkpoints
@@ -73,18 +72,11 @@ class Progress:
     total_steps: int = 0
 
 
-def oom_message(cfg: RunConfig, step: int) -> str:
-    return (f"out of GPU memory at step {step} (train.micro_batch_size {cfg.train.micro_batch_size}, "
-            f"template.max_seq_len {cfg.template.max_seq_len}, method {cfg.method}): lower "
-            "train.micro_batch_size (raise train.grad_accum to keep the batch), lower "
-            "template.max_seq_len, turn on train.gradient_checkpointing, or use method: qlora")
-
-
 # ---- one optimizer step ------------------------------------------------------------------------
 def step_scalars(passes: list[list[Example]], stop_requested: bool, device: torch.device) -> torch.Tensor:
     """[trained tokens, tokens, stop votes] of this rank; summed over ranks in ONE exchange a step.
-    Carrying the stop vote here lets every rank stop after the same step without a second
-    exchange (a signal reaches the ranks at slightly different moments)."""
+    Carrying the stop vote here lets every rank agree, before any work of the step, not to run it
+    (a signal reaches the ranks at slightly different moments) without a second exchange."""
     trained = sum(sum(e.trained) for p in passes for e in p)
     tokens = sum(len(e.input_ids) for p in passes for e in p)
     return torch.tensor([trained, tokens, float(stop_requested)], dtype=torch.float64, device=device)
@@ -99,10 +91,13 @@ def with_empty_passes(passes: list[list[Example]], needed: int, pad_id: int) -> 
 
 
 def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
-             device: torch.device, scaler, stop_requested: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+             device: torch.device, scaler, stop_requested: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Forward and backward every pass of this rank; returns (this rank's share of the step loss,
-    global [trained, tokens, stop votes]). Gradients are summed over ranks when it returns."""
+    global [trained, tokens, stop votes]). Gradients are summed over ranks when it returns. When a
+    rank voted to stop, no rank runs the step: the loss is None."""
     counts = sync.all_reduce_scalars(step_scalars(passes, stop_requested, device))
+    if counts[2].item() > 0:
+        return None, counts
     passes = with_empty_passes(passes, sync.passes_needed(len(passes)), pad_id)
     n_items = counts[0].clamp(min=1).to(torch.float32)
     step_loss = torch.zeros((), dtype=torch.float32, device=device)
@@ -122,7 +117,9 @@ def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig
 
 
 def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_norm: float,
-                  scaler) -> torch.Tensor:
+                  scaler, step_loss: torch.Tensor | None = None) -> torch.Tensor:
+    """With `step_loss`, a NaN/inf loss or gradient norm raises Diverged before the optimizer
+    touches the weights (under fp16 the scaler skips steps with inf gradients by itself)."""
     if scaler is not None:
         scaler.unscale_(optimizer)
     grads = [p.grad for p in params if p.grad is not None]
@@ -132,6 +129,8 @@ def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_no
         norm = torch.nn.utils.get_total_norm(grads)
     if hasattr(norm, "full_tensor"):  # sharded gradients: the norm over all shards
         norm = norm.full_tensor()
+    if step_loss is not None:
+        check_finite(step_loss, norm if scaler is None else None)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -140,6 +139,34 @@ def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_no
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return norm
+
+
+class Diverged(Exception):
+    """The loss, the gradients or the weights are no longer finite numbers."""
+
+
+def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+    values = torch.stack([loss.float(), grad_norm.float()]) if grad_norm is not None else loss.float()
+    if not bool(torch.isfinite(values).all()):  # one device sync for both values
+        norm = f", gradient norm {grad_norm.item():.4g}" if grad_norm is not None else ""
+        raise Diverged(f"loss {loss.item():.4g}{norm}")
+
+
+def check_finite_weights(params: list[torch.nn.Parameter]) -> None:
+    """Before a checkpoint or the output is written: never save weights that are NaN/inf."""
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in params]  # a sharded rank checks its shards
+    if not all(bool(torch.isfinite(p).all()) for p in local):
+        raise Diverged("the trainable weights contain NaN/inf")
+
+
+def diverged_message(cfg: RunConfig, step: int, detail: str, job_dir: Path) -> str:
+    last = JobPaths(Path(job_dir)).latest_checkpoint()
+    kept = (f"the last good checkpoint {last.name} is kept (resume continues from it)" if last is not None
+            else "no checkpoint had been written")
+    t = cfg.train
+    return (f"training diverged at step {step} ({detail}); this step was not applied and {kept}. "
+            f"Lower train.lr (now {t.lr:g}), keep train.max_grad_norm on (now {t.max_grad_norm:g}), "
+            "add train.warmup_steps, or use train.precision bf16/fp32 instead of fp16")
 
 
 @torch.no_grad()
@@ -181,39 +208,46 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" else None
     step = 0
     if resume:
-        ckpt = latest_checkpoint(job_dir)
+        ckpt = JobPaths(Path(job_dir)).latest_checkpoint()
         if ckpt is None:
             raise ConfigError(f"--resume: no checkpoint in {Path(job_dir) / 'checkpoints'}; start without --resume")
         step = load_checkpoint(ckpt, named, optimizer, scheduler, scaler, model=model).step
         restore_rng(ckpt)
-        events.status(step, "started", f"resumed from {ckpt.name}", total)
+        events.status(step, Status.STARTED, f"resumed from {ckpt.name}", total)
     else:
-        events.status(0, "started", f"{len(train)} examples, {total} steps, {cfg.model.engine} engine, "
+        events.status(0, Status.STARTED, f"{len(train)} examples, {total} steps, {cfg.model.engine} engine, "
                                     f"{cfg.method}, {t.precision}", total)
     progress.step, progress.total_steps = step, total
 
-    def checkpoint(status: str) -> None:
+    evals_at: dict[int, float] = {}    # eval loss by step, recorded with the checkpoint of that step
+
+    def checkpoint(status: Status) -> None:
+        check_finite_weights(params)
         epoch, i = batches.position(step)
-        state = TrainState(step, epoch, i, total)
+        state = TrainState(step, epoch, i, total, evals_at.get(step))
+        started = time.perf_counter()
         if sync.sharded:  # every rank writes its own shards
             path = save_sharded_checkpoint(job_dir, state, model, named, optimizer, scheduler, scaler, sync.rank)
         else:
             path = save_checkpoint(job_dir, state, named, optimizer, scheduler, scaler) if sync.rank == 0 else None
-        events.status(step, status, f"checkpoint {path.name}" if path else "", total)
+        if sync.rank == 0:
+            prune_checkpoints(job_dir, t.keep_checkpoints)
+        # `seconds` lets the job supervisor give a stop request time to finish the checkpoint.
+        events.status(step, status, f"checkpoint {path.name}" if path else "", total,
+                      seconds=round(time.perf_counter() - started, 3))
 
     model.train()
     window_counts = torch.zeros(2, dtype=torch.float64, device=device)
     window_start, run_start, steps_run = time.perf_counter(), time.perf_counter(), 0
-    stop_agreed = False
-    while step < total and not stop_agreed:
+    while step < total:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = step_passes(share, cfg)
         step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+        if step_loss is None:
+            break  # a stop was requested during the previous step: this one is not run
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
-        grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
+        grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler, step_loss)
         window_counts += counts[:2]
-        # Read after the whole step is queued: the exchange ran at its start, so this rarely waits.
-        stop_agreed = bool(counts[2].item() > 0)
         step += 1
         steps_run += 1
         progress.step = step
@@ -229,15 +263,20 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
             window_counts.zero_()
             window_start = time.perf_counter()
         if evals and t.eval_every and step % t.eval_every == 0:
-            events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
+            evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
+            events.eval(step, evals_at[step])
         if t.save_every and step % t.save_every == 0 and step < total:
-            checkpoint("checkpoint")
+            checkpoint(Status.CHECKPOINT)
     if step < total:
-        checkpoint("stopped")
+        if steps_run:
+            checkpoint(Status.STOPPED)
+        else:
+            events.status(step, Status.STOPPED, "stopped before the first step: nothing new to checkpoint", total)
         return FitResult("stopped", step, total)
     if evals and not (t.eval_every and step % t.eval_every == 0):
-        events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
-    checkpoint("checkpoint")
+        evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
+        events.eval(step, evals_at[step])
+    checkpoint(Status.CHECKPOINT)
     return FitResult("completed", step, total)
 
 
@@ -261,16 +300,29 @@ def prepare_config(cfg: RunConfig, device: torch.device) -> RunConfig:
     return resolve_engine(cfg, device)
 
 
+def context_warnings(cfg: RunConfig, model: torch.nn.Module) -> list[str]:
+    """Legal but suspicious: rows longer than the positions the model was trained on."""
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(context, int) and cfg.template.max_seq_len > context:
+        return [f"'template.max_seq_len' {cfg.template.max_seq_len} is beyond the model's context of {context} "
+                "tokens; positions past it were never trained and quality usually drops"]
+    return []
+
+
 def check_fresh_start(job_dir: Path) -> None:
-    if latest_checkpoint(job_dir) is not None:
+    if JobPaths(job_dir).latest_checkpoint() is not None:
         raise ConfigError(f"'output.dir': {job_dir} already holds a run with checkpoints; "
                           "continue it with --resume or choose another output.dir")
 
 
 def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | torch.device, sync,
                job_dir: str | Path, resume: bool = False, stop: StopFlag | None = None) -> int:
-    """Run one rank of a job to its end; returns the process exit code (0, 1, 2, 3 or 10) after
-    writing the matching status or error event. The last stderr line is a one-line message."""
+    """Run one rank of a job to its end; returns the process exit code (an ExitCode) after writing
+    the matching status or error event. The last stderr line is a one-line message.
+
+    SIGTERM keeps its default action until the first step: before it there is nothing to
+    checkpoint, and a process stuck in C code (a huge file, a hung read, a forking pool) then still
+    dies at once. From the first step on it only asks the loop to checkpoint and stop."""
     from ..data import DataError
     from ..templates import TemplateError
     from .inputs import load_examples
@@ -281,10 +333,10 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     events = EventLog(job_dir, primary=rank == 0, rank=rank if world_size > 1 else None)
     progress = Progress()
     stop = stop or StopFlag()
-    stop.install()
     try:
         clock = StartupClock(events)
         device = resolve_device(device)
+        events.stage(Stage.PLANNING, f"resolving the config for {device}")
         cfg = prepare_config(cfg, device)
         import_engine(cfg.model.engine)
         clock.lap("plan and engine import")
@@ -298,36 +350,63 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
         clock.lap("data render")
+        events.stage(Stage.LOADING_MODEL, f"loading {cfg.model.name_or_path} ({cfg.method})")
         loaded = load_for_training(cfg, device)
         clock.lap("model load")
+        for warning in cfg.warnings() + context_warnings(cfg, loaded.model):
+            events.log(f"warning: {warning}")
+            print(f"warning: {warning}", file=sys.stderr)
         warm_up.join()
         clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        stop.install()
         result = fit(loaded, cfg, train, evals, job_dir, sync=sync, device=device, events=events, stop=stop,
                      pad_id=pad_id, resume=resume, progress=progress)
         if result.status == "stopped":
             print(f"stopped at step {result.step} of {result.total_steps}; continue with --resume", file=sys.stderr)
-            return EXIT_STOPPED
+            return ExitCode.STOPPED
+        check_finite_weights([p for _, p in loaded.trainable()])
         weights = gathered_weights(loaded) if sync.sharded else None  # every rank takes part
         if rank == 0:
             out = save_output(loaded, tokenizer, cfg, job_dir, state_dict=weights)
-            events.status(result.step, "completed", f"output written to {out}", result.total_steps)
-        return EXIT_OK
+            events.status(result.step, Status.COMPLETED, f"output written to {out}", result.total_steps)
+        return ExitCode.OK
     except torch.OutOfMemoryError:
-        return _fail(events, progress, "oom", oom_message(cfg, progress.step), EXIT_OOM)
+        t = cfg.train
+        return _fail(events, progress, Reason.OOM,
+                     oom_message(progress.step, t.micro_batch_size, cfg.template.max_seq_len, cfg.method), ExitCode.OOM)
     except (DataError, TemplateError) as err:
-        return _fail(events, progress, "data", str(err), EXIT_BAD_INPUT)
+        return _fail(events, progress, Reason.DATA, str(err), ExitCode.BAD_INPUT)
     except ConfigError as err:
-        return _fail(events, progress, "config", str(err), EXIT_BAD_INPUT)
-    except Exception as err:  # a bug: keep the traceback in train.log and on stderr
-        events.log(traceback.format_exc())
-        traceback.print_exc()
-        return _fail(events, progress, "crash", f"{type(err).__name__}: {err}", EXIT_CRASH)
+        return _fail(events, progress, Reason.CONFIG, str(err), ExitCode.BAD_INPUT)
+    except Diverged as err:
+        message = diverged_message(cfg, progress.step + 1, str(err), job_dir)
+        return _fail(events, progress, Reason.DIVERGED, message, ExitCode.DIVERGED)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            return _crash(events, progress, err)
+        what = err.what if isinstance(err, DiskFull) else "writing the job's files"
+        return _fail(events, progress, Reason.DISK_FULL, disk_full_message(err.filename, what), ExitCode.DISK_FULL)
+    except Exception as err:
+        return _crash(events, progress, err)
     finally:
         sync.close()
 
 
-def _fail(events: EventLog, progress: Progress, reason: str, message: str, code: int) -> int:
-    events.error(progress.step, reason, message)
+def _crash(events: EventLog, progress: Progress, err: Exception) -> int:
+    """A bug: the traceback goes to train.log and stderr, then the one-line message."""
+    try:
+        events.log(traceback.format_exc())
+    except OSError:
+        pass
+    traceback.print_exc()
+    return _fail(events, progress, Reason.CRASH, f"{type(err).__name__}: {err}", ExitCode.CRASH)
+
+
+def _fail(events: EventLog, progress: Progress, reason: Reason, message: str, code: ExitCode) -> int:
+    try:
+        events.error(progress.step, reason, message)
+    except OSError:  # a full disk: the message still reaches stderr and the exit code says why
+        pass
     print(message, file=sys.stderr)
     return code

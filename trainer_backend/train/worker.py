@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, RunConfig, load_config
-from .sync.base import EXIT_PEER_FAILED, SyncError
+from ..contracts import ExitCode
+from .sync.base import SyncError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve_sharding(cfg)  # torchrun starts workers on an unresolved config
     except ConfigError as err:
         print(err, file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     if args.rank is not None:
         die_with_parent()
     from ..models.engine import preload_engine
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return train_rank(cfg, rank, world_size, device, sync, job_dir, resume=args.resume)
     except SyncError as err:
         print(err, file=sys.stderr)
-        return EXIT_PEER_FAILED
+        return ExitCode.PEER_FAILED
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ...config import SyncConfig
-from .base import EXIT_PEER_FAILED, GradSync, SyncError
+from .base import GradSync, SyncError
 from .local import LocalSync
 
 
@@ -34,4 +34,4 @@ def make_sync(cfg: SyncConfig, rank: int, world_size: int, device: torch.device 
     return NcclSync(cfg, rank, world_size, device)
 
 
-__all__ = ["EXIT_PEER_FAILED", "GradSync", "SyncError", "make_sync", "resolve_backend"]
+__all__ = ["GradSync", "SyncError", "make_sync", "resolve_backend"]

@@ -5,9 +5,6 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-# Worker exit code for "a peer rank failed": the launcher then blames the peer, not this rank.
-EXIT_PEER_FAILED = 4
-
 
 class SyncError(BaseException):
     """A peer rank died, hung or left: one line naming the rank, for the user.

@@ -10,19 +10,13 @@ import mmap
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ...contracts import sync_root
+
 MARKER = ".owner-pid"
-
-
-def sync_root() -> Path:
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return shm
-    return Path(tempfile.gettempdir()) / "studio-sync"
 
 
 def job_folder(job_id: str) -> Path:
