@@ -49,7 +49,7 @@ class DataConfig(_Section):
 
 
 class TemplateConfig(_Section):
-    name: Literal["auto", "chatml", "llama3", "mistral", "mistral-v3", "vistral", "alpaca"] = Field(
+    name: Literal["auto", "chatml", "llama3", "mistral", "mistral-v3", "vistral", "llama2", "alpaca"] = Field(
         "auto", description="auto = the tokenizer's own chat template, else a named fallback.")
     loss: Literal["response_only", "last_turn", "full"] = Field(
         "response_only", description="Which tokens are trained: every assistant turn, only the last one, or all tokens.")
@@ -90,13 +90,19 @@ class TrainConfig(_Section):
     max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto = bf16 on GPUs that support it (else fp16), fp32 on CPU.")
-    gradient_checkpointing: Literal["auto", "off", "on", "offload"] = Field(
+    gradient_checkpointing: Literal["auto", "off", "on"] = Field(
         "auto", description="Recompute activations in the backward pass to save memory; auto = the planner decides.")
     seed: int = Field(42, description="Seeds LoRA init, data order, dropout and the eval split.")
     eval_every: int = Field(0, ge=0, description="Eval loss every N steps (0 = only at the end when there is eval data).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0 = only at stop and at the end).")
     log_every: int = Field(1, ge=1, description="Write a train event every N steps.")
     tensorboard: bool = Field(False, description="Also write TensorBoard logs to <output.dir>/tensorboard (needs the tensorboard package).")
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _yaml11_switch(cls, v):
+        # YAML 1.1 (PyYAML) reads an unquoted on/off as a boolean, in a file and in --set alike.
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("micro_batch_size")
     @classmethod
