@@ -33,6 +33,8 @@ class ModelConfig(_Section):
                             "flash_attention_2 (flash-attn varlen), or transformers' sdpa/eager (hf engine); "
                             "auto = flash_attention_2 when flash-attn is installed on a GPU, else flex.")
     trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model; on a shared studio only where the admin allows it.")
+    offline_tokenizer: str | None = Field(
+        None, description="A local tokenizer of the same family that previews use when the model hub cannot be reached.")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")
 
@@ -276,7 +278,7 @@ PRESETS_DIR = PROJECT_ROOT / "presets"
 def _anchor_to_project(cfg: RunConfig) -> RunConfig:
     """Presets name bundled files (the demo model in .cache, samples/) relative to the project, so
     that they resolve wherever the studio or the CLI was started from."""
-    for section, key in (("model", "name_or_path"), ("data", "path")):
+    for section, key in (("model", "name_or_path"), ("model", "offline_tokenizer"), ("data", "path")):
         value = getattr(getattr(cfg, section), key)
         if value and not Path(value).is_absolute() and (PROJECT_ROOT / value).exists():
             setattr(getattr(cfg, section), key, str(PROJECT_ROOT / value))

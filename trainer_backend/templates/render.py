@@ -456,6 +456,18 @@ def encode_with_offsets(tokenizer: PreTrainedTokenizerBase, texts: list[str],
     return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
 
 
+def prompt_ids(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig) -> list[int]:
+    """The ids a model generates after at inference: `conv` (ending with a user turn) rendered with the
+    run's template settings (system prompt, thinking) and the generation prompt, encoded as training encodes."""
+    if not tokenizer.chat_template:
+        raise TemplateError(NO_CHAT_TEMPLATE)
+    try:
+        text = chat_renderer(tokenizer, tcfg).render(_with_system_prompt(conv, tcfg), generation_prompt=True)
+    except jinja2.TemplateError as err:
+        raise TemplateError(f"the chat template rejected this conversation: {err}") from None
+    return list(encode_with_offsets(tokenizer, [text])[0][0])
+
+
 def render_and_mask(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig,
                     fast: bool = True) -> Example:
     """THE render+mask function of one row; raises TemplateError when the row cannot be masked."""
