@@ -90,3 +90,15 @@ def test_chat_prompts_use_the_runs_template_settings(tokenizers):
     assert prompt_ids(conv, tok, tcfg) == list(expected["input_ids"] if isinstance(expected, dict) else expected)
     spec = WorkerSpec("m", template=tcfg)
     assert spec != WorkerSpec("m") and spec.template == tcfg     # a different template restarts the worker
+
+
+def test_a_preview_past_its_time_limit_is_a_message_not_an_exception(tmp_path, monkeypatch):
+    import studio.preview as studio_preview
+
+    slow = tmp_path / "slow-python"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(studio_preview, "PREVIEW_TIMEOUT_S", 0.5)
+    with pytest.raises(studio_preview.PreviewTimeout, match="longer than 0.5 s"):
+        studio_preview.run_preview(PreviewRequest(str(DATA), "m"), str(slow))
+    assert issubclass(studio_preview.PreviewTimeout, studio_preview.PreviewError)   # the tab's one except
