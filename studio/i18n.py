@@ -54,7 +54,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.histogram_title": ("Token length per row", "Độ dài token mỗi dòng"),
     # Template
     "tpl.preset": ("Preset", "Cấu hình có sẵn"),
-    "tpl.preset_info": ("Fills the model and template of a preset.", "Điền mô hình và mẫu hội thoại của cấu hình."),
+    "tpl.preset_info": ("Previews with a preset's whole template settings (system prompt, thinking included).",
+                        "Xem trước với toàn bộ thiết lập mẫu của cấu hình (kể cả lời nhắc hệ thống, suy luận)."),
     "tpl.model": ("Model or tokenizer", "Mô hình hoặc tokenizer"),
     "tpl.model_info": ("Local folder or hub id.", "Thư mục cục bộ hoặc mã trên hub."),
     "tpl.template": ("Chat template", "Mẫu hội thoại"),

@@ -86,8 +86,8 @@ def test_chat_prompts_use_the_runs_template_settings(tokenizers):
     conv = Conversation(0, (Message("user", "Thủ đô Việt Nam?"),))
     expected = tok.apply_chat_template([{"role": "system", "content": "Trả lời ngắn gọn."},
                                         {"role": "user", "content": "Thủ đô Việt Nam?"}],
-                                       add_generation_prompt=True, enable_thinking=False)
-    assert prompt_ids(conv, tok, tcfg) == list(expected["input_ids"] if isinstance(expected, dict) else expected)
+                                       add_generation_prompt=True, enable_thinking=False, return_dict=True)
+    assert prompt_ids(conv, tok, tcfg) == list(expected["input_ids"])
     spec = WorkerSpec("m", template=tcfg)
     assert spec != WorkerSpec("m") and spec.template == tcfg     # a different template restarts the worker
 

@@ -470,7 +470,17 @@ def prompt_ids(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: Tem
 
 def render_and_mask(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig,
                     fast: bool = True) -> Example:
-    """THE render+mask function of one row; raises TemplateError when the row cannot be masked."""
+    """THE render+mask function of one row; raises TemplateError when the row cannot be masked.
+
+    Contract (every caller: trainer, previews, preference pairs): `tcfg` is the run's whole
+    TemplateConfig (template variables, system prompt, loss mode, length limit); the result's
+    `input_ids == tokenizer(example.text, add_special_tokens=False).input_ids` (raw-text rows: with
+    the tokenizer's special tokens and a final EOS), and `trained[i]` is True exactly for the tokens
+    whose first character lies in a trained assistant turn (from its first character through its
+    end-of-turn token). E.g. ChatML, `loss="response_only"`, user "Hi", assistant "Hello":
+    text `<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n`, trained tokens
+    `Hello`, `<|im_end|>`. Rows longer than the limit keep a prefix of more than max_seq_len tokens
+    (apply_length_policy cuts or drops it)."""
     examples, errors = render_and_mask_many([conv], tokenizer, tcfg, fast=fast)
     if errors:
         raise TemplateError(str(errors[0]))
