@@ -39,8 +39,8 @@ def specs_for(ctx: StudioContext, user: str, job_id: str | None, base_model: str
     output = Path(info.job_dir) / "output"
     adapter = str(output) if (output / "adapter_config.json").exists() else None
     tuned_model = cfg.model.name_or_path if adapter else str(output)
-    return {BASE: WorkerSpec(cfg.model.name_or_path, template=cfg.template.name),
-            TUNED: WorkerSpec(tuned_model, adapter=adapter, template=cfg.template.name)}
+    return {BASE: WorkerSpec(cfg.model.name_or_path, template=cfg.template),
+            TUNED: WorkerSpec(tuned_model, adapter=adapter, template=cfg.template)}
 
 
 def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:

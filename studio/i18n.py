@@ -54,7 +54,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.histogram_title": ("Token length per row", "Độ dài token mỗi dòng"),
     # Template
     "tpl.preset": ("Preset", "Cấu hình có sẵn"),
-    "tpl.preset_info": ("Fills the model and template of a preset.", "Điền mô hình và mẫu hội thoại của cấu hình."),
+    "tpl.preset_info": ("Previews with a preset's whole template settings (system prompt, thinking included).",
+                        "Xem trước với toàn bộ thiết lập mẫu của cấu hình (kể cả lời nhắc hệ thống, suy luận)."),
     "tpl.model": ("Model or tokenizer", "Mô hình hoặc tokenizer"),
     "tpl.model_info": ("Local folder or hub id.", "Thư mục cục bộ hoặc mã trên hub."),
     "tpl.template": ("Chat template", "Mẫu hội thoại"),
@@ -75,6 +76,26 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "tpl.row_info": ("Example {i} of {shown} shown (row {row}): {n} tokens, {trained} trained",
                      "Ví dụ {i} / {shown} (dòng {row}): {n} token, {trained} được huấn luyện"),
     "tpl.truncated": ("truncated to max_seq_len", "bị cắt theo max_seq_len"),
+    "tpl.row_error": ("Example {i} of {shown} shown (row {row}) cannot be trained: {error}",
+                      "Ví dụ {i} / {shown} (dòng {row}) không thể huấn luyện: {error}"),
+    "tpl.timeout": ("✖ The preview took too long and was stopped: load a smaller file or lower max_seq_len.",
+                    "✖ Bản xem trước chạy quá lâu nên đã bị dừng: hãy nạp tệp nhỏ hơn hoặc giảm max_seq_len."),
+    "tpl.stand_in": ("ℹ The model hub cannot be reached: rendered with the offline tokenizer {tokenizer} of the "
+                     "same family as {model}. The model's own tokenizer may split some words differently.",
+                     "ℹ Không kết nối được hub: đã dựng bằng tokenizer ngoại tuyến {tokenizer} cùng họ với {model}. "
+                     "Tokenizer của chính mô hình có thể tách một số từ khác đi."),
+    "tpl.note_mistral_v3": ("ℹ mistral-v3 follows mistral-common's fine-tuning encoding, except that a system "
+                            "prompt joins the first user turn (mistral-common: the last one), so that every turn "
+                            "of a multi-turn row can be trained; rows with one user turn are identical.",
+                            "ℹ mistral-v3 theo cách mã hóa tinh chỉnh của mistral-common, trừ việc lời nhắc hệ thống "
+                            "đi cùng lượt người dùng đầu tiên (mistral-common: lượt cuối), để mọi lượt của một dòng "
+                            "nhiều lượt đều huấn luyện được; dòng chỉ có một lượt người dùng thì giống hệt."),
+    "tpl.check_unlike_inference": ("{n} rows train earlier assistant turns in a form the model never generates "
+                                   "(this template writes history turns differently, e.g. Qwen3 without their think "
+                                   "block): set the trained tokens to last_turn.",
+                                   "{n} dòng huấn luyện các lượt trợ lý trước đó ở dạng mô hình không bao giờ sinh ra "
+                                   "(mẫu này viết các lượt lịch sử khác đi, vd Qwen3 bỏ khối think): hãy chọn "
+                                   "last_turn cho token được huấn luyện."),
     "tpl.dropped": ("dropped: {reason}", "bị loại: {reason}"),
     "tpl.check_nothing_trained": ("No token is trained in any row: the template or loss mode looks wrong for this "
                                   "data. Pick another template or loss mode.",
@@ -213,6 +234,7 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "model.name_or_path": ("Base model", "Mô hình gốc"), "model.engine": ("Engine", "Bộ máy"),
     "model.attn_implementation": ("Attention", "Cơ chế attention"),
     "model.trust_remote_code": ("Trust remote code", "Tin mã từ xa"),
+    "model.offline_tokenizer": ("Offline tokenizer", "Tokenizer ngoại tuyến"),
     "model.architecture": ("Architecture fields", "Thông số kiến trúc"),
     "data.path": ("Dataset file", "Tệp dữ liệu"), "data.format": ("Format", "Định dạng"),
     "data.columns": ("Column mapping", "Ánh xạ cột"), "data.strict": ("Strict", "Nghiêm ngặt"),
@@ -256,6 +278,7 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "model.name_or_path": (None, "Mã trên hub hoặc thư mục cục bộ của mô hình gốc."),
     "model.engine": (None, "auto = unsloth trên CUDA, hf (transformers+peft) ở nơi khác."),
     "model.trust_remote_code": (None, "Chạy mã đi kèm mô hình; trên máy chủ dùng chung chỉ khi quản trị viên cho phép."),
+    "model.offline_tokenizer": (None, "Một tokenizer cục bộ cùng họ mà bản xem trước dùng khi không kết nối được hub."),
     "model.architecture": (None, "Các trường config.json đã công bố, cấu hình có sẵn ghi lại để kiểm tra bộ nhớ."),
     "data.path": (None, "Tệp JSON, JSONL, CSV, Parquet hoặc thư mục save_to_disk của datasets."),
     "data.columns": (None, "Ánh xạ tên cột của bạn sang trường của định dạng, vd {prompt: instruction}."),

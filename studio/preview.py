@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer_backend.config import RunConfig, TemplateConfig
 from trainer_backend.contracts import last_line
 
 PREVIEW_TIMEOUT_S = 600
@@ -17,27 +18,42 @@ class PreviewError(RuntimeError):
     """A user-fixable problem reported by the preview process (one line)."""
 
 
-@dataclass
+class PreviewTimeout(PreviewError):
+    """The preview process ran past PREVIEW_TIMEOUT_S and was stopped."""
+
+
+@dataclass(frozen=True)
 class PreviewRequest:
+    """What the preview renders: the run's data, its model's tokenizer and its WHOLE TemplateConfig,
+    the object the trainer and the chat worker render with (never a copy of some of its fields)."""
     data_path: str
     model: str
+    template: TemplateConfig = field(default_factory=TemplateConfig)
     data_format: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)
-    template: str = "auto"
-    loss: str = "response_only"
-    max_seq_len: int = 2048
+    offline_tokenizer: str | None = None
     rows: int = 50
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig, rows: int = 50) -> "PreviewRequest":
+        return cls(data_path=cfg.data.path, model=cfg.model.name_or_path, template=cfg.template,
+                   data_format=cfg.data.format, columns=dict(cfg.data.columns),
+                   offline_tokenizer=cfg.model.offline_tokenizer, rows=rows)
 
     def argv(self, python: str) -> list[str]:
         return [python, "-m", "trainer_backend.serve.preview", "--data", self.data_path, "--model", self.model,
-                "--format", self.data_format, "--columns", json.dumps(self.columns), "--template", self.template,
-                "--loss", self.loss, "--max-seq-len", str(int(self.max_seq_len)), "--rows", str(self.rows)]
+                "--format", self.data_format, "--columns", json.dumps(self.columns),
+                "--template-config", self.template.model_dump_json(),
+                "--offline-tokenizer", self.offline_tokenizer or "", "--rows", str(self.rows)]
 
 
 def run_preview(request: PreviewRequest, python: str) -> dict[str, Any]:
     """Runs in the studio's working directory, where relative data and model paths resolve."""
-    proc = subprocess.run(request.argv(python), capture_output=True, text=True,
-                          timeout=PREVIEW_TIMEOUT_S, env=_quiet_env())
+    try:
+        proc = subprocess.run(request.argv(python), capture_output=True, text=True,
+                              timeout=PREVIEW_TIMEOUT_S, env=_quiet_env())
+    except subprocess.TimeoutExpired:
+        raise PreviewTimeout(f"the preview took longer than {PREVIEW_TIMEOUT_S} s") from None
     if proc.returncode != 0:
         raise PreviewError(last_line(proc.stderr) or f"preview exited with code {proc.returncode}")
     return json.loads(proc.stdout)

@@ -10,8 +10,8 @@ import gradio as gr
 from studio.context import StudioContext, user_of
 from studio.i18n import t
 from studio.space import PathKind, PathRefused, refusal_text, user_space
-from studio.preview import PreviewError, PreviewRequest, run_preview, runs_html
-from trainer_backend.config import RunConfig, TemplateConfig
+from studio.preview import PreviewError, PreviewRequest, PreviewTimeout, run_preview, runs_html
+from trainer_backend.config import ConfigError, RunConfig, TemplateConfig, validate_config
 from trainer_backend.presets import list_presets, load_preset
 
 TEMPLATES = list(TemplateConfig.model_fields["name"].annotation.__args__)
@@ -43,6 +43,8 @@ def checks(analysis: dict[str, Any], lang: str) -> list[str]:
     if rep["truncated"]:
         out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"],
                                  cut=rep["cut_tokens"]))
+    if analysis.get("unlike_inference_rows"):
+        out.append("⚠ " + t(lang, "tpl.check_unlike_inference", n=analysis["unlike_inference_rows"]))
     if rep["kept"] and analysis["eot_trained_rows"] == 0:
         out.append("⚠ " + t(lang, "tpl.check_eot_never"))
     elif rep["kept"]:
@@ -59,6 +61,8 @@ def row_view(analysis: dict[str, Any] | None, index: int, lang: str) -> tuple[st
     examples = analysis["examples"]
     i = max(0, min(int(index or 0), len(examples) - 1))
     ex = examples[i]
+    if ex.get("error"):
+        return t(lang, "tpl.row_error", i=i, shown=len(examples), row=ex["row"], error=ex["error"]), ""
     info = t(lang, "tpl.row_info", i=i, shown=len(examples), row=ex["row"], n=ex["n_tokens"], trained=ex["n_trained"])
     if ex["truncated"]:
         info += " · " + t(lang, "tpl.truncated")
@@ -74,6 +78,7 @@ def preset_names() -> list[str]:
 def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analysis_state: gr.State) -> TemplateTab:
     L = ctx.labels
     default = RunConfig()
+    run_state = gr.State(None)   # the run config being previewed (a preset's, whole); None = the defaults
     with gr.Row():
         preset = L.add(gr.Dropdown(preset_names(), value=None, elem_id="tpl-preset"), label="tpl.preset",
                        info="tpl.preset_info")
@@ -95,13 +100,26 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     tokens = gr.HTML(elem_id="tpl-tokens")
 
     def on_preset(name: str | None):
+        """The preset's whole run config becomes the one previewed; the fields show the ones most edited."""
         if not name:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         cfg = load_preset(name)
-        return cfg.model.name_or_path, cfg.template.name, cfg.template.loss, cfg.template.max_seq_len
+        return (cfg.model_dump(mode="json"), cfg.model.name_or_path, cfg.template.name, cfg.template.loss,
+                cfg.template.max_seq_len)
 
-    def analyze(state: dict | None, model_v: str, tpl: str, loss_v: str, max_v: float, lang_v: str,
-                request: gr.Request):
+    def previewed(run: dict | None, state: dict, model_v: str, model_path: str, tpl: str, loss_v: str,
+                  max_v: float) -> RunConfig:
+        """The run being prepared, with the tab's edits and the loaded dataset (paths confined)."""
+        cfg = validate_config(run) if run else RunConfig()
+        if model_v.strip() != cfg.model.name_or_path:   # another model: the preset's stand-in is not its family
+            cfg = cfg.with_overrides({"model.offline_tokenizer": None})
+        return cfg.with_overrides({"model.name_or_path": model_path, "template.name": tpl,
+                                   "template.loss": loss_v, "template.max_seq_len": int(max_v or 2048),
+                                   "data.path": state["path"], "data.format": state["format"],
+                                   "data.columns": state["columns"]})
+
+    def analyze(state: dict | None, run: dict | None, model_v: str, tpl: str, loss_v: str, max_v: float,
+                lang_v: str, request: gr.Request):
         if not state:
             return t(lang_v, "tpl.load_data_first"), "", None, 0
         space = user_space(ctx, user_of(request))
@@ -110,22 +128,28 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             data_path = space.confine("data.path", state["path"], PathKind.DATA)
         except PathRefused as err:
             return refusal_text(err, lang_v), "", None, 0
-        req = PreviewRequest(data_path=data_path, data_format=state["format"], columns=state["columns"],
-                             model=model_path, template=tpl, loss=loss_v, max_seq_len=int(max_v or 2048))
         try:
-            result = run_preview(req, ctx.settings.python)
-        except PreviewError as err:
+            cfg = previewed(run, {**state, "path": data_path}, model_v, model_path, tpl, loss_v, max_v)
+            result = run_preview(PreviewRequest.for_run(cfg), ctx.settings.python)
+        except PreviewTimeout:
+            return t(lang_v, "tpl.timeout"), "", None, 0
+        except (PreviewError, ConfigError) as err:
             return t(lang_v, "tpl.failed", error=space.shown(str(err))), "", None, 0
         done = t(lang_v, "tpl.done", model=space.shown(result["model"]), template=tpl, rows=result["report"]["rows_in"])
+        if result.get("stand_in"):
+            done += "\n\n" + t(lang_v, "tpl.stand_in", tokenizer=space.shown(result["stand_in"]),
+                                model=space.shown(result["model"]))
+        if tpl == "mistral-v3":
+            done += "\n\n" + t(lang_v, "tpl.note_mistral_v3")
         return done, "\n".join(f"- {c}" for c in checks(result, lang_v)), result, 0
 
-    def attach(event):
-        return event.then(analyze, [dataset_state, model, template, loss, max_len, lang],
-                          [status, checks_md, analysis_state, row], show_progress="minimal")
+    inputs = [dataset_state, run_state, model, template, loss, max_len, lang]
 
-    preset.change(on_preset, preset, [model, template, loss, max_len])
-    run.click(analyze, [dataset_state, model, template, loss, max_len, lang],
-              [status, checks_md, analysis_state, row], api_name="preview")
+    def attach(event):
+        return event.then(analyze, inputs, [status, checks_md, analysis_state, row], show_progress="minimal")
+
+    preset.change(on_preset, preset, [run_state, model, template, loss, max_len])
+    run.click(analyze, inputs, [status, checks_md, analysis_state, row], api_name="preview")
     show = lambda a, i, lg: row_view(a, i, lg)  # noqa: E731
     analysis_state.change(show, [analysis_state, row, lang], [info, tokens])
     row.change(show, [analysis_state, row, lang], [info, tokens], api_name="show_row")

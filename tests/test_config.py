@@ -76,3 +76,20 @@ def test_presets_find_their_bundled_files_from_any_working_directory(tmp_path, m
     assert cfg.data.path == str(PROJECT_ROOT / "samples" / "demo_alpaca.jsonl")
     assert cfg.model.name_or_path.startswith(str(PROJECT_ROOT))
     assert load_config("qwen3-8b").model.name_or_path == "Qwen/Qwen3-8B"  # hub ids stay as they are
+
+
+def test_on_and_off_read_as_yaml_booleans_are_the_documented_switch(tmp_path):
+    """YAML 1.1 reads an unquoted on/off as true/false: in --set, a hand-written file and the form."""
+    base = tmp_path / "run.yaml"
+    base.write_text("train:\n  gradient_checkpointing: off\n", encoding="utf-8")
+    assert load_config(base).train.gradient_checkpointing == "off"
+    assert load_config(base, ["train.gradient_checkpointing=on"]).train.gradient_checkpointing == "on"
+    assert RunConfig().with_overrides(["train.gradient_checkpointing=off"]).train.gradient_checkpointing == "off"
+    for value in ("auto", "on", "off"):
+        assert RunConfig().with_overrides({"train.gradient_checkpointing": value}).train.gradient_checkpointing == value
+
+
+def test_offload_is_no_longer_a_choice():
+    """It ran exactly like `on` on both engines; the config refuses it instead of pretending."""
+    with pytest.raises(ConfigError, match="'train.gradient_checkpointing'.*'auto', 'off' or 'on'"):
+        validate_config({"train": {"gradient_checkpointing": "offload"}})

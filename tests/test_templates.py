@@ -187,3 +187,15 @@ def test_template_exceptions_become_row_errors(tokenizers):
     bad = Conversation(row=4, messages=(Message("assistant", "Chào."), Message("user", "Hi")))
     with pytest.raises(TemplateError, match="row 4, field 'messages': the chat template rejected .*must alternate"):
         render_and_mask(bad, tok, TemplateConfig())
+
+
+def test_llama2_layout_and_masks(tokenizers):
+    """Llama 2 Chat's [INST] <<SYS>> layout (the Mistral v1 vocabulary stands in for Llama 2's)."""
+    tok = tokenizers("mistral-v1", "llama2")
+    example = render_and_mask(chat(turns=TURNS[:2]), tok, TemplateConfig())
+    assert example.text == (f"<s>[INST] <<SYS>>\n{SYSTEM}\n<</SYS>>\n\n{TURNS[0][0]} [/INST] {TURNS[0][1]} </s>"
+                            f"<s>[INST] {TURNS[1][0]} [/INST] {TURNS[1][1]} </s>")
+    assert example.input_ids == tok(example.text, add_special_tokens=False).input_ids
+    assert trained_spans(example, tok) == [f"{answer} </s>" for _, answer in TURNS[:2]]
+    no_system = render_and_mask(chat(system=None, turns=TURNS[:1]), tok, TemplateConfig())
+    assert no_system.text == f"<s>[INST] {TURNS[0][0]} [/INST] {TURNS[0][1]} </s>"

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from trainer_backend.__main__ import main
 from trainer_backend.config import TemplateConfig
 from trainer_backend.data import load_dataset
@@ -74,3 +76,27 @@ def test_bad_input_from_the_shell_has_no_traceback():
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("preview: 'no-such-preset' is neither a config file nor a preset")
+
+
+def test_hub_preset_previews_offline_with_its_stand_in(capsys):
+    """No hub here: the README's `preview --model qwen3-8b-nothink` renders with the offline Qwen3
+    tokenizer the preset names, says so, and keeps the preset's template settings."""
+    assert main(["preview", "--data", str(DATA), "--model", "qwen3-8b-nothink", "--rows", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "the model hub cannot be reached: rendered with the offline tokenizer" in err and "qwen3" in err
+    line = json.loads(out.splitlines()[0])
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in line["text"]
+
+
+def test_hub_check_answers_without_waiting_for_retries(monkeypatch):
+    from huggingface_hub import constants
+
+    from trainer_backend.templates import TemplateError, load_tokenizer_for_preview
+    from trainer_backend.templates.tokenizer import hub_reachable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")   # nothing listens: refused at once
+    assert hub_reachable() is False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TemplateError, match="the model hub cannot be reached.*model.offline_tokenizer"):
+        load_tokenizer_for_preview("no-org/no-model")

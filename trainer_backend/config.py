@@ -33,6 +33,8 @@ class ModelConfig(_Section):
                             "flash_attention_2 (flash-attn varlen), or transformers' sdpa/eager (hf engine); "
                             "auto = flash_attention_2 when flash-attn is installed on a GPU, else flex.")
     trust_remote_code: bool = Field(False, description="Run modeling code shipped with the model; on a shared studio only where the admin allows it.")
+    offline_tokenizer: str | None = Field(
+        None, description="A local tokenizer of the same family that previews use when the model hub cannot be reached.")
     architecture: dict[str, Any] = Field(default_factory=dict,
                                          description="Published config.json fields, recorded by presets for memory checks.")
 
@@ -49,7 +51,7 @@ class DataConfig(_Section):
 
 
 class TemplateConfig(_Section):
-    name: Literal["auto", "chatml", "llama3", "mistral", "mistral-v3", "vistral", "alpaca"] = Field(
+    name: Literal["auto", "chatml", "llama3", "mistral", "mistral-v3", "vistral", "llama2", "alpaca"] = Field(
         "auto", description="auto = the tokenizer's own chat template, else a named fallback.")
     loss: Literal["response_only", "last_turn", "full"] = Field(
         "response_only", description="Which tokens are trained: every assistant turn, only the last one, or all tokens.")
@@ -105,7 +107,7 @@ class TrainConfig(_Section):
     max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping.")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto = bf16 on GPUs that support it (else fp16), fp32 on CPU.")
-    gradient_checkpointing: Literal["auto", "off", "on", "offload"] = Field(
+    gradient_checkpointing: Literal["auto", "off", "on"] = Field(
         "auto", description="Recompute activations in the backward pass to save memory; auto = the planner decides.")
     seed: int = Field(42, ge=0, lt=2 ** 32, description="Seeds LoRA init, data order, dropout and the eval split.")
     eval_every: int = Field(0, ge=0, description="Eval loss every N steps (0 = only at the end when there is eval data).")
@@ -113,6 +115,12 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept: the newest N, plus the one with the best eval loss.")
     log_every: int = Field(1, ge=1, description="Write a train event every N steps.")
     tensorboard: bool = Field(False, description="Also write TensorBoard logs to <output.dir>/tensorboard (needs the tensorboard package).")
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _yaml11_switch(cls, v):
+        # YAML 1.1 (PyYAML) reads an unquoted on/off as a boolean, in a file and in --set alike.
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("micro_batch_size")
     @classmethod
@@ -295,7 +303,7 @@ PRESETS_DIR = PROJECT_ROOT / "presets"
 def _anchor_to_project(cfg: RunConfig) -> RunConfig:
     """Presets name bundled files (the demo model in .cache, samples/) relative to the project, so
     that they resolve wherever the studio or the CLI was started from."""
-    for section, key in (("model", "name_or_path"), ("data", "path")):
+    for section, key in (("model", "name_or_path"), ("model", "offline_tokenizer"), ("data", "path")):
         value = getattr(getattr(cfg, section), key)
         if value and not Path(value).is_absolute() and (PROJECT_ROOT / value).exists():
             setattr(getattr(cfg, section), key, str(PROJECT_ROOT / value))

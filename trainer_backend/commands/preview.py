@@ -14,9 +14,10 @@ from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
 
-from trainer_backend.config import ConfigError, TemplateConfig, load_config, resolve_config_path
+from trainer_backend.config import ConfigError, ModelConfig, TemplateConfig, load_config, resolve_config_path
 from trainer_backend.data import DataError, load_dataset
-from trainer_backend.templates import TEMPLATE_CHOICES, Example, TemplateError, build_examples, load_tokenizer
+from trainer_backend.templates import (TEMPLATE_CHOICES, Example, TemplateError, build_examples,
+                                       load_tokenizer_for_preview, token_texts)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
 
 
-def resolve_model(model: str) -> tuple[str, TemplateConfig]:
-    """A folder is used as is; a preset (or config file) gives its model path and template settings."""
+def resolve_model(model: str) -> tuple[ModelConfig, TemplateConfig]:
+    """A folder is used as is; a preset (or config file) gives its model and template settings."""
     if Path(model).is_dir():
-        return model, TemplateConfig()
+        return ModelConfig(name_or_path=model), TemplateConfig()
     config = load_config(resolve_config_path(model))
-    return config.model.name_or_path, config.template
+    return config.model, config.template
 
 
 def template_config(base: TemplateConfig, args: argparse.Namespace) -> TemplateConfig:
@@ -49,11 +50,11 @@ def template_config(base: TemplateConfig, args: argparse.Namespace) -> TemplateC
 
 
 def marked_text(example: Example, tokenizer) -> str:
-    """The decoded tokens with each trained run wrapped in [[ ]]."""
+    """The tokens' own text with each trained run wrapped in [[ ]]."""
+    _, pieces = token_texts(tokenizer, example.text)
     parts = []
-    pairs = list(zip(example.input_ids, example.trained))
-    for trained, run in itertools.groupby(pairs, key=lambda pair: pair[1]):
-        text = tokenizer.decode([token for token, _ in run])
+    for trained, run in itertools.groupby(zip(pieces, example.trained), key=lambda pair: pair[1]):
+        text = "".join(piece for piece, _ in run)
         parts.append(f"[[{text}]]" if trained else text)
     return "".join(parts)
 
@@ -61,9 +62,9 @@ def marked_text(example: Example, tokenizer) -> str:
 def run(args: argparse.Namespace) -> int:
     transformers_logging.set_verbosity_error()  # tokenizer-loading notices would bury the one-line messages
     try:
-        model_path, base = resolve_model(args.model)
+        model, base = resolve_model(args.model)
         tcfg = template_config(base, args)
-        tokenizer = load_tokenizer(model_path, tcfg.name)
+        tokenizer, stand_in = load_tokenizer_for_preview(model.name_or_path, tcfg.name, model.offline_tokenizer)
         dataset = load_dataset(args.data, format=args.format)
     except (ConfigError, DataError, TemplateError) as err:
         print(f"preview: {err}", file=sys.stderr)
@@ -73,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"preview: {args.data}: no valid rows ({len(dataset.errors)} errors; run `inspect` to see them)",
               file=sys.stderr)
         return 2
+    if stand_in:
+        print(f"preview: the model hub cannot be reached: rendered with the offline tokenizer {stand_in} "
+              f"(same family as {model.name_or_path})", file=sys.stderr)
     examples, report = build_examples(conversations, tokenizer, tcfg)
     for example in examples:
         if args.json:

@@ -58,7 +58,7 @@ def lora_targets(cfg: RunConfig, model: torch.nn.Module) -> list[str]:
 
 
 def checkpointing_on(cfg: RunConfig) -> bool:
-    return cfg.train.gradient_checkpointing in ("on", "offload")
+    return cfg.train.gradient_checkpointing == "on"
 
 
 def load_for_training(cfg: RunConfig, device: torch.device) -> LoadedModel:

@@ -28,7 +28,7 @@ class RunShape:
     """The memory-relevant choices of a run, all concrete (no `auto`)."""
     method: str            # lora | qlora | full
     engine: str            # unsloth | hf
-    checkpointing: str     # off | on | offload
+    checkpointing: str     # off | on
     micro_batch_size: int
     seq_len: int
     lora_r: int

@@ -9,7 +9,7 @@ from trainer_backend.planner.architecture import architecture_of
 from trainer_backend.planner.calibration import Calibration, load_calibration
 from trainer_backend.planner.estimate import Estimate, RunShape, estimate_shape, run_shape
 
-CHECKPOINTING_MODES = ("off", "on", "offload")
+CHECKPOINTING_MODES = ("off", "on")
 # Without an effective batch to preserve, the planner tries micro-batches up to this many sequences.
 MAX_AUTO_MICRO_BATCH = 16
 # Micro-batch used where there is no GPU budget to plan against (CPU runs, unknown GPU).

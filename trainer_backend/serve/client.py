@@ -12,8 +12,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
+from trainer_backend.config import TemplateConfig
 from trainer_backend.jobs import ADMIN, CHAT, QUEUED, RUNNING, JobNotFound, JobRunner
 from trainer_backend.jobs.eventfile import tail_lines
 from trainer_backend.jobs.info import FINAL_STATES
@@ -37,7 +38,7 @@ class WorkerError(RuntimeError):
 class WorkerSpec:
     model: str
     adapter: str | None = None
-    template: str = "auto"
+    template: TemplateConfig = field(default_factory=TemplateConfig)   # the run's, whole
 
 
 class ChatWorker:
@@ -135,7 +136,8 @@ class ChatPool:
             self.tidy()
             token = secrets.token_hex(16)
             job_id = self.runner.submit_chat(
-                {**asdict(spec), **self.studio, "token": token, "idle_exit_s": IDLE_EXIT_S}, user,
+                {**asdict(spec), "template": spec.template.model_dump(mode="json"), **self.studio, "token": token,
+                 "idle_exit_s": IDLE_EXIT_S}, user,
                 name=f"chat-{slot}", command=[self.python, "-m", "trainer_backend.serve.worker"])
             fresh = self._workers[(user, slot)] = ChatWorker(self.runner, job_id, user, spec, token)
         return fresh

@@ -1,8 +1,10 @@
-"""`python -m trainer_backend.serve.preview --data D --model M [...]`: one JSON object on stdout with
-what the studio's Data and Template tabs show: per-row tokens (decoded one id at a time, grouped in
-runs of trained / masked), the build report of the whole dataset and the facts behind its checks.
+"""`python -m trainer_backend.serve.preview --data D --model M --template-config JSON [...]`: one JSON
+object on stdout with what the studio's Data and Template tabs show: per-row tokens (each token's own
+text, spaces included, grouped in runs of trained / masked) or the row's error, the build report of
+the whole dataset and the facts behind its checks.
 
-It calls the same functions the trainer calls (load_dataset, load_tokenizer, render_and_mask,
+`--template-config` is the run's whole TemplateConfig (JSON), the object the trainer renders with.
+It calls the same functions the trainer calls (load_dataset, load_tokenizer, render_and_mask_many,
 apply_length_policy, build_examples), so what the studio shows is what a job trains.
 """
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import Any
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "</s>", "<end_of_turn>", "<|end|>")
 
 
-def token_runs(input_ids: list[int], trained: list[bool], decode) -> list[list[Any]]:
-    """[[text, trained], ...]: each id decoded on its own, neighbours with the same flag joined."""
+def token_runs(pieces: list[str], trained: list[bool]) -> list[list[Any]]:
+    """[[text, trained], ...]: each token's own text (templates.token_texts), neighbours with the same flag joined."""
     runs: list[list[Any]] = []
-    for token_id, flag in zip(input_ids, trained):
-        piece = decode([token_id])
+    for piece, flag in zip(pieces, trained):
         if runs and runs[-1][1] == flag:
             runs[-1][0] += piece
         else:
@@ -35,46 +36,52 @@ def end_of_turn_ids(tokenizer) -> set[int]:
     return ids
 
 
-def preview_row(conv, tokenizer, tcfg, eot: set[int]) -> dict[str, Any]:
-    from trainer_backend.templates import apply_length_policy, render_and_mask
+def preview_rows(convs, tokenizer, tcfg, eot: set[int]) -> list[dict[str, Any]]:
+    """The shown rows in order: each one's tokens as it will be trained, or its error."""
+    from trainer_backend.templates import apply_length_policy, render_and_mask_many, token_texts
 
-    example = render_and_mask(conv, tokenizer, tcfg)
-    outcome = apply_length_policy(example, tcfg)
-    shown = example if isinstance(outcome, str) else outcome
-    return {
-        "row": example.row,
-        "runs": token_runs(shown.input_ids, shown.trained, tokenizer.decode),
-        "n_tokens": len(shown.input_ids),
-        "n_trained": sum(shown.trained),
-        "truncated": shown.truncated,
-        "dropped": outcome if isinstance(outcome, str) else None,
-        "eot_trained": any(t and i in eot for i, t in zip(shown.input_ids, shown.trained)),
-    }
+    examples, errors = render_and_mask_many(convs, tokenizer, tcfg)
+    shown = {e.row: {"row": e.row, "error": e.message} for e in errors}
+    for example in examples:
+        outcome = apply_length_policy(example, tcfg)
+        kept = example if isinstance(outcome, str) else outcome
+        ids, pieces = token_texts(tokenizer, example.text)
+        assert ids == example.input_ids, "the shown tokens must be the trained ones"
+        shown[example.row] = {
+            "row": example.row,
+            "runs": token_runs(pieces[:len(kept.input_ids)], kept.trained),
+            "input_ids": kept.input_ids, "trained": kept.trained,
+            "n_tokens": len(kept.input_ids),
+            "n_trained": sum(kept.trained),
+            "truncated": kept.truncated,
+            "dropped": outcome if isinstance(outcome, str) else None,
+            "eot_trained": any(t and i in eot for i, t in zip(kept.input_ids, kept.trained)),
+        }
+    return [shown[c.row] for c in convs]
 
 
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
     from trainer_backend.config import TemplateConfig
     from trainer_backend.data import load_dataset
-    from trainer_backend.templates import build_examples, load_tokenizer
+    from trainer_backend.templates import build_examples, load_tokenizer_for_preview
 
     columns = json.loads(args.columns) if args.columns else None
     data = load_dataset(args.data, format=args.format, columns=columns)
-    tcfg = TemplateConfig(name=args.template, loss=args.loss, max_seq_len=args.max_seq_len,
-                          overflow=args.overflow, system_prompt=args.system_prompt or None)
-    tokenizer = load_tokenizer(args.model, template=args.template)
+    tcfg = TemplateConfig.model_validate_json(args.template_config)
+    tokenizer, stand_in = load_tokenizer_for_preview(args.model, tcfg.name, args.offline_tokenizer or None)
     examples, report = build_examples(data.conversations, tokenizer, tcfg)
     eot = end_of_turn_ids(tokenizer)
-    shown = [preview_row(conv, tokenizer, tcfg, eot) for conv in data.conversations[: args.rows]]
     return {
-        "model": args.model, "template": args.template, "format": data.format,
-        "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": args.max_seq_len,
+        "model": args.model, "template": tcfg.name, "format": data.format, "stand_in": stand_in,
+        "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": tcfg.max_seq_len,
         "report": {"rows_in": report.rows_in, "kept": report.kept, "truncated": report.truncated,
                    "cut_tokens": report.cut_tokens, "split": report.split, "dropped": report.dropped,
                    "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),
         "eot_trained_rows": sum(any(t and i in eot for i, t in zip(e.input_ids, e.trained)) for e in examples),
-        "examples": shown,
+        "unlike_inference_rows": sum(e.unlike_inference > 0 for e in examples),
+        "examples": preview_rows(data.conversations[: args.rows], tokenizer, tcfg, eot),
     }
 
 
@@ -84,11 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--format", default="auto")
     p.add_argument("--columns", default="", help="JSON object mapping your columns to the format's fields")
     p.add_argument("--model", required=True)
-    p.add_argument("--template", default="auto")
-    p.add_argument("--loss", default="response_only")
-    p.add_argument("--max-seq-len", type=int, default=2048)
-    p.add_argument("--overflow", default="truncate")
-    p.add_argument("--system-prompt", default="")
+    p.add_argument("--template-config", default="{}", help="the run's TemplateConfig as JSON")
+    p.add_argument("--offline-tokenizer", default="", help="a local tokenizer of the model's family, used "
+                   "when the model's hub repository cannot be reached")
     p.add_argument("--rows", type=int, default=50, help="rows rendered token by token for display")
     return p.parse_args(argv)
 

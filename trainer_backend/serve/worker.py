@@ -1,8 +1,10 @@
 """`python -m trainer_backend.serve.worker SPEC.yaml`: a chat inference server on a loopback port,
-holding one model (base, or base + a job's adapter). It runs as a job of kind "chat" (see
+holding one model (base, or base + a job's adapter), rendering prompts with the run's whole
+TemplateConfig (template, system prompt, thinking) as the trainer did. It runs as a job of kind "chat" (see
 trainer_backend.jobs), so the scheduler gives it its GPU; SPEC.yaml is that job's config.yaml:
 
-    model: <folder or hub id>   adapter: <folder or null>   template: auto   device: cpu | cuda
+    model: <folder or hub id>   adapter: <folder or null>   device: cpu | cuda
+    template: {name: auto, system_prompt: null, enable_thinking: false, ...}   # the run's TemplateConfig
     token: <hex>                # requests must carry it, so other local users cannot drive the worker
     studio_pid: 4242            # with studio_started: the studio this worker serves; it exits
     studio_started: 1700000000.0  # when that process is gone (a killed studio leaves no worker)
@@ -24,6 +26,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from trainer_backend.config import TemplateConfig
+
 TOKEN_HEADER = "X-Worker-Token"
 MAX_NEW_TOKENS_CAP = 1024
 
@@ -31,7 +35,7 @@ MAX_NEW_TOKENS_CAP = 1024
 class ChatModel:
     """One model and its tokenizer; generation is serialized (one request at a time)."""
 
-    def __init__(self, model: str, adapter: str | None, template: str, device: str):
+    def __init__(self, model: str, adapter: str | None, template: TemplateConfig, device: str):
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -39,7 +43,8 @@ class ChatModel:
 
         # The adapter folder carries the tokenizer with the chat template the job trained with.
         has_tokenizer = adapter and (Path(adapter) / "tokenizer_config.json").exists()
-        self.tokenizer = load_tokenizer(adapter if has_tokenizer else model, template=template)
+        self.tokenizer = load_tokenizer(adapter if has_tokenizer else model, template=template.name)
+        self.template = template
         self.device = torch.device(device)
         dtype = torch.float32 if self.device.type == "cpu" else "auto"
         base = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
@@ -52,9 +57,12 @@ class ChatModel:
     def reply(self, messages: list[dict], max_new_tokens: int) -> str:
         import torch
 
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)
-        ids = {k: v.to(self.device) for k, v in ids.items()}
+        from trainer_backend.data import Conversation, Message
+        from trainer_backend.templates import prompt_ids
+
+        conv = Conversation(0, tuple(Message(m["role"], m["content"]) for m in messages))
+        prompt = torch.tensor([prompt_ids(conv, self.tokenizer, self.template)], device=self.device)
+        ids = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt)}
         with self.lock, torch.inference_mode():
             out = self.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
@@ -135,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     last_request = [time.monotonic()]
     threading.Thread(target=watch, args=(spec, last_request), daemon=True).start()
     try:
-        chat = ChatModel(spec["model"], spec.get("adapter"), spec.get("template", "auto"), spec["device"])
+        chat = ChatModel(spec["model"], spec.get("adapter"), TemplateConfig.model_validate(spec.get("template") or {}),
+                         spec["device"])
     except (OSError, ValueError) as err:
         print(f"cannot load the model: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -12,6 +12,9 @@ class Example:
     trained: list[bool]
     text: str
     truncated: bool = False
+    # Trained assistant turns written unlike a turn the model generates (history turns of reasoning
+    # templates: Qwen3 drops their think block); the Template tab warns about them.
+    unlike_inference: int = 0
 
     @property
     def n_trained(self) -> int:

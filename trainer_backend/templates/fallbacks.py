@@ -21,13 +21,16 @@ LLAMA3 = (
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
 
-def _mistral(open_inst: str, close_inst: str) -> str:
-    """The [INST] family: the system prompt joins the FIRST user message. (mistral-common v3 puts
-    it in the last one, but a training template must render every turn's prompt as a prefix of
-    the whole conversation.)"""
+def _mistral(open_inst: str, close_inst: str, answer: str) -> str:
+    """The [INST] family as mistral-common encodes it for fine-tuning (an empty system prompt adds
+    nothing), with one deliberate difference: the system prompt joins the FIRST user message.
+    mistral-common v3 puts it in the last one, which changes the earlier turns each time the
+    conversation grows; a training template must render every turn's prompt as a prefix of the whole
+    conversation, so that every assistant turn can be trained. Rows with one user turn are identical."""
     return (
         "{% if messages[0]['role'] == 'system' %}"
-        "{% set system = messages[0]['content'] + '\\n\\n' %}{% set loop_messages = messages[1:] %}"
+        "{% set system = messages[0]['content'] + '\\n\\n' if messages[0]['content'] != '' else '' %}"
+        "{% set loop_messages = messages[1:] %}"
         "{% else %}{% set system = '' %}{% set loop_messages = messages %}{% endif %}"
         "{{ bos_token }}"
         "{% for message in loop_messages %}"
@@ -36,17 +39,18 @@ def _mistral(open_inst: str, close_inst: str) -> str:
         "{% endif %}"
         "{% if message['role'] == 'user' %}"
         f"{{{{ '{open_inst}' + (system if loop.first else '') + message['content'] + '{close_inst}' }}}}"
-        "{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}"
+        f"{{% else %}}{{{{ ' ' + {answer} + eos_token }}}}{{% endif %}}"
         "{% endfor %}"
     )
 
 
-# Source of both: https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates
+# Source of both: https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates and
+# mistral-common's InstructTokenizerV1/V3 (tests compare the ids on real data).
 # Tokenizer v1 (Mistral-7B-Instruct v0.1/v0.2): <s> [INST] user [/INST] assistant</s> [INST] ...
-MISTRAL = _mistral(" [INST] ", " [/INST]")
-# Tokenizer v3 (Mistral-7B-Instruct v0.3, Mixtral-8x22B): [INST]/[/INST] are control tokens and
-# there is no space before [/INST].
-MISTRAL_V3 = _mistral("[INST] ", "[/INST]")
+MISTRAL = _mistral(" [INST] ", " [/INST]", "message['content']")
+# Tokenizer v3 (Mistral-7B-Instruct v0.3, Mixtral-8x22B): [INST]/[/INST] are control tokens, there
+# is no space before [/INST], and trailing spaces of an answer are dropped.
+MISTRAL_V3 = _mistral("[INST] ", "[/INST]", "message['content'].rstrip(' ')")
 
 # Vistral-7B-Chat (Mistral v1 layout with an extended Vietnamese vocabulary): the system prompt
 # joins the first user turn, the answer follows [/INST] directly and ends with </s>.
@@ -67,6 +71,25 @@ VISTRAL = (
     "{% endfor %}"
 )
 
+# Llama 2 Chat (and the Vietnamese Llama 2 derivatives trained on its format): the system prompt
+# sits in <<SYS>> tags inside the first user turn, every exchange is <s>[INST] user [/INST] answer </s>.
+# Source: the chat template of https://huggingface.co/meta-llama/Llama-2-7b-chat-hf/blob/main/tokenizer_config.json
+LLAMA2 = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}"
+    "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' + content.strip() + ' ' + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
+
 # Alpaca-style plain text for base models: no special tokens but the final eos.
 ALPACA = (
     "{% for message in messages %}"
@@ -83,5 +106,6 @@ FALLBACK_TEMPLATES: dict[str, str] = {
     "mistral": MISTRAL,
     "mistral-v3": MISTRAL_V3,
     "vistral": VISTRAL,
+    "llama2": LLAMA2,
     "alpaca": ALPACA,
 }

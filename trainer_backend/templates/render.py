@@ -2,10 +2,17 @@
 
 How the mask stays exact: the response spans are found in the rendered text by prefix diffs
 (the prompt rendered with `add_generation_prompt` must be a prefix of the full render; the turn
-rendered on its own says where it ends), never by searching marker strings. The text is then cut
-into alternating scaffold/response segments and each segment is tokenized on its own, so no token
-straddles a boundary and the trained tokens are those the model generates after the prompt at
-inference.
+rendered on its own says where it ends), never by searching marker strings. The rendered text is
+then tokenized ONCE, as a whole, so the ids are always the tokenizer's own encoding of the text
+(`tokenizer(text, add_special_tokens=False)`: what apply_chat_template gives at inference, with no
+extra SentencePiece `▁` at a segment start), and each token's character offsets say which span it
+falls in.
+
+Where a token straddles a span boundary (a byte-level BPE merge of the prompt's last newline with an
+answer that starts with one, e.g. Qwen's `\n\n`), the rule is: a token is trained when its FIRST
+character is in a trained span. At inference the prompt is given and every generated token starts
+after it, so a token that starts in the prompt is never one the model generates; the answer's leading
+characters it absorbed stay untrained. (Special tokens never merge, so ends of turn are exact.)
 
 Speed without giving that up (skeleton.py): the renders the prefix diffs need are made once per
 conversation SHAPE (its tuple of roles, under this call's template variables) on traced placeholder
@@ -13,8 +20,17 @@ contents; a row whose contents pass the shape's guards gets them by substituting
 its one real full render must equal the substituted skeleton. The span logic below then runs
 unchanged on those renders, so a row gets exactly the spans (or the error) of the slow path, which
 any row failing a check takes. `fast=False` forces the slow path everywhere (tests compare both).
-Large inputs are rendered in a process pool of two (forked, rows in order), and the segments are
-tokenized in one call of the Rust tokenizer's batch encoder, each distinct segment once.
+Large inputs are rendered in a process pool of two (forked, rows in order), and the rows are
+tokenized in one call of the Rust tokenizer's batch encoder.
+
+Rendering stops at the length limit (max_seq_len, or max_tokens when larger): a row whose text may
+hold more tokens is tokenized on growing prefixes, each cut just after a special token (the tokenizer
+splits special tokens out first, so a prefix's tokens are exactly the first tokens of the whole text),
+until one holds more than the limit. The row keeps that prefix (its length policy then truncates or
+drops it, as it would the whole row, and its token count is counted up to there), and no span is
+looked for in turns that start beyond the limit. The prefix-diff renders then grow with the turns
+that fit in the limit, not with the conversation; very long conversations never take the skeleton
+path (its traces grow with the square of the turns).
 """
 from __future__ import annotations
 
@@ -40,7 +56,7 @@ NO_CHAT_TEMPLATE = "the tokenizer has no chat template: load it with load_tokeni
 
 # Reasoning templates (Qwen3, DeepSeek-R1) drop `<think>` blocks from assistant turns once they are
 # history; the turn must then be matched in that stripped form.
-_LEADING_REASONING = re.compile(r"^<think>.*?</think>\s*", re.DOTALL)
+_LEADING_REASONING = re.compile(r"^<think>.*?</think>\n*", re.DOTALL)  # Qwen3 lstrips only newlines
 _TRAILING_REASONING = re.compile(r"<think>\s*</think>\s*$")
 
 Segment = tuple[str, bool]  # a piece of the rendered text, True when it is a trained response
@@ -59,10 +75,19 @@ class ChatRenderer:
 
     def through_end_of_turn(self, delta: str) -> str:
         """`delta` cut just after its last special token (the end-of-turn marker); what follows is scaffolding."""
-        last = None
-        for last in self.special_tokens.finditer(delta):
-            pass
+        last = self._last_special(delta)
         return delta[:last.end()] if last else delta
+
+    def end_of_turn(self, body: str) -> str:
+        """The special token that ends `body` (a turn cut by through_end_of_turn), or ''."""
+        last = self._last_special(body)
+        return last.group() if last and last.end() == len(body) else ""
+
+    def _last_special(self, text: str) -> re.Match | None:
+        last = None
+        for last in self.special_tokens.finditer(text):
+            pass
+        return last
 
 
 def chat_renderer(tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig) -> ChatRenderer:
@@ -87,6 +112,7 @@ class Rendered:
     text: str
     segments: list[Segment]
     plain_text: bool = False  # raw-text rows: tokenizer's own BOS/EOS handling, every token trained
+    unlike_inference: int = 0  # trained assistant turns rendered unlike a turn the model generates
 
 
 def _with_system_prompt(conv: Conversation, tcfg: TemplateConfig) -> list[dict[str, str]]:
@@ -96,35 +122,58 @@ def _with_system_prompt(conv: Conversation, tcfg: TemplateConfig) -> list[dict[s
     return messages
 
 
-def _prompt_end(text: str, prompt: str, not_before: int) -> int | None:
-    candidates = [prompt, _TRAILING_REASONING.sub("", prompt)]
-    return next((len(c) for c in candidates if len(c) >= not_before and text.startswith(c)), None)
+def _prompt_end(text: str, prompt: str, not_before: int) -> tuple[int | None, bool]:
+    """Where the turn starts in `text`, and whether the whole generation prompt precedes it there
+    (a reasoning template writes its empty think block only in the prompt of the turn generated)."""
+    for c, whole in ((prompt, True), (_TRAILING_REASONING.sub("", prompt), False)):
+        if len(c) >= not_before and text.startswith(c):
+            return len(c), whole
+    return None, False
+
+
+def _turn_end(renderer: ChatRenderer, text: str, start: int, body: str, content: str) -> tuple[int | None, bool]:
+    """Where the turn that starts at `start` ends in `text`, and whether it is written there as the
+    model generates it (`body`, the turn rendered last). Reasoning templates write a history turn
+    without its think block, and Qwen3 writes it verbatim where it lstrips the last turn."""
+    history_forms = (_LEADING_REASONING.sub("", body), content + renderer.end_of_turn(body))
+    for c, as_generated in ((body, True), *((h, False) for h in history_forms)):
+        if text.startswith(c, start):
+            return start + len(c), as_generated
+    return None, False
 
 
 def _response_spans(renderer: ChatRenderer, render: Callable[[int, bool], str], messages: list[dict[str, str]],
-                    text: str) -> list[tuple[int, int]]:
-    """`render(n, generation_prompt)` is the rendering of `messages[:n]`; `text` is the full rendering."""
+                    text: str, limit: int | None = None) -> tuple[list[tuple[int, int]], list[bool]]:
+    """`render(n, generation_prompt)` is the rendering of `messages[:n]`; `text` is the full rendering.
+
+    Returns the spans of the assistant turns that start before character `limit` (all when None) and,
+    per span, whether the turn is written in `text` unlike the way the model generates it."""
     spans: list[tuple[int, int]] = []
+    unlike: list[bool] = []
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
         prompt = render(k, True)
-        start = _prompt_end(text, prompt, spans[-1][1] if spans else 0)
+        start, whole_prompt = _prompt_end(text, prompt, spans[-1][1] if spans else 0)
+        if start is not None and limit is not None and start >= limit:
+            break
         turn = render(k + 1, False)
         if start is None or not turn.startswith(prompt):
             raise _unstable(k)
-        body = renderer.through_end_of_turn(turn[len(prompt):])
-        end = next((start + len(c) for c in (body, _LEADING_REASONING.sub("", body)) if text.startswith(c, start)), None)
+        end, as_generated = _turn_end(renderer, text, start, renderer.through_end_of_turn(turn[len(prompt):]),
+                                      message["content"])
         if end is None:
             raise _unstable(k)
         spans.append((start, end))
-    return spans
+        unlike.append(not (whole_prompt and as_generated))
+    return spans, unlike
 
 
 def _unstable(k: int) -> TemplateError:
-    return TemplateError(f"message {k}: template is not prefix-stable (rendering the conversation up to "
-                         "this assistant turn does not give a prefix of the full rendering), so its tokens cannot "
-                         "be masked exactly; choose a named template (template.name / --template)")
+    return TemplateError(f"message {k}: template is not prefix-stable for this row (the assistant turn renders "
+                         "differently as the last message than inside the conversation), so its tokens cannot be "
+                         "masked exactly; edit the row, or set template.name (--template) to a named template "
+                         "of this model's chat format")
 
 
 def _segments(text: str, spans: list[tuple[int, int]], trained: set[int]) -> list[Segment]:
@@ -137,43 +186,84 @@ def _segments(text: str, spans: list[tuple[int, int]], trained: set[int]) -> lis
     return [s for s in segments if s[0]]
 
 
-def _rendered(conv: Conversation, text: str, spans: list[tuple[int, int]], tcfg: TemplateConfig) -> Rendered:
+def _rendered(conv: Conversation, text: str, spans: list[tuple[int, int]], unlike: list[bool],
+              tcfg: TemplateConfig, cut: Cut | None = None) -> Rendered:
+    if cut is not None:
+        text = text[:cut.end]
+        spans = [(start, min(end, cut.end)) for start, end in spans]
     if tcfg.loss == "full":
-        # Same cuts as the other modes, so the token ids never depend on the loss mode.
-        return Rendered(conv.row, text, [(piece, True) for piece, _ in _segments(text, spans, set())])
+        return Rendered(conv.row, text, [(text, True)], unlike_inference=sum(unlike))
     trained = set(range(len(spans))) if tcfg.loss == "response_only" else {len(spans) - 1}
-    return Rendered(conv.row, text, _segments(text, spans, trained))
+    last_is_final = bool(spans) and len(spans) == sum(m.role == "assistant" for m in conv.messages)
+    if tcfg.loss == "last_turn" and not last_is_final:
+        trained = set()   # the last assistant turn starts beyond the length limit: nothing is trained
+    return Rendered(conv.row, text, _segments(text, spans, trained), unlike_inference=sum(unlike[i] for i in trained))
 
 
-def render_conversation(conv: Conversation, renderer: ChatRenderer, tcfg: TemplateConfig) -> Rendered:
-    """The text of one row and its scaffold/response segments under `tcfg.loss` (the slow, reference path)."""
+@dataclass(frozen=True)
+class Cut:
+    """Where a long row's text stops: `limit` is the end of the last token within the length limit,
+    `end` the end of the tokenized prefix kept (after a special token, past the limit)."""
+    limit: int
+    end: int
+
+
+def render_conversation(conv: Conversation, renderer: ChatRenderer, tcfg: TemplateConfig,
+                        cut_at: Callable[[str], Cut | None] = lambda text: None) -> Rendered:
+    """The text of one row and its scaffold/response segments under `tcfg.loss` (the slow, reference path).
+
+    `cut_at(text)` says where the length limit falls in `text` (None: the whole text fits)."""
     if conv.is_text:
         return Rendered(conv.row, conv.text, [(conv.text, True)], plain_text=True)
     messages = _with_system_prompt(conv, tcfg)
     try:
         text = renderer.render(messages, generation_prompt=False)
-        spans = _response_spans(renderer, lambda n, gp: renderer.render(messages[:n], gp), messages, text)
+        cut = cut_at(text)
+        spans, unlike = _response_spans(renderer, lambda n, gp: renderer.render(messages[:n], gp), messages, text,
+                                        cut.limit if cut else None)
     except jinja2.TemplateError as err:
         raise TemplateError(f"the chat template rejected this conversation: {err}") from None
-    return _rendered(conv, text, spans, tcfg)
+    return _rendered(conv, text, spans, unlike, tcfg, cut)
+
+
+# Skeleton traces cost the square of a shape's turns: longer conversations take the slow path, which
+# stops at the length limit.
+SKELETON_MAX_MESSAGES = 128
 
 
 class ConversationRenderer:
     """render_conversation for many rows of one call, with the skeletons of the shapes seen so far."""
 
-    def __init__(self, renderer: ChatRenderer, tcfg: TemplateConfig, fast: bool = True):
+    def __init__(self, renderer: ChatRenderer, tcfg: TemplateConfig, fast: bool = True,
+                 tokenizer: PreTrainedTokenizerBase | None = None):
         self.renderer = renderer
         self.tcfg = tcfg
+        self.tokenizer = tokenizer   # finds the length limit in long rows (None: whole rows)
         self.skeletons = SkeletonCache(renderer.render) if fast else None
         self.fast_rows = 0   # rows that took the skeleton path
 
     def __call__(self, conv: Conversation) -> Rendered:
-        if self.skeletons is not None and not conv.is_text:
+        if self.skeletons is not None and not conv.is_text and len(conv.messages) < SKELETON_MAX_MESSAGES:
             rendered = self._fast(conv)
             if rendered is not None:
                 self.fast_rows += 1
                 return rendered
-        return render_conversation(conv, self.renderer, self.tcfg)
+        return render_conversation(conv, self.renderer, self.tcfg, self.cut_at)
+
+    def cut_at(self, text: str) -> Cut | None:
+        """Where the length limit falls in `text` (None when the whole text fits)."""
+        n = max(self.tcfg.max_seq_len, self.tcfg.max_tokens or 0)
+        if self.tokenizer is None or len(text.encode("utf-8")) < n:   # a token holds at least one byte
+            return None
+        end = 0
+        while end < len(text):
+            # Prefixes about double each time, so the whole search costs about two encodings of the last.
+            after = self.renderer.special_tokens.search(text, max(4 * n, 2 * end))
+            end = after.end() if after else len(text)
+            ids, offsets = encode_with_offsets(self.tokenizer, [text[:end]])[0]
+            if len(ids) > n:
+                return Cut(offsets[n - 1][1], end)
+        return None
 
     def _fast(self, conv: Conversation) -> Rendered | None:
         messages = _with_system_prompt(conv, self.tcfg)
@@ -187,10 +277,12 @@ class ConversationRenderer:
         try:
             if text != self.renderer.render(messages, generation_prompt=False):
                 return None
-            spans = _response_spans(self.renderer, lambda n, gp: skeleton.render(n, gp, contents), messages, text)
+            cut = self.cut_at(text)
+            spans, unlike = _response_spans(self.renderer, lambda n, gp: skeleton.render(n, gp, contents),
+                                            messages, text, cut.limit if cut else None)
         except (jinja2.TemplateError, TemplateError):
             return None   # the slow path says why
-        return _rendered(conv, text, spans, self.tcfg)
+        return _rendered(conv, text, spans, unlike, self.tcfg, cut)
 
 
 # Below this many rows a process pool costs more than it saves (forking, sending the texts back).
@@ -285,12 +377,10 @@ def _render_all(convs: list[Conversation], renderer: ConversationRenderer | None
 
 def tokenize_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizerBase,
                       fast: bool = True) -> list[Example]:
-    """Tokenize every segment of every row in batched calls and assemble the Examples."""
-    chat_pieces = [s for r in rendered if not r.plain_text for s, _ in r.segments]
-    plain_pieces = [r.text for r in rendered if r.plain_text]
-    encode = _encode_fast if fast and _backend(tokenizer) is not None else _encode
-    chat_ids = iter(encode(tokenizer, chat_pieces, add_special_tokens=False))
-    plain_ids = iter(_encode(tokenizer, plain_pieces, add_special_tokens=True))
+    """Tokenize every row's whole text in one batched call and mark the tokens that start in a trained segment."""
+    chat = [r for r in rendered if not r.plain_text]
+    encoded = iter(encode_with_offsets(tokenizer, [r.text for r in chat], fast))
+    plain_ids = iter(_encode(tokenizer, [r.text for r in rendered if r.plain_text], add_special_tokens=True))
     examples = []
     for r in rendered:
         if r.plain_text:
@@ -299,15 +389,52 @@ def tokenize_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokeniz
                 ids.append(tokenizer.eos_token_id)
             trained = [True] * len(ids)
         else:
-            ids, trained = [], []
-            for _, is_trained in r.segments:
-                piece = next(chat_ids)
-                ids += piece
-                trained += [is_trained] * len(piece)
+            ids, offsets = next(encoded)
+            ids, trained = list(ids), trained_flags(offsets, _trained_spans(r.segments))
         if trained:
             trained[0] = False  # nothing predicts the first token
-        examples.append(Example(row=r.row, input_ids=ids, trained=trained, text=r.text))
+        examples.append(Example(row=r.row, input_ids=ids, trained=trained, text=r.text,
+                                unlike_inference=r.unlike_inference))
     return examples
+
+
+def _trained_spans(segments: list[Segment]) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for piece, trained in segments:
+        if trained:
+            spans.append((pos, pos + len(piece)))
+        pos += len(piece)
+    return spans
+
+
+def token_starts(offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """The first character each token owns: its offset start, or the end of the tokens before it when
+    that comes first (a trimmed leading space belongs to the token after it). Byte-level pieces of
+    one letter share its offsets: the first piece owns it."""
+    starts, seen = [], 0
+    for start, end in offsets:
+        starts.append(min(start, seen))
+        seen = max(seen, end)
+    return starts
+
+
+def trained_flags(offsets: Sequence[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
+    """Token i is trained when the first character it owns lies in one of `spans` (sorted, disjoint)."""
+    flags, j = [], 0
+    for key in token_starts(offsets):
+        while j < len(spans) and spans[j][1] <= key:
+            j += 1
+        flags.append(j < len(spans) and spans[j][0] <= key)
+    return flags
+
+
+def token_texts(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[list[int], list[str]]:
+    """(ids, the text each token owns): pieces with their spaces, whole letters where byte-level
+    tokens split one (its first piece shows it), and together the whole text. For display."""
+    ids, offsets = encode_with_offsets(tokenizer, [text])[0]
+    starts = token_starts(offsets)
+    ends = starts[1:] + [len(text)]
+    return list(ids), [text[a:max(a, b)] for a, b in zip(starts, ends)]
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
@@ -326,24 +453,51 @@ def _backend(tokenizer: PreTrainedTokenizerBase):
     return backend
 
 
-def _encode_fast(tokenizer: PreTrainedTokenizerBase, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
-    """`_encode` through the Rust batch encoder (parallel unless TOKENIZERS_PARALLELISM=false), without
-    offsets, each distinct text once: rows share their scaffolding and many short turns."""
+def encode_with_offsets(tokenizer: PreTrainedTokenizerBase, texts: list[str],
+                        fast: bool = True) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """[(ids, character offsets)] of each text as `tokenizer(text, add_special_tokens=False)` encodes it;
+    through the Rust batch encoder (parallel unless TOKENIZERS_PARALLELISM=false) when it can."""
     if not texts:
         return []
-    backend = _backend(tokenizer)
+    backend = _backend(tokenizer) if fast else None
+    if backend is None:
+        try:
+            out = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        except NotImplementedError:
+            raise TemplateError(f"{type(tokenizer).__name__} gives no character offsets, which exact masks need: "
+                                "use a fast tokenizer (a model folder with tokenizer.json)") from None
+        return [(list(i), [tuple(o) for o in off]) for i, off in zip(out["input_ids"], out["offset_mapping"])]
     split_special = bool(getattr(tokenizer, "split_special_tokens", False))
     if backend.encode_special_tokens != split_special:
         backend.encode_special_tokens = split_special
-    distinct = list(dict.fromkeys(texts))
-    encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    ids = dict(zip(distinct, (e.ids for e in encode_batch(distinct, add_special_tokens=add_special_tokens))))
-    return [ids[t] for t in texts]
+    return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
+
+
+def prompt_ids(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig) -> list[int]:
+    """The ids a model generates after at inference: `conv` (ending with a user turn) rendered with the
+    run's template settings (system prompt, thinking) and the generation prompt, encoded as training encodes."""
+    if not tokenizer.chat_template:
+        raise TemplateError(NO_CHAT_TEMPLATE)
+    try:
+        text = chat_renderer(tokenizer, tcfg).render(_with_system_prompt(conv, tcfg), generation_prompt=True)
+    except jinja2.TemplateError as err:
+        raise TemplateError(f"the chat template rejected this conversation: {err}") from None
+    return list(encode_with_offsets(tokenizer, [text])[0][0])
 
 
 def render_and_mask(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig,
                     fast: bool = True) -> Example:
-    """THE render+mask function of one row; raises TemplateError when the row cannot be masked."""
+    """THE render+mask function of one row; raises TemplateError when the row cannot be masked.
+
+    Contract (every caller: trainer, previews, preference pairs): `tcfg` is the run's whole
+    TemplateConfig (template variables, system prompt, loss mode, length limit); the result's
+    `input_ids == tokenizer(example.text, add_special_tokens=False).input_ids` (raw-text rows: with
+    the tokenizer's special tokens and a final EOS), and `trained[i]` is True exactly for the tokens
+    whose first character lies in a trained assistant turn (from its first character through its
+    end-of-turn token). E.g. ChatML, `loss="response_only"`, user "Hi", assistant "Hello":
+    text `<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n`, trained tokens
+    `Hello`, `<|im_end|>`. Rows longer than the limit keep a prefix of more than max_seq_len tokens
+    (apply_length_policy cuts or drops it)."""
     examples, errors = render_and_mask_many([conv], tokenizer, tcfg, fast=fast)
     if errors:
         raise TemplateError(str(errors[0]))
@@ -355,10 +509,11 @@ def render_and_mask_many(convs: Iterable[Conversation], tokenizer: PreTrainedTok
                          workers: int | None = None) -> tuple[list[Example], list[RowError]]:
     """render_and_mask over many rows: one template compilation, batched tokenization; bad rows become RowErrors.
 
-    `fast=False` takes the reference path for every row (same results, O(turns²) renders per row);
+    `fast=False` takes the reference path for every row (same results, more renders per row);
     `workers` overrides the process pool size (default: 2 above PARALLEL_MIN_ROWS rows, else none)."""
     convs = list(convs)
-    renderer = ConversationRenderer(chat_renderer(tokenizer, tcfg), tcfg, fast) if tokenizer.chat_template else None
+    renderer = ConversationRenderer(chat_renderer(tokenizer, tcfg), tcfg, fast, tokenizer) \
+        if tokenizer.chat_template else None
     rendered, errors = [], []
     for conv, outcome in zip(convs, _render_all(convs, renderer, workers)):
         if isinstance(outcome, TemplateError):
