@@ -44,6 +44,8 @@ class DataConfig(_Section):
     columns: dict[str, str] = Field(default_factory=dict,
                                     description="Map your column names to the format's fields, e.g. {prompt: instruction, response: output}.")
     strict: bool = Field(False, description="Fail on the first invalid row instead of skipping invalid rows.")
+    drop_trailing_user: bool = Field(True, description="Drop the last user turn of a chat that ends on one (an "
+                                                       "unanswered question) instead of rejecting the row.")
     eval_path: str | None = Field(None, description="A separate eval file (same formats as path); overrides eval_ratio.")
     eval_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of rows held out for eval loss when eval_path is empty.")
 

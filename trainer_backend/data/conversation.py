@@ -52,7 +52,13 @@ class LoadedDataset:
     rows: int              # rows read from the file
     conversations: list[Conversation] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    trimmed_rows: list[int] = field(default_factory=list)   # chats whose trailing user turn was dropped
 
     @property
     def valid_rows(self) -> int:
         return len(self.conversations)
+
+    @property
+    def invalid_rows(self) -> int:
+        """Rows with at least one error (a row can have several)."""
+        return len({error.row for error in self.errors})

@@ -10,8 +10,10 @@ from .readers import read_records
 
 
 def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str] | None = None,
-                 strict: bool = False) -> LoadedDataset:
-    """Rows that fail validation are reported in `errors` and left out, or raise DataError when strict."""
+                 strict: bool = False, drop_trailing_user: bool = True) -> LoadedDataset:
+    """Rows that fail validation are reported in `errors` and left out, or raise DataError when strict.
+    A chat ending on a user turn loses that turn (listed in `trimmed_rows`) unless
+    `drop_trailing_user` is False, when it is an invalid row."""
     path = Path(path)
     raw = read_records(path)
     if not raw.records:
@@ -27,7 +29,9 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
         if record is None:
             row_errors = [read_errors[row]]
         else:
-            conversation, row_errors = convert(row, record)
+            conversation, row_errors, trimmed = convert(row, record, drop_trailing_user)
+            if trimmed:
+                dataset.trimmed_rows.append(row)
         if row_errors:
             if strict:
                 raise _strict_failure(path, row_errors)

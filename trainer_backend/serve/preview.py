@@ -58,7 +58,8 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     from trainer_backend.templates import build_examples, load_tokenizer
 
     columns = json.loads(args.columns) if args.columns else None
-    data = load_dataset(args.data, format=args.format, columns=columns)
+    data = load_dataset(args.data, format=args.format, columns=columns,
+                        drop_trailing_user=not args.keep_trailing_user)
     tcfg = TemplateConfig(name=args.template, loss=args.loss, max_seq_len=args.max_seq_len,
                           overflow=args.overflow, system_prompt=args.system_prompt or None)
     tokenizer = load_tokenizer(args.model, template=args.template)
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", required=True)
     p.add_argument("--format", default="auto")
     p.add_argument("--columns", default="", help="JSON object mapping your columns to the format's fields")
+    p.add_argument("--keep-trailing-user", action="store_true",
+                   help="reject chats that end on a user turn instead of dropping that turn")
     p.add_argument("--model", required=True)
     p.add_argument("--template", default="auto")
     p.add_argument("--loss", default="response_only")

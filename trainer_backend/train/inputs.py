@@ -24,9 +24,10 @@ def split_eval(convs: list[Conversation], ratio: float, seed: int) -> tuple[list
 
 
 def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conversation]:
-    loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict)
+    loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict,
+                          drop_trailing_user=cfg.data.drop_trailing_user)
     events.log(f"{what} data {path}: {loaded.format} ({loaded.reason}), {loaded.rows} rows, "
-               f"{len(loaded.errors)} invalid rows skipped")
+               f"{loaded.invalid_rows} invalid rows skipped, {len(loaded.trimmed_rows)} trailing user turns dropped")
     for err in loaded.errors[:5]:
         events.log(f"  skipped {err}")
     return list(loaded.conversations)
