@@ -17,9 +17,9 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
     path = Path(path)
     raw = read_records(path)
     if not raw.records:
-        raise DataError(f"{path}: no rows found")
+        raise DataError(path, "no rows found")
     if not any(record is not None for record in raw.records):
-        raise DataError(f"{path}: no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
+        raise DataError(path, f"no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
     records = rename_columns(raw.records, columns, path) if columns else raw.records
     chosen, reason = choose_format(format, file_columns(records), columns or {}, path)
     convert = CONVERTERS[chosen]
@@ -41,6 +41,12 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
     return dataset
 
 
+def dataset_columns(path: str | Path) -> list[str]:
+    """The columns of a file in the order they first appear, for a UI that offers them for mapping
+    (also when the format cannot be detected)."""
+    return file_columns(read_records(Path(path)).records)
+
+
 def _strict_failure(path: Path, errors: list[RowError]) -> DataError:
     more = f" (and {len(errors) - 1} more in this row)" if len(errors) > 1 else ""
-    return DataError(f"{path}: {errors[0]}{more}; strict mode stops at the first invalid row")
+    return DataError(path, f"{errors[0]}{more}; strict mode stops at the first invalid row")

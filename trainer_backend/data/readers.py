@@ -29,7 +29,7 @@ class RawRows:
 def read_records(path: str | Path) -> RawRows:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+        raise DataError(path, "no such file or folder")
     if path.is_dir():
         return _read_saved_dataset(path)
     suffix = path.suffix.lower()
@@ -42,7 +42,7 @@ def read_records(path: str | Path) -> RawRows:
     if suffix in (".json", ".jsonl", ".ndjson") or start in ("[", "{"):
         # many published ".json" datasets are JSON lines, so the content decides
         return _read_json_array(path, text) if start == "[" and suffix != ".jsonl" else _read_jsonl(text)
-    raise DataError(f"{path}: unsupported file type '{suffix or 'no extension'}'; "
+    raise DataError(path, f"unsupported file type '{suffix or 'no extension'}'; "
                     "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
 
 
@@ -50,7 +50,7 @@ def _decode(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror})") from None
+        raise DataError(path, f"cannot read the file ({err.strerror})") from None
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
 
@@ -81,7 +81,7 @@ def _read_json_array(path: Path, text: str) -> RawRows:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+        raise DataError(path, f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
     rows = RawRows([])
     for row, item in enumerate(items):
         rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
@@ -100,9 +100,9 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
     try:
         header = next(reader)
     except StopIteration:
-        raise DataError(f"{path}: the file is empty") from None
+        raise DataError(path, "the file is empty") from None
     except csv.Error as err:
-        raise DataError(f"{path}: cannot read the CSV header: {err}") from None
+        raise DataError(path, f"cannot read the CSV header: {err}") from None
     rows = RawRows([])
     start = reader.line_num + 1
     try:
@@ -111,7 +111,7 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
                 rows.records.append(_csv_record(header, values, len(rows.records), start, rows.errors))
             start = reader.line_num + 1
     except csv.Error as err:
-        raise DataError(f"{path}: CSV error at line {reader.line_num}: {err}") from None
+        raise DataError(path, f"CSV error at line {reader.line_num}: {err}") from None
     return rows
 
 
@@ -131,7 +131,7 @@ def _read_parquet(path: Path) -> RawRows:
     try:
         table = pq.read_table(path)
     except (pyarrow.ArrowException, OSError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+        raise DataError(path, f"not a readable Parquet file ({err})") from None
     return RawRows(table.to_pylist())
 
 
@@ -141,12 +141,12 @@ def _read_saved_dataset(path: Path) -> RawRows:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError:
-        raise DataError(f"{path}: a folder must be a datasets save_to_disk folder "
+        raise DataError(path, f"a folder must be a datasets save_to_disk folder "
                         "(dataset_info.json or dataset_dict.json not found)") from None
     if isinstance(loaded, datasets.DatasetDict):
         splits = list(loaded)
         if "train" not in loaded and len(splits) != 1:
-            raise DataError(f"{path}: has splits {', '.join(splits)} and no 'train' split; "
+            raise DataError(path, f"has splits {', '.join(splits)} and no 'train' split; "
                             "save the split to use on its own")
         loaded = loaded["train" if "train" in loaded else splits[0]]
     return RawRows(loaded.to_list())

@@ -44,7 +44,7 @@ def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Exampl
     train, report = build_examples(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")
     if not train:
-        raise DataError(f"{cfg.data.path}: no row is left to train on ({report.summary()}); "
+        raise DataError(cfg.data.path, f"no row is left to train on ({report.summary()}); "
                         "check data.format, template.max_seq_len and the row errors in train.log")
     evals, eval_report = build_examples(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
     if eval_report is not None:
