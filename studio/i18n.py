@@ -25,44 +25,61 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.format": ("Format", "Định dạng"),
     "data.format_info": ("auto detects Alpaca, ShareGPT, messages or text; pick one to override.",
                          "auto tự nhận Alpaca, ShareGPT, messages hoặc text; chọn để ghi đè."),
-    "data.columns": ("Column mapping", "Ánh xạ cột"),
-    "data.columns_info": ("field=your_column, comma separated.", "trường=cột_của_bạn, cách nhau bằng dấu phẩy."),
-    "data.columns_ph": ("prompt=question, response=answer", "prompt=cau_hoi, response=tra_loi"),
+    "data.drop_user": ("Drop a trailing user turn", "Bỏ lượt người dùng ở cuối"),
+    "data.drop_user_info": ("A chat that ends on an unanswered question keeps its answered turns.",
+                            "Hội thoại kết thúc bằng câu hỏi chưa được trả lời vẫn giữ các lượt đã trả lời."),
+    "data.mapping_hint": ("**Column mapping:** for each field of the format, pick the column of your file that "
+                          "holds it (— = none).",
+                          "**Ánh xạ cột:** với mỗi trường của định dạng, chọn cột trong tệp của bạn chứa nó "
+                          "(— = không có)."),
+    "data.field.instruction": ("instruction (the question)", "instruction (câu hỏi)"),
+    "data.field.input": ("input (extra context)", "input (ngữ cảnh thêm)"),
+    "data.field.output": ("output (the answer)", "output (câu trả lời)"),
+    "data.field.system": ("system (system prompt)", "system (lời nhắc hệ thống)"),
+    "data.field.history": ("history (earlier turns)", "history (các lượt trước)"),
+    "data.field.conversations": ("conversations (ShareGPT turns)", "conversations (các lượt ShareGPT)"),
+    "data.field.messages": ("messages (role/content turns)", "messages (các lượt role/content)"),
+    "data.field.text": ("text (raw text)", "text (văn bản thô)"),
+    "data.map_below": ("Pick the format and, for each of its fields, the column that holds it below; then press "
+                       "Apply.", "Chọn định dạng và, với mỗi trường, cột chứa nó ở bên dưới; rồi nhấn Áp dụng."),
+    "data.trimmed": ("{n} chats ended on a user turn: that turn was dropped.",
+                     "{n} hội thoại kết thúc bằng lượt người dùng: lượt đó đã được bỏ."),
+    "data.col.row": ("row", "dòng"), "data.col.turns": ("turns", "số lượt"), "data.col.system": ("system", "hệ thống"),
+    "data.col.user": ("user", "người dùng"), "data.col.assistant": ("assistant", "trợ lý"),
+    "data.col.field": ("field", "trường"), "data.col.message": ("message", "thông báo"),
+    "data.limit_off_chart": ("max_seq_len {max} is far right of the longest row",
+                             "max_seq_len {max} vượt xa dòng dài nhất"),
     "data.reload": ("Apply format and mapping", "Áp dụng định dạng và ánh xạ"),
     "data.table": ("Rows as the trainer sees them (first 20)", "Các dòng như trình huấn luyện thấy (20 dòng đầu)"),
     "data.errors": ("Row errors", "Lỗi theo dòng"),
-    "data.loaded": ("**{name}**: format **{format}** ({reason}). {rows} rows read, {valid} valid, {invalid} with errors.",
-                    "**{name}**: định dạng **{format}** ({reason}). Đã đọc {rows} dòng, {valid} hợp lệ, {invalid} có lỗi."),
+    "data.loaded": ("**{name}**: format **{format}** ({reason}). {rows} rows read, {valid} valid, {invalid} rows with errors.",
+                    "**{name}**: định dạng **{format}** ({reason}). Đã đọc {rows} dòng, {valid} hợp lệ, {invalid} dòng có lỗi."),
     "data.no_valid_rows": ("✖ No valid row: fix the errors below or choose another format / column mapping.",
                            "✖ Không có dòng hợp lệ: sửa các lỗi bên dưới hoặc chọn định dạng / ánh xạ cột khác."),
     "data.load_failed": ("✖ Cannot use **{name}**: {error}", "✖ Không dùng được **{name}**: {error}"),
     "data.upload_refused": ("✖ Upload refused: {error}", "✖ Từ chối tệp tải lên: {error}"),
-    "data.bad_columns": ("✖ Column mapping '{pair}' is not field=column; write e.g. prompt=question.",
-                         "✖ Ánh xạ cột '{pair}' không có dạng trường=cột; ví dụ prompt=cau_hoi."),
     "data.pick_sample": ("Pick a sample first.", "Hãy chọn một mẫu trước."),
     "data.nothing_loaded": ("Load a dataset first.", "Hãy nạp một tập dữ liệu trước."),
     "data.stats_pending": ("Token statistics appear once the template preview has run.",
                            "Thống kê token sẽ hiện khi xem trước mẫu hội thoại chạy xong."),
-    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated ({cut} tokens cut) "
-                   "(tokenizer: {model})",
-                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt (mất {cut} token) "
-                   "(tokenizer: {model})"),
+    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated at {max} tokens "
+                   "({cut} tokens cut) (tokenizer: {model})",
+                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt ở {max} token "
+                   "(mất {cut} token) (tokenizer: {model})"),
     "data.split": ("{n} text documents longer than max_seq_len are cut into pieces: no token is lost.",
                    "{n} văn bản dài hơn max_seq_len được chia thành nhiều đoạn: không mất token nào."),
     "data.dropped": ("{n} rows dropped: {reason}", "{n} dòng bị loại: {reason}"),
     "data.tokens": ("tokens", "số token"), "data.rows": ("rows", "số dòng"),
     "data.histogram_title": ("Token length per row", "Độ dài token mỗi dòng"),
     # Template
-    "tpl.preset": ("Preset", "Cấu hình có sẵn"),
-    "tpl.preset_info": ("Fills the model and template of a preset.", "Điền mô hình và mẫu hội thoại của cấu hình."),
-    "tpl.model": ("Model or tokenizer", "Mô hình hoặc tokenizer"),
-    "tpl.model_info": ("Local folder or hub id.", "Thư mục cục bộ hoặc mã trên hub."),
-    "tpl.template": ("Chat template", "Mẫu hội thoại"),
-    "tpl.template_info": ("auto = the tokenizer's own.", "auto = mẫu của chính tokenizer."),
-    "tpl.loss": ("Trained tokens", "Token được huấn luyện"),
-    "tpl.loss_info": ("response_only: assistant replies; last_turn: the last reply; full: everything.",
-                      "response_only: các câu trả lời; last_turn: câu trả lời cuối; full: toàn bộ."),
-    "tpl.max_len": ("Max sequence length", "Độ dài chuỗi tối đa"),
+    "tpl.basis": ("Previewing the run prepared in the Train tab: model **{model}**, template **{template}**, trained "
+                  "tokens **{loss}**, max_seq_len **{max}** ({overflow}). Change them there; the job trains the same.",
+                  "Xem trước lần chạy đang chuẩn bị ở thẻ Huấn luyện: mô hình **{model}**, mẫu **{template}**, token "
+                  "được huấn luyện **{loss}**, max_seq_len **{max}** ({overflow}). Đổi ở thẻ đó; công việc huấn "
+                  "luyện y như vậy."),
+    "tpl.jump": ("Go to row", "Đến dòng"),
+    "tpl.jump_info": ("A row number of the file (e.g. one named in an error); Enter shows the rows from there.",
+                      "Số dòng trong tệp (vd dòng được nêu trong lỗi); nhấn Enter để xem từ dòng đó."),
     "tpl.run": ("Preview masks", "Xem trước mặt nạ"),
     "tpl.prev": ("◀ Previous", "◀ Trước"), "tpl.next": ("Next ▶", "Sau ▶"), "tpl.row": ("Example", "Ví dụ"),
     "tpl.legend": ("<span class='tok-trained'>green = trained</span> · <span class='tok-masked'>grey = masked</span>",
@@ -107,6 +124,23 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "Chạy lại y hệt không cần giao diện: `python -m trainer_backend train config.yaml`"),
     "train.download": ("Download config.yaml", "Tải config.yaml"),
     "train.bad_config": ("✖ Fix the form: {error}", "✖ Hãy sửa biểu mẫu: {error}"),
+    "train.cpu_blocked": ("This run cannot train on the CPU: {problems}. Pick a GPU above or change these fields.",
+                          "Lần chạy này không huấn luyện được trên CPU: {problems}. Hãy chọn GPU ở trên hoặc đổi các "
+                          "trường này."),
+    "train.est_planned_fits": ("On the {budget:g} GiB GPU this preset is sized for, the predicted peak is {peak:.1f} "
+                               "GiB: it fits.", "Trên GPU {budget:g} GiB mà cấu hình này nhắm tới, đỉnh dự kiến là "
+                               "{peak:.1f} GiB: vừa."),
+    "train.est_planned_too_big": ("On the {budget:g} GiB GPU this preset is sized for, the predicted peak is "
+                                  "{peak:.1f} GiB: it does NOT fit.", "Trên GPU {budget:g} GiB mà cấu hình này nhắm "
+                                  "tới, đỉnh dự kiến là {peak:.1f} GiB: KHÔNG vừa."),
+    "train.est_no_budget": ("For a GPU estimate here, set planner.gpu_mem_gib (Advanced) to the memory of the GPU you "
+                            "plan for, or pick a preset sized for one (-24gb, -48gb, -80gb).",
+                            "Để ước tính cho GPU tại đây, đặt planner.gpu_mem_gib (Nâng cao) bằng bộ nhớ của GPU bạn "
+                            "định dùng, hoặc chọn cấu hình theo cỡ (-24gb, -48gb, -80gb)."),
+    "train.dataset": ("Dataset: **{name}** ({format}, {rows} valid rows), from the Data tab.",
+                      "Dữ liệu: **{name}** ({format}, {rows} dòng hợp lệ), từ thẻ Dữ liệu."),
+    "train.dataset_preset": ("Dataset: **{name}**, the preset's own; load another in the Data tab.",
+                             "Dữ liệu: **{name}**, của cấu hình có sẵn; nạp tệp khác ở thẻ Dữ liệu."),
     "train.est_cpu": ("CPU training: no GPU memory needed.", "Huấn luyện trên CPU: không cần bộ nhớ GPU."),
     "train.est_sharded": ("The peak is per GPU: the model is sharded over {gpus} GPUs (FSDP2, transformers engine).",
                           "Đỉnh tính cho mỗi GPU: mô hình được chia trên {gpus} GPU (FSDP2, engine transformers)."),
@@ -134,9 +168,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "mon.job_error": ("✖ {error}", "✖ {error}"),
     "mon.stopping": ("Stopping {job}: it saves a checkpoint, then exits.", "Đang dừng {job}: lưu checkpoint rồi thoát."),
     "mon.loss": ("Loss", "Loss"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
+    "mon.attempt": ("train, attempt {n}", "huấn luyện, lần {n}"),
     "mon.step": ("step", "bước"), "mon.lr": ("learning rate", "tốc độ học"), "mon.tps": ("tokens/s", "token/giây"),
     "mon.gpu_mem": ("GPU memory (GiB)", "Bộ nhớ GPU (GiB)"),
-    "mon.no_gpu": ("No GPU: this job trains on the CPU", "Không có GPU: công việc này huấn luyện trên CPU"),
+    "mon.no_gpu": ("No GPU: this job<br>trains on the CPU", "Không có GPU:<br>công việc này<br>huấn luyện trên CPU"),
     "state.queued": ("queued", "đang chờ"), "state.running": ("running", "đang chạy"),
     "state.stopping": ("stopping", "đang dừng"), "state.stopped": ("stopped", "đã dừng"),
     "state.completed": ("completed", "hoàn tất"), "state.failed": ("failed", "thất bại"),
@@ -194,13 +229,15 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "upload.not_yours": ("✖ Upload refused: this file was not sent from your session; upload it again.",
                          "✖ Từ chối tệp tải lên: tệp này không được gửi từ phiên của bạn; hãy tải lên lại."),
     # Config form sections
-    "cfg.section.model": ("Model", "Mô hình"), "cfg.section.data": ("Data", "Dữ liệu"),
-    "cfg.section.template": ("Template and lengths", "Mẫu hội thoại và độ dài"), "cfg.section.lora": ("LoRA", "LoRA"),
-    "cfg.section.train": ("Training", "Huấn luyện"), "cfg.section.sync": ("Devices and sync", "Thiết bị và đồng bộ"),
-    "cfg.section.output": ("Output", "Đầu ra"), "cfg.section.planner": ("Memory planner", "Bộ lập kế hoạch bộ nhớ"),
+    "cfg.section.model": ("**Model**", "**Mô hình**"), "cfg.section.data": ("**Data**", "**Dữ liệu**"),
+    "cfg.section.template": ("**Template and lengths**", "**Mẫu hội thoại và độ dài**"), "cfg.section.lora": ("**LoRA**", "**LoRA**"),
+    "cfg.section.train": ("**Training**", "**Huấn luyện**"), "cfg.section.sync": ("**Devices and sync**", "**Thiết bị và đồng bộ**"),
+    "cfg.section.output": ("**Output**", "**Đầu ra**"), "cfg.section.planner": ("**Memory planner**", "**Bộ lập kế hoạch bộ nhớ**"),
+    "cfg.section.qlora": ("**QLoRA**", "**QLoRA**"), "cfg.section.run": ("**Run**", "**Lần chạy**"),
+    "cfg.advanced": ("Advanced", "Nâng cao"),
 }
 
-# Config keys: (English label, Vietnamese label); the dotted key is shown too, as in the YAML.
+# Config keys: (English label, Vietnamese label); the dotted key is shown in the hint below it.
 _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "name": ("Run name", "Tên lần chạy"), "description": ("Description", "Mô tả"),
     "method": ("Method", "Phương pháp"),
@@ -219,6 +256,8 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "lora.r": ("LoRA rank", "Hạng LoRA"), "lora.alpha": ("LoRA alpha", "Alpha LoRA"),
     "lora.dropout": ("LoRA dropout", "Dropout LoRA"), "lora.target_modules": ("Target modules", "Mô-đun đích"),
     "lora.rslora": ("rsLoRA", "rsLoRA"),
+    "qlora.quant_type": ("4-bit type", "Kiểu 4-bit"), "qlora.double_quant": ("Double quantization", "Lượng tử hoá kép"),
+    "qlora.compute_dtype": ("Compute dtype", "Kiểu dữ liệu tính toán"),
     "train.max_steps": ("Max steps", "Số bước tối đa"), "train.epochs": ("Epochs", "Số epoch"),
     "train.micro_batch_size": ("Micro-batch size", "Kích thước micro-batch"),
     "train.grad_accum": ("Gradient accumulation", "Tích luỹ gradient"),
@@ -282,6 +321,40 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "output.merge": (None, "Ghi thêm safetensors đã gộp khi kết thúc."),
     "planner.gpu_mem_gib": (None, "Ngân sách mỗi GPU cho các trường auto (trống = tự phát hiện)."),
     "planner.expected_peak_gib": (None, "Đỉnh bộ nhớ GPU bộ lập kế hoạch dự đoán (cấu hình có sẵn khai báo)."),
+    "name": ("Names the job in the Monitor, Jobs and Chat tabs.", "Tên công việc ở các thẻ Theo dõi, Công việc và Trò chuyện."),
+    "description": ("A note for yourself; not used in training.", "Ghi chú cho bạn; không dùng khi huấn luyện."),
+    "train.epochs": (None, "Số lượt qua dữ liệu khi max_steps là -1 (cho phép số lẻ)."),
+    "template.max_seq_len": ("Longest row in tokens after rendering; longer rows are cut or dropped.",
+                             "Dòng dài nhất tính bằng token sau khi dựng; dòng dài hơn bị cắt hoặc loại."),
+    "model.attn_implementation": (None, "Nhân attention của bộ máy hf (auto = mặc định của transformers, SDPA)."),
+    "model.trust_remote_code": (None, "Chạy mã mô hình đi kèm mô hình (chỉ với mô hình bạn tin tưởng)."),
+    "data.eval_path": (None, "Một tệp đánh giá riêng (cùng định dạng với dữ liệu); thay cho eval_ratio."),
+    "template.min_tokens": (None, "Loại các dòng ngắn hơn số token này."),
+    "template.max_tokens": (None, "Loại các dòng dài hơn số token này (trống = không giới hạn dưới max_seq_len)."),
+    "template.packing": (None, "Ghép nhiều dòng vào một chuỗi không cần đệm (attention vẫn trong từng dòng)."),
+    "lora.dropout": (None, "Dropout trên đầu vào của LoRA."),
+    "lora.rslora": (None, "Hệ số LoRA ổn định theo hạng (alpha / sqrt(r))."),
+    "qlora.quant_type": ("Used with method qlora: 4-bit type of the frozen weights (nf4 = QLoRA's NormalFloat).",
+                         "Dùng với phương pháp qlora: kiểu 4-bit của trọng số đóng băng (nf4 = NormalFloat của QLoRA)."),
+    "qlora.double_quant": ("Used with method qlora: also quantize the quantization constants (about 0.4 bits "
+                           "per weight less).", "Dùng với phương pháp qlora: lượng tử hoá cả các hằng số lượng tử "
+                           "(bớt khoảng 0,4 bit mỗi trọng số)."),
+    "qlora.compute_dtype": ("Used with method qlora: dtype of each matmul (auto = the training precision).",
+                            "Dùng với phương pháp qlora: kiểu dữ liệu của mỗi phép nhân ma trận (auto = độ chính "
+                            "xác huấn luyện)."),
+    "train.grad_accum": (None, "Số micro-batch mỗi bước tối ưu trên mỗi thiết bị."),
+    "train.scheduler": (None, "Cách giảm tốc độ học sau giai đoạn khởi động."),
+    "train.warmup_ratio": (None, "Khởi động theo tỉ lệ của tổng số bước (dùng khi warmup_steps là 0)."),
+    "train.warmup_steps": (None, "Số bước tăng tuyến tính tốc độ học từ 0 đến lr."),
+    "train.optimizer": (None, "adamw (bản fused trên CUDA); các bản 8-bit và paged dùng bitsandbytes và cần CUDA."),
+    "train.weight_decay": (None, "Suy giảm trọng số tách rời trên các ma trận (không trên norm hay bias)."),
+    "train.precision": (None, "auto = bf16 trên GPU hỗ trợ (nếu không thì fp16), fp32 trên CPU."),
+    "train.seed": (None, "Hạt giống cho khởi tạo LoRA, thứ tự dữ liệu, dropout và phần tách đánh giá."),
+    "train.log_every": (None, "Ghi một sự kiện huấn luyện mỗi N bước."),
+    "train.tensorboard": (None, "Ghi thêm log TensorBoard vào <output.dir>/tensorboard (cần gói tensorboard)."),
+    "sync.bucket_mb": ("Gradients are exchanged in buckets of this size.", "Gradient được trao đổi theo gói cỡ này."),
+    "sync.wire_dtype": ("Dtype of the gradients exchanged between ranks.", "Kiểu dữ liệu của gradient trao đổi giữa các rank."),
+    "planner.headroom_gib": ("GPU memory the planner keeps free.", "Bộ nhớ GPU bộ lập kế hoạch để trống."),
 }
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -310,10 +383,13 @@ def _lookup(lang: str, key: str | None, fallback: str | None) -> str | None:
     if key.startswith("field:"):
         name = key.removeprefix("field:")
         pair = _FIELD_LABELS.get(name)
-        return f"{pair[i]} · {name}" if pair else name
+        return pair[i] if pair else name
     if key.startswith("info:"):
-        pair = _FIELD_INFO.get(key.removeprefix("info:"))
-        return (pair[i] or fallback) if pair else fallback
+        # The dotted key goes with the hint: it is what the YAML and `--set` call the field.
+        name = key.removeprefix("info:")
+        pair = _FIELD_INFO.get(name)
+        text = (pair[i] or fallback) if pair else fallback
+        return f"{name} · {text}" if text else name
     return t(lang, key)
 
 

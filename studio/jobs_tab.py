@@ -12,7 +12,7 @@ import pandas as pd
 from studio.charts import eta_text
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
-from studio.monitor_tab import job_choices
+from studio.common import job_choices
 from trainer_backend.jobs import JobInfo
 
 COLUMNS = ("id", "name", "state", "devices", "created", "duration", "final_loss", "reason")

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer_backend.config import RunConfig
+
 PREVIEW_TIMEOUT_S = 600
 
 
@@ -24,12 +26,27 @@ class PreviewRequest:
     template: str = "auto"
     loss: str = "response_only"
     max_seq_len: int = 2048
+    overflow: str = "truncate"
+    system_prompt: str = ""
+    keep_trailing_user: bool = False
     rows: int = 50
+    start_row: int = 0             # the rows shown token by token start at this source row
+
+    @classmethod
+    def for_run(cls, run: RunConfig, start_row: int = 0) -> "PreviewRequest":
+        """The preview of the run being prepared: its data, model and template settings."""
+        return cls(data_path=run.data.path, model=run.model.name_or_path, data_format=run.data.format,
+                   columns=dict(run.data.columns), template=run.template.name, loss=run.template.loss,
+                   max_seq_len=run.template.max_seq_len, overflow=run.template.overflow,
+                   system_prompt=run.template.system_prompt or "", keep_trailing_user=not run.data.drop_trailing_user,
+                   start_row=start_row)
 
     def argv(self, python: str) -> list[str]:
         return [python, "-m", "trainer_backend.serve.preview", "--data", self.data_path, "--model", self.model,
                 "--format", self.data_format, "--columns", json.dumps(self.columns), "--template", self.template,
-                "--loss", self.loss, "--max-seq-len", str(int(self.max_seq_len)), "--rows", str(self.rows)]
+                "--loss", self.loss, "--max-seq-len", str(int(self.max_seq_len)), "--rows", str(self.rows),
+                "--overflow", self.overflow, "--system-prompt", self.system_prompt, "--start-row", str(int(self.start_row)),
+                *(["--keep-trailing-user"] if self.keep_trailing_user else [])]
 
 
 def run_preview(request: PreviewRequest, python: str) -> dict[str, Any]:

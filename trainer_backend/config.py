@@ -73,6 +73,14 @@ class LoraConfig(_Section):
     rslora: bool = Field(False, description="Rank-stabilized LoRA scaling (alpha / sqrt(r)).")
 
 
+class QloraConfig(_Section):
+    """How method qlora quantizes the frozen base model (bitsandbytes 4-bit)."""
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type of the frozen weights (nf4 = QLoRA's NormalFloat).")
+    double_quant: bool = Field(True, description="Also quantize the quantization constants (saves about 0.4 bits per weight).")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Dtype the 4-bit weights are dequantized to for each matmul (auto = train.precision).")
+
+
 class TrainConfig(_Section):
     max_steps: int = Field(-1, description="Optimizer steps; -1 = run `epochs` over the data.")
     epochs: float = Field(1.0, gt=0, description="Passes over the data when max_steps is -1 (fractions allowed).")
@@ -153,6 +161,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     template: TemplateConfig = Field(default_factory=TemplateConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    qlora: QloraConfig = Field(default_factory=QloraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -10,6 +10,8 @@ UNSLOTH_NEEDS_CUDA = "'model.engine': unsloth needs a CUDA GPU and this run is o
 FP16_NEEDS_CUDA = "'train.precision': fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"
 QLORA_NEEDS_CUDA = ("'method': qlora loads the model in 4-bit with bitsandbytes, which needs a CUDA GPU; "
                     "use method: lora on CPU")
+UNSLOTH_QLORA_FIXED = ("'qlora': the unsloth engine loads 4-bit weights as nf4 with double quantization, computing "
+                       "in train.precision; keep those qlora settings or use model.engine: hf")
 OPTIMIZER_NEEDS_CUDA = "'train.optimizer': {optimizer} (bitsandbytes) needs a CUDA GPU; use optimizer: adamw on CPU"
 
 

@@ -65,7 +65,8 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer = load_tokenizer(args.model, template=args.template)
     examples, report = build_examples(data.conversations, tokenizer, tcfg)
     eot = end_of_turn_ids(tokenizer)
-    shown = [preview_row(conv, tokenizer, tcfg, eot) for conv in data.conversations[: args.rows]]
+    later = [conv for conv in data.conversations if conv.row >= args.start_row]
+    shown = [preview_row(conv, tokenizer, tcfg, eot) for conv in later[: args.rows]]
     return {
         "model": args.model, "template": args.template, "format": data.format,
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": args.max_seq_len,
@@ -93,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--overflow", default="truncate")
     p.add_argument("--system-prompt", default="")
     p.add_argument("--rows", type=int, default=50, help="rows rendered token by token for display")
+    p.add_argument("--start-row", type=int, default=0, help="the rows rendered for display start at this source row")
     return p.parse_args(argv)
 
 
