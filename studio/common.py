@@ -32,10 +32,11 @@ class DatasetChoice:
     """A file that loaded with at least one valid row, and how to read it: what the run trains on."""
     path: str
     name: str
-    format: str                          # the requested format, or the detected one under auto
+    format: str                          # the format it was read as (detected under auto)
     columns: tuple[tuple[str, str], ...] = ()     # (your column, the format's field); a tuple keeps it hashable
     drop_trailing_user: bool = True
     valid_rows: int = 0
+    requested: str = "auto"              # the format the user asked for: the run asks for it too
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -43,7 +44,7 @@ class DatasetChoice:
 
     def overrides(self) -> dict[str, Any]:
         """The run config's data keys that this choice sets."""
-        return {"data.path": self.path, "data.format": self.format, "data.columns": self.mapping,
+        return {"data.path": self.path, "data.format": self.requested, "data.columns": self.mapping,
                 "data.drop_trailing_user": self.drop_trailing_user}
 
 

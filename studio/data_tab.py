@@ -94,7 +94,7 @@ def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing
     choice = None
     if data.conversations:
         choice = DatasetChoice(source.path, source.name, data.format, tuple(columns.items()), drop_trailing_user,
-                               data.valid_rows)
+                               data.valid_rows, requested=fmt)
     else:
         status += "\n\n" + t(lang, "data.no_valid_rows")
     return Inspection(status, conversations_table(data, lang), errors_table(data, lang), choice, data.format)
@@ -225,9 +225,9 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         choice = recall_dataset(ctx.settings.workdir, user_of(request))
         if choice is None:
             return [gr.skip()] * (len(outs) + 2)
-        seen = show(read(Path(choice.path), choice.name), choice.format, choice.mapping, choice.drop_trailing_user,
-                    "en", request)
-        return (*seen, choice.format, choice.drop_trailing_user)
+        seen = show(read(Path(choice.path), choice.name), choice.requested, choice.mapping,
+                    choice.drop_trailing_user, "en", request)
+        return (*seen, choice.requested, choice.drop_trailing_user)
 
     def on_format(source: DataSource | None, fmt_v: str, *fields):
         shown = None if fmt_v == "auto" else fmt_v

@@ -59,7 +59,7 @@ def test_csv_mapping_sharegpt_trailing_turns_and_gpu_only_method(tmp_path):
         resolved = client.predict(*to_form(load_preset("smollm2-135m-demo"), field_specs()), [], "en",
                                   api_name="/resolve")
         data = yaml.safe_load(resolved[1])["data"]
-        assert data["columns"] == {"title": "instruction", "price": "output"} and data["format"] == "alpaca"
+        assert data["columns"] == {"title": "instruction", "price": "output"} and data["format"] == "auto"
         assert data["path"].endswith("listings.csv")
 
         # ShareGPT chats ending on a question: the question is dropped by default, and counted.
