@@ -260,10 +260,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
 def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) -> RunConfig:
     """Load a YAML file or a preset name (see presets/), then apply dotted overrides."""
     path = resolve_config_path(source)
-    try:
-        data = load_yaml_file(path) or {}
-    except YamlError as err:
-        raise ConfigError(str(err)) from None
+    data = read_config_data(path)
     if overrides:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
@@ -276,6 +273,34 @@ def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) 
 
 
 PRESETS_DIR = PROJECT_ROOT / "presets"
+
+
+def read_config_data(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """The YAML of a config file; a file with a top-level `base: <preset>` is an overlay: the keys
+    it sets replace those of that preset (nested sections merge key by key), so a sized variant
+    states only what it changes."""
+    try:
+        data = load_yaml_file(path) or {}
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base_name = data.pop("base")
+    base = PRESETS_DIR / f"{base_name}.yaml"
+    if not isinstance(base_name, str) or not base.is_file():
+        raise ConfigError(f"{path}: 'base': {base_name!r} is not a preset in presets/")
+    if base.resolve() in seen:
+        raise ConfigError(f"{path}: 'base': {base_name} is its own base (through {len(seen)} files)")
+    return merge_sections(read_config_data(base, (*seen, path.resolve())), data)
+
+
+def merge_sections(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Sections merge key by key; a key's value (a list, a mapping such as data.columns) is replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both_sections else value
+    return merged
 
 
 def _anchor_to_project(cfg: RunConfig) -> RunConfig:
