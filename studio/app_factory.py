@@ -48,6 +48,7 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
             lang = L.add(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en", scale=0,
                                      min_width=160, elem_id="lang"), label="app.language")
         who = gr.Markdown(elem_id="who")
+        L.add(gr.HTML(elem_id="lang-marker"), value="app.lang_marker")
         # The typed values the tabs share: the dataset chosen in the Data tab (DatasetChoice), the
         # preview's analysis, and the run being prepared (RunConfig) that the Train tab edits and
         # the Template tab previews.

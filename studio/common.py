@@ -4,11 +4,12 @@ another."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.i18n import t
+from studio.i18n import STRINGS, t
 from studio.uploads import user_dir
 from trainer_backend.child_env import PROJECT_ROOT
 from trainer_backend.jobs import COMPLETED, JobInfo
@@ -46,6 +47,18 @@ class DatasetChoice:
         """The run config's data keys that this choice sets."""
         return {"data.path": self.path, "data.format": self.requested, "data.columns": self.mapping,
                 "data.drop_trailing_user": self.drop_trailing_user}
+
+
+def preset_text(cfg_name: str, description: str, method: str, gpu_mem_gib: float | None, lang: str) -> str:
+    """A preset's description in the user's language: its model family's sentence, then how it is
+    sized (a preset file states its description in English only)."""
+    if lang == "en":
+        return description
+    family = re.sub(r"-\d+gb$", "", cfg_name)
+    head = t(lang, f"preset.{family}") if f"preset.{family}" in STRINGS["en"] else description
+    if family == cfg_name and gpu_mem_gib is None:
+        return head if family == DEMO_PRESET else f"{head}; {t(lang, 'preset.planned')}"
+    return f"{head}; {t(lang, 'preset.sized', method=method, gb=f'{gpu_mem_gib:g}')}"
 
 
 def remember_dataset(workdir: Path, user: str, choice: DatasetChoice) -> None:

@@ -16,6 +16,7 @@ from studio.i18n import t
 from studio.quota import NoRoom, check_room
 from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, dataset_columns, load_dataset
+from trainer_backend.data.detect import signature
 from trainer_backend.data.formats import FORMAT_FIELDS
 
 FORMATS = ["auto", *FORMAT_FIELDS]
@@ -78,6 +79,16 @@ def errors_table(data: LoadedDataset, lang: str) -> pd.DataFrame:
                        ERROR_COLUMNS, lang)
 
 
+def reason_text(requested: str, chosen: str, columns: dict[str, str], lang: str) -> str:
+    """Why this format, in the user's language (the backend's reason says the same in English)."""
+    if requested != "auto":
+        return t(lang, "data.reason_given")
+    text = t(lang, "data.reason_detected", columns="/".join(signature(chosen)))
+    if columns:
+        text += " " + t(lang, "data.reason_mapped", pairs=", ".join(f"{c}→{f}" for c, f in columns.items()))
+    return text
+
+
 def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing_user: bool, lang: str) -> Inspection:
     try:
         data = load_dataset(source.path, format=fmt, columns=columns or None, drop_trailing_user=drop_trailing_user)
@@ -87,8 +98,8 @@ def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing
             status += "\n\n" + t(lang, "data.map_below")
         return Inspection(status, table_frame([], ROW_COLUMNS, lang), table_frame([], ERROR_COLUMNS, lang), None,
                           None if fmt == "auto" else fmt)
-    status = t(lang, "data.loaded", name=source.name, format=data.format, reason=data.reason, rows=data.rows,
-               valid=data.valid_rows, invalid=data.invalid_rows)
+    status = t(lang, "data.loaded", name=source.name, format=data.format, reason=reason_text(fmt, data.format, columns, lang),
+               rows=data.rows, valid=data.valid_rows, invalid=data.invalid_rows)
     if data.trimmed_rows:
         status += " " + t(lang, "data.trimmed", n=len(data.trimmed_rows))
     choice = None
@@ -175,7 +186,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
                                 elem_id="data-errors"), label="data.errors")
     with gr.Row():
         stats = gr.Markdown(elem_id="data-stats")
-        plot = gr.Plot(elem_id="data-histogram")
+        plot = L.add(gr.Plot(elem_id="data-histogram"), label="data.histogram_title")
 
     def show(source: DataSource | None, fmt_v: str, columns: dict[str, str], drop: bool, lang_v: str,
              request: gr.Request):
@@ -238,6 +249,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     sample_ev = load_sample.click(on_sample, [sample, fmt, drop_user, lang], [*outs, upload], api_name="load_sample")
     apply_ev = apply.click(on_apply, [source_state, fmt, drop_user, lang, *mapping], outs, api_name="apply")
     fmt.input(on_format, [source_state, fmt, *mapping], mapping)
-    analysis_state.change(lambda a, lg: (stats_text(a, lg), histogram(a, lg)), [analysis_state, lang], [stats, plot])
+    # Redrawn on a language switch too: a chart keeps the words it was drawn with.
+    gr.on([analysis_state.change, lang.change], lambda a, lg: (stats_text(a, lg), histogram(a, lg)),
+          [analysis_state, lang], [stats, plot])
     return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, apply_ev],
                    restore, [*outs, fmt, drop_user])

@@ -15,6 +15,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "app.subtitle": ("Data → Template → Train → Monitor → Chat → Export. Signed in as **{user}**.",
                      "Dữ liệu → Mẫu hội thoại → Huấn luyện → Theo dõi → Trò chuyện → Xuất. Đăng nhập: **{user}**."),
     "app.language": ("Language", "Ngôn ngữ"),
+    # Gradio has no Vietnamese texts of its own: a marker element lets the CSS replace them.
+    "app.lang_marker": ("", "<span id='studio-lang-vi'></span>"),
     "tab.data": ("Data", "Dữ liệu"), "tab.template": ("Template", "Mẫu hội thoại"),
     "tab.train": ("Train", "Huấn luyện"), "tab.monitor": ("Monitor", "Theo dõi"),
     "tab.jobs": ("Jobs", "Công việc"), "tab.chat": ("Chat", "Trò chuyện"), "tab.export": ("Export", "Xuất mô hình"),
@@ -42,6 +44,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.field.text": ("text (raw text)", "text (văn bản thô)"),
     "data.map_below": ("Pick the format and, for each of its fields, the column that holds it below; then press "
                        "Apply.", "Chọn định dạng và, với mỗi trường, cột chứa nó ở bên dưới; rồi nhấn Áp dụng."),
+    "data.reason_given": ("as chosen", "theo lựa chọn của bạn"),
+    "data.reason_detected": ("detected from the columns {columns}", "nhận ra từ các cột {columns}"),
+    "data.reason_mapped": ("after mapping {pairs}", "sau khi ánh xạ {pairs}"),
     "data.trimmed": ("{n} chats ended on a user turn: that turn was dropped.",
                      "{n} hội thoại kết thúc bằng lượt người dùng: lượt đó đã được bỏ."),
     "data.col.row": ("row", "dòng"), "data.col.turns": ("turns", "số lượt"), "data.col.system": ("system", "hệ thống"),
@@ -167,7 +172,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "mon.reason": ("Reason: {reason}", "Lý do: {reason}"),
     "mon.job_error": ("✖ {error}", "✖ {error}"),
     "mon.stopping": ("Stopping {job}: it saves a checkpoint, then exits.", "Đang dừng {job}: lưu checkpoint rồi thoát."),
-    "mon.loss": ("Loss", "Loss"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
+    "mon.loss": ("Loss", "Loss"), "mon.system": ("Learning rate, speed, memory", "Tốc độ học, tốc độ, bộ nhớ"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
     "mon.attempt": ("train, attempt {n}", "huấn luyện, lần {n}"),
     "mon.step": ("step", "bước"), "mon.lr": ("learning rate", "tốc độ học"), "mon.tps": ("tokens/s", "token/giây"),
     "mon.gpu_mem": ("GPU memory (GiB)", "Bộ nhớ GPU (GiB)"),
@@ -178,6 +183,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     # Jobs
     "jobs.table": ("Your jobs", "Công việc của bạn"), "jobs.pick": ("Job", "Công việc"),
     "jobs.refresh": ("Refresh", "Làm mới"), "jobs.resume": ("Resume", "Tiếp tục"), "jobs.delete": ("Delete", "Xoá"),
+    "jobs.col.id": ("id", "mã"), "jobs.col.name": ("name", "tên"), "jobs.col.state": ("state", "trạng thái"),
+    "jobs.col.devices": ("devices", "thiết bị"), "jobs.col.created": ("created", "tạo lúc"),
+    "jobs.col.duration": ("duration", "thời lượng"), "jobs.col.final_loss": ("final loss", "loss cuối"),
+    "jobs.col.reason": ("reason", "lý do"),
     "jobs.pick_first": ("Pick a job first.", "Hãy chọn một công việc trước."),
     "jobs.failed": ("✖ {error}", "✖ {error}"),
     "jobs.resumed": ("Job {job} queued again; it continues from its last checkpoint.",
@@ -228,6 +237,27 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "✖ Từ chối tệp tải lên: {name} không phải tệp dữ liệu; hãy tải lên {allowed}."),
     "upload.not_yours": ("✖ Upload refused: this file was not sent from your session; upload it again.",
                          "✖ Từ chối tệp tải lên: tệp này không được gửi từ phiên của bạn; hãy tải lên lại."),
+    # Presets (the files describe them in English)
+    "preset.planned": ("the planner picks LoRA or QLoRA, checkpointing and micro-batch for your GPU",
+                       "bộ lập kế hoạch chọn LoRA hoặc QLoRA, checkpoint và micro-batch cho GPU của bạn"),
+    "preset.sized": ("{method} for a {gb} GB GPU", "{method} cho GPU {gb} GB"),
+    "preset.llama-3.1-8b-instruct": ("Llama-3.1-8B-Instruct: Meta's general chat model, 128k vocabulary, many languages",
+                                     "Llama-3.1-8B-Instruct: mô hình trò chuyện tổng quát của Meta, từ vựng 128k, "
+                                     "nhiều ngôn ngữ"),
+    "preset.mistral-7b-instruct-v0.3": ("Mistral-7B-Instruct-v0.3: compact European-made chat model, good at English "
+                                        "and code", "Mistral-7B-Instruct-v0.3: mô hình trò chuyện gọn nhẹ của châu Âu, "
+                                        "giỏi tiếng Anh và lập trình"),
+    "preset.qwen2.5-7b-instruct": ("Qwen2.5-7B-Instruct: general chat and instructions, strong in English and Chinese",
+                                   "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng "
+                                   "Trung"),
+    "preset.qwen3-8b": ("Qwen3-8B (thinking on): answers with a visible reasoning trace (<think>); longer sequences",
+                        "Qwen3-8B (bật suy luận): trả lời kèm phần suy luận hiển thị (<think>); chuỗi dài hơn"),
+    "preset.qwen3-8b-nothink": ("Qwen3-8B (thinking off): direct answers without a reasoning trace",
+                                "Qwen3-8B (tắt suy luận): trả lời trực tiếp, không có phần suy luận"),
+    "preset.vistral-7b-chat": ("Vistral-7B-Chat: Vietnamese chat model (Mistral extended with Vietnamese vocabulary)",
+                               "Vistral-7B-Chat: mô hình trò chuyện tiếng Việt (Mistral mở rộng từ vựng tiếng Việt)"),
+    "preset.smollm2-135m-demo": ("Tiny offline demo: teaches SmolLM2-135M the sample Alpaca answers on a CPU",
+                                 "Bản thử nhỏ chạy ngoại tuyến: dạy SmolLM2-135M các câu trả lời Alpaca mẫu trên CPU"),
     # Config form sections
     "cfg.section.model": ("**Model**", "**Mô hình**"), "cfg.section.data": ("**Data**", "**Dữ liệu**"),
     "cfg.section.template": ("**Template and lengths**", "**Mẫu hội thoại và độ dài**"), "cfg.section.lora": ("**LoRA**", "**LoRA**"),

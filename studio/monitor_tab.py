@@ -54,8 +54,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         refresh = L.add(gr.Button(size="sm", scale=1), value="mon.refresh")
         stop = L.add(gr.Button(variant="stop", size="sm", scale=1, elem_id="mon-stop"), value="mon.stop")
     summary = gr.Markdown(elem_id="mon-summary")
-    loss_plot = gr.Plot(elem_id="mon-loss")
-    system_plot = gr.Plot(elem_id="mon-system")
+    loss_plot = L.add(gr.Plot(elem_id="mon-loss"), label="mon.loss")
+    system_plot = L.add(gr.Plot(elem_id="mon-system"), label="mon.system")
     log = L.add(gr.Textbox(lines=LOG_LINES, max_lines=LOG_LINES, interactive=False, elem_id="mon-log",
                            autoscroll=True), label="mon.log")
     series = gr.State(None)
@@ -81,6 +81,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         user = user_of(request)
         fresh = s is None or s["job"] != job_id
         s = new_series(job_id) if fresh else s
+        relabelled = s.get("lang") != lang_v          # charts are redrawn in the language now chosen
+        s["lang"] = lang_v
         try:
             info = ctx.runner.get(job_id, user)
             events, s["next"] = ctx.runner.events(job_id, user, s["next"])
@@ -88,13 +90,13 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         except JOB_ERRORS as err:
             return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None, gr.skip()
         absorb(s, events)
-        draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
+        draw = fresh or relabelled or any(e.get("kind") in ("train", "eval") for e in events)
         charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
         text = relative_paths(progress_text(info, s, lang_v), ctx.settings.workdir, user)
         log_text = relative_paths(log_text, ctx.settings.workdir, user)
         # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
         shown = [text, log_text, info.state]
-        same = not fresh and s.get("shown") == shown
+        same = not fresh and not relabelled and s.get("shown") == shown
         s["shown"] = shown
         if same:
             return gr.skip(), *charts, gr.skip(), s, gr.skip()

@@ -72,6 +72,9 @@ def runs_html(runs: list[list[Any]]) -> str:
 
 
 CSS = """
+body:has(#studio-lang-vi) #data-upload .wrap, body:has(#studio-lang-vi) #data-upload .wrap * { font-size: 0 !important; }
+body:has(#studio-lang-vi) #data-upload .wrap::after { content: "Thả tệp vào đây hoặc bấm để tải lên"; font-size: 14px; }
+#data-rows th, #data-errors th, #jobs-table th { white-space: nowrap; }
 .tok-view { white-space: pre-wrap; font-family: monospace; line-height: 1.6; }
 .tok-trained { background: #c8f7c5; color: #0b3d0b; border-radius: 3px; }
 .tok-masked { background: #eeeeee; color: #777777; }

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.common import DEMO_PRESET, DatasetChoice
+from studio.common import DEMO_PRESET, DatasetChoice, preset_text
 from studio.config_form import FieldSpec, FormError, build_form, field_specs, from_form, to_form
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.gpus import Gpu, list_gpus
@@ -114,6 +114,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         gpu_pick = L.add(gr.CheckboxGroup([(g.label(), g.index) for g in gpus], elem_id="train-gpus", scale=2),
                          label="train.gpus", info="train.gpus_info" if gpus else "train.cpu_only")
     preset_about = gr.Markdown(start.description, elem_id="train-preset-about")
+    about = lambda cfg, lang_v: preset_text(cfg.name, cfg.description, cfg.method, cfg.planner.gpu_mem_gib, lang_v)  # noqa: E731
     data_md = gr.Markdown(dataset_line(start, None, "en"), elem_id="train-dataset")
     form = build_form(L, start)
     comps = [form[s.key] for s in specs]
@@ -136,7 +137,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         except (FormError, ConfigError) as err:
             return None, t(lang_v, "train.bad_config", error=str(err))
 
-    def on_preset(evt: gr.SelectData, dataset: DatasetChoice | None):
+    def on_preset(evt: gr.SelectData, dataset: DatasetChoice | None, lang_v: str):
         # On select, not change: picking the preselected demo again re-applies it (resets the form).
         name = presets[evt.index].name if isinstance(evt.index, int) and evt.index < len(presets) else None
         if not name:
@@ -144,7 +145,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         cfg = load_preset(name)
         if dataset:  # keep the user's dataset; the preset brings everything else
             cfg = cfg.with_overrides(dataset.overrides())
-        return cfg, cfg.description, *to_form(cfg, specs)
+        return cfg, about(cfg, lang_v), *to_form(cfg, specs)
 
     def on_dataset(dataset: DatasetChoice | None, run: RunConfig, lang_v: str):
         if dataset is None:
@@ -189,7 +190,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         return t(lang_v, "train.launched", job=job_id), text, write_yaml(ctx, user, cfg.name, text), job_id
 
     inputs = [*comps, gpu_pick, lang, run_state, dataset_state]
-    preset.select(on_preset, dataset_state, [run_state, preset_about, *comps]).then(
+    preset.select(on_preset, [dataset_state, lang], [run_state, preset_about, *comps]).then(
         show_yaml, inputs, [status, code, download, run_state])
     dataset_state.change(on_dataset, [dataset_state, run_state, lang], [run_state, data_md])
     # always_last: a burst of edits ends on the last one (the default would drop edits made while
@@ -197,7 +198,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
     gr.on([estimate_btn.click, gpu_pick.input, *(c.input for c in comps)], show_yaml, inputs,
           [status, code, download, run_state], show_progress="hidden", trigger_mode="always_last", api_name="resolve")
     launch.click(on_launch, inputs, [status, code, download, launched], api_name="launch")
-    lang.change(dataset_line, [run_state, dataset_state, lang], data_md)
+    lang.change(lambda run, dataset, lang_v: (dataset_line(run, dataset, lang_v), about(run, lang_v)),
+                [run_state, dataset_state, lang], [data_md, preset_about])
     return TrainTab(preset, form, status, code, launched)
 
 

@@ -71,3 +71,14 @@ def test_every_config_key_is_on_the_form_or_set_elsewhere():
     assert {"method", "train.lr", "lora.r", "template.max_seq_len", "qlora.quant_type"} <= keys
     assert "sync.devices" not in keys and "output.dir" not in keys
     assert t("vi", "state.running") == "đang chạy"
+
+
+def test_every_preset_is_described_in_vietnamese():
+    from studio.common import preset_text
+    from trainer_backend.presets import list_presets
+
+    for p in list_presets():
+        vi = preset_text(p.name, p.description, p.method, p.gpu_mem_gib, "vi")
+        assert vi != p.description and "the planner" not in vi and " for a " not in vi, p.name
+    assert preset_text("qwen2.5-7b-instruct-24gb", "", "qlora", 24.0, "vi") == (
+        "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng Trung; qlora cho GPU 24 GB")
