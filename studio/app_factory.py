@@ -83,6 +83,8 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
         items["chat"].select(chat.refresh, chat.job, chat.job)
         items["export"].select(export.refresh, export.job, export.job)
         lang.change(relabel, lang, [who, *L.components])
+        lang.change(monitor.show_job, [monitor.job, lang], [monitor.job, *monitor.outputs])
+        lang.change(jobs.refresh, [jobs.job, lang], [jobs.table, jobs.job])
         demo.load(_on_load(ctx, monitor), [monitor.job], [who, monitor.job])
         demo.load(data.restore, None, data.restore_outputs)
     return demo

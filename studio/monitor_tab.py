@@ -105,9 +105,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
                                                             variant="stop" if info.state in LIVE else "secondary")
 
     def show_job(job_id: str, lang_v: str, request: gr.Request):
-        """Right after Launch: the new job's own (empty) charts and status, not the previous job's."""
+        """Right after Launch: the new job's own (empty) charts and status, not the previous job's;
+        after a language switch: everything redrawn in the new language."""
         if not job_id:
-            return (gr.skip(),) * (len(outs) + 1)
+            return gr.skip(), *tick(None, None, lang_v, request)
         return refresh_choices(job_id, lang_v, request), *tick(job_id, None, lang_v, request)
 
     def on_stop(job_id: str | None, lang_v: str, request: gr.Request):

@@ -72,8 +72,10 @@ def runs_html(runs: list[list[Any]]) -> str:
 
 
 CSS = """
-body:has(#studio-lang-vi) #data-upload .wrap, body:has(#studio-lang-vi) #data-upload .wrap * { font-size: 0 !important; }
-body:has(#studio-lang-vi) #data-upload .wrap::after { content: "Thả tệp vào đây hoặc bấm để tải lên"; font-size: 14px; }
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text] { visibility: hidden; }
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text] .icon-wrap { visibility: visible; }
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text]::after {
+  visibility: visible; display: block; content: "Thả tệp vào đây hoặc bấm để tải lên"; }
 #data-rows th, #data-errors th, #jobs-table th { white-space: nowrap; }
 .tok-view { white-space: pre-wrap; font-family: monospace; line-height: 1.6; }
 .tok-trained { background: #c8f7c5; color: #0b3d0b; border-radius: 3px; }
