@@ -82,6 +82,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
                   "Xem trước lần chạy đang chuẩn bị ở thẻ Huấn luyện: mô hình **{model}**, mẫu **{template}**, token "
                   "được huấn luyện **{loss}**, max_seq_len **{max}** ({overflow}). Đổi ở thẻ đó; công việc huấn "
                   "luyện y như vậy."),
+    "tpl.stale": ("The run changed since this preview was made: press Preview masks to see what it trains now.",
+                  "Lần chạy đã thay đổi từ khi tạo bản xem trước này: nhấn Xem trước mặt nạ để thấy nội dung huấn "
+                  "luyện hiện tại."),
     "tpl.jump": ("Go to row", "Đến dòng"),
     "tpl.jump_info": ("A row number of the file (e.g. one named in an error); Enter shows the rows from there.",
                       "Số dòng trong tệp (vd dòng được nêu trong lỗi); nhấn Enter để xem từ dòng đó."),

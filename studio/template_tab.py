@@ -63,17 +63,22 @@ def row_view(analysis: dict[str, Any] | None, index: int, lang: str) -> tuple[st
     return info, runs_html(ex["runs"])
 
 
-def basis_text(run: RunConfig, lang: str) -> str:
-    """Which run the preview is for: the one the Train tab prepares (the job trains the same)."""
+def basis_text(run: RunConfig, analysis: dict[str, Any] | None, lang: str) -> str:
+    """Which run the preview is for: the one the Train tab prepares (the job trains the same), and
+    a warning when the run changed since the preview shown was made."""
     tpl = run.template
-    return t(lang, "tpl.basis", model=run.model.name_or_path.rstrip("/").rsplit("/", 1)[-1], template=tpl.name,
+    text = t(lang, "tpl.basis", model=run.model.name_or_path.rstrip("/").rsplit("/", 1)[-1], template=tpl.name,
              loss=tpl.loss, max=tpl.max_seq_len, overflow=tpl.overflow)
+    made_for = (run.model.name_or_path, tpl.name, tpl.max_seq_len)
+    if analysis and (analysis["model"], analysis["template"], analysis["max_seq_len"]) != made_for:
+        text += "\n\n⚠ " + t(lang, "tpl.stale")
+    return text
 
 
 def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analysis_state: gr.State,
           run_state: gr.State, initial: RunConfig) -> TemplateTab:
     L = ctx.labels
-    basis = gr.Markdown(basis_text(initial, "en"), elem_id="tpl-basis")
+    basis = gr.Markdown(basis_text(initial, None, "en"), elem_id="tpl-basis")
     with gr.Row():
         run = L.add(gr.Button(variant="primary", elem_id="tpl-run"), value="tpl.run")
         jump = L.add(gr.Number(value=None, precision=0, minimum=0, elem_id="tpl-jump"), label="tpl.jump",
@@ -121,8 +126,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
 
     run.click(preview, [dataset_state, run_state, lang], [status, checks_md, analysis_state, row], api_name="preview")
     jump.submit(preview_from, [dataset_state, run_state, lang, jump], [status, checks_md, analysis_state, row])
-    run_state.change(basis_text, [run_state, lang], basis)
-    lang.change(basis_text, [run_state, lang], basis)
+    gr.on([run_state.change, analysis_state.change, lang.change], basis_text, [run_state, analysis_state, lang], basis)
     show = lambda a, i, lg: row_view(a, i, lg)  # noqa: E731
     analysis_state.change(show, [analysis_state, row, lang], [info, tokens])
     row.change(show, [analysis_state, row, lang], [info, tokens], api_name="show_row")

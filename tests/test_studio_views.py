@@ -74,3 +74,17 @@ def test_unsloth_refuses_qlora_settings_it_cannot_honour():
     with pytest.raises(ConfigError) as caught:
         check_method(cfg.with_overrides({"qlora.quant_type": "fp4"}), torch.device("cuda", 0))
     assert str(caught.value) == UNSLOTH_QLORA_FIXED
+
+
+def test_the_template_tab_says_which_run_it_previews_and_when_the_preview_is_stale():
+    from studio.template_tab import basis_text
+    from trainer_backend.presets import load_preset
+
+    run = load_preset("smollm2-135m-demo")
+    made = {"model": run.model.name_or_path, "template": run.template.name, "max_seq_len": run.template.max_seq_len}
+    assert basis_text(run, made, "en").startswith("Previewing the run prepared in the Train tab: model "
+                                                  "**SmolLM2-135M-Instruct**, template **auto**")
+    assert "⚠" not in basis_text(run, made, "en") and "max_seq_len **256**" in basis_text(run, made, "en")
+    longer = run.with_overrides({"template.max_seq_len": 2048})
+    assert basis_text(longer, made, "en").endswith("⚠ The run changed since this preview was made: press Preview "
+                                                   "masks to see what it trains now.")
