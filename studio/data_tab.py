@@ -98,8 +98,9 @@ def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing
             status += "\n\n" + t(lang, "data.map_below")
         return Inspection(status, table_frame([], ROW_COLUMNS, lang), table_frame([], ERROR_COLUMNS, lang), None,
                           None if fmt == "auto" else fmt)
-    status = t(lang, "data.loaded", name=source.name, format=data.format, reason=reason_text(fmt, data.format, columns, lang),
-               rows=data.rows, valid=data.valid_rows, invalid=data.invalid_rows)
+    status = t(lang, "data.loaded", name=source.name, format=data.format,
+               reason=reason_text(fmt, data.format, columns, lang), rows=data.rows, valid=data.valid_rows,
+               invalid=data.invalid_rows)
     if data.trimmed_rows:
         status += " " + t(lang, "data.trimmed", n=len(data.trimmed_rows))
     choice = None
