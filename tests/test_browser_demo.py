@@ -72,7 +72,7 @@ def test_newcomer_trains_the_demo_and_chats_with_it(page, tmp_path):  # noqa: F8
 
         # Monitor: Launch opens it on the new job; the loss gains points until the job completes.
         page.locator("#mon-summary", has_text="running").wait_for(timeout=120000)
-        wait_until(lambda: len(loss_curve(page)) >= 3, 150, what="the first loss points")
+        wait_until(lambda: len(loss_curve(page)) >= 3, 900, what="the first loss points")
         shot(page, "3-monitor-running")
         page.locator("#mon-summary", has_text="completed").wait_for(timeout=COMPLETION_GIVE_UP_S * 1000)
         took = time.monotonic() - launched
@@ -90,7 +90,7 @@ def test_newcomer_trains_the_demo_and_chats_with_it(page, tmp_path):  # noqa: F8
         page.locator("#chat-prompt textarea").fill(QUESTION)
         page.locator("#chat-send").click()
         page.locator("#chat-right [data-testid=user]", has_text=QUESTION).wait_for(timeout=60000)
-        wait_until(lambda: answers(page, "left") and answers(page, "right"), 150, what="both answers")
+        wait_until(lambda: answers(page, "left") and answers(page, "right"), 900, what="both answers")
         base, tuned = answers(page, "left")[-1].strip(), answers(page, "right")[-1].strip()
         assert tuned.startswith("ANSWER:"), tuned
         assert not base.startswith("ANSWER:"), base

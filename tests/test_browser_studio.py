@@ -88,9 +88,9 @@ def test_click_path_upload_preview_train_monitor_stop(page, tmp_path, tiny_llama
         page.locator("#train-status", has_text="CPU training").wait_for(timeout=60000)
         page.locator("#train-launch").click()
         page.locator("#mon-summary", has_text="running").wait_for(timeout=120000)   # Launch opens Monitor
-        wait_until(lambda: loss_points(page) >= 2, 120, what="the loss chart's first points")
+        wait_until(lambda: loss_points(page) >= 2, 900, what="the loss chart's first points")
         first = loss_points(page)
-        wait_until(lambda: loss_points(page) >= first + 2, 60, what="the loss chart to gain points")
+        wait_until(lambda: loss_points(page) >= first + 2, 600, what="the loss chart to gain points")
 
         tabs = [("Data", "#data-load-sample"), ("Jobs", "#jobs-table"), ("Template", "#tpl-run"),
                 ("Train", "#train-launch"), ("Chat", "#chat-send"), ("Monitor", "#mon-stop")]
