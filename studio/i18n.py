@@ -303,6 +303,7 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.eval_every": ("Eval every", "Đánh giá mỗi"), "train.save_every": ("Checkpoint every", "Lưu checkpoint mỗi"),
     "train.log_every": ("Log every", "Ghi log mỗi"), "train.tensorboard": ("TensorBoard", "TensorBoard"),
     "sync.backend": ("Gradient sync", "Đồng bộ gradient"), "sync.devices": ("Devices", "Thiết bị"),
+    "sync.sharding": ("Sharding", "Phân mảnh"),
     "sync.bucket_mb": ("Bucket size (MB)", "Kích thước gói (MB)"), "sync.wire_dtype": ("Wire dtype", "Kiểu dữ liệu truyền"),
     "sync.timeout_s": ("Rank timeout (s)", "Thời gian chờ rank (giây)"),
     "output.dir": ("Output folder", "Thư mục đầu ra"), "output.merge": ("Merge at the end", "Gộp khi kết thúc"),
@@ -388,6 +389,9 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "sync.bucket_mb": ("Gradients are exchanged in buckets of this size.", "Gradient được trao đổi theo gói cỡ này."),
     "sync.wire_dtype": ("Dtype of the gradients exchanged between ranks.", "Kiểu dữ liệu của gradient trao đổi giữa các rank."),
     "planner.headroom_gib": ("GPU memory the planner keeps free.", "Bộ nhớ GPU bộ lập kế hoạch để trống."),
+    "sync.sharding": (None, "none = mỗi rank giữ cả mô hình (song song dữ liệu); fsdp = tham số, gradient và trạng thái "
+                            "bộ tối ưu chia trên các rank bằng torch FSDP2 (bộ máy hf); auto = bộ lập kế hoạch chỉ "
+                            "chia khi một GPU không chứa nổi."),
 }
 
 STRINGS: dict[str, dict[str, str]] = {
