@@ -49,15 +49,20 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
             lang = L.add(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en", scale=0,
                                      min_width=160, elem_id="lang"), label="app.language")
         who = gr.Markdown(elem_id="who")
-        dataset_state, analysis_state = gr.State(None), gr.State(None)
+        L.add(gr.HTML(elem_id="lang-marker"), value="app.lang_marker")
+        # The typed values the tabs share: the dataset chosen in the Data tab (DatasetChoice), the
+        # preview's analysis, and the run being prepared (RunConfig) that the Train tab edits and
+        # the Template tab previews.
+        start = train_tab.initial_run()
+        dataset_state, analysis_state, run_state = gr.State(None), gr.State(None), gr.State(start)
         with gr.Tabs(elem_id="tabs") as tabs:
             items = {}
             with L.add(gr.Tab(id="data", elem_id="tab-data"), label="tab.data") as items["data"]:
                 data = data_tab.build(ctx, lang, dataset_state, analysis_state)
             with L.add(gr.Tab(id="template", elem_id="tab-template"), label="tab.template") as items["template"]:
-                template = template_tab.build(ctx, lang, dataset_state, analysis_state)
+                template = template_tab.build(ctx, lang, dataset_state, analysis_state, run_state, start)
             with L.add(gr.Tab(id="train", elem_id="tab-train"), label="tab.train") as items["train"]:
-                train = train_tab.build(ctx, lang, dataset_state)
+                train = train_tab.build(ctx, lang, dataset_state, run_state)
             with L.add(gr.Tab(id="monitor", elem_id="tab-monitor"), label="tab.monitor") as items["monitor"]:
                 monitor = monitor_tab.build(ctx, lang)
             with L.add(gr.Tab(id="jobs", elem_id="tab-jobs"), label="tab.jobs") as items["jobs"]:
@@ -69,17 +74,20 @@ def build_ui(ctx: StudioContext) -> gr.Blocks:
         for event in data.loaded:
             template.attach(event)
         def follow_launch(job_id: str, lang_v: str, request: gr.Request):
-            return monitor.refresh_choices(job_id, lang_v, request), gr.Tabs(selected="monitor")
+            return *monitor.show_job(job_id, lang_v, request), gr.Tabs(selected="monitor")
 
         def relabel(code: str, request: gr.Request):
             return t(code, "app.subtitle", user=user_of(request)), *L.updates(code)
 
-        train.launched.change(follow_launch, [train.launched, lang], [monitor.job, tabs])
+        train.launched.change(follow_launch, [train.launched, lang], [monitor.job, *monitor.outputs, tabs])
         items["jobs"].select(jobs.refresh, [jobs.job, lang], [jobs.table, jobs.job])
         items["chat"].select(chat.refresh, chat.job, chat.job)
         items["export"].select(export.refresh, export.job, export.job)
         lang.change(relabel, lang, [who, *L.components])
+        lang.change(monitor.show_job, [monitor.job, lang], [monitor.job, *monitor.outputs])
+        lang.change(jobs.refresh, [jobs.job, lang], [jobs.table, jobs.job])
         demo.load(_on_load(ctx, monitor), [monitor.job], [who, monitor.job])
+        demo.load(data.restore, None, data.restore_outputs)
     return demo
 
 

@@ -11,9 +11,17 @@ from trainer_backend.contracts import Status
 
 
 def new_series(job_id: str) -> dict[str, Any]:
-    return {"job": job_id, "next": 0, "step": [], "loss": [], "lr": [], "tps": [], "mem": [],
+    return {"job": job_id, "next": 0, "step": [], "loss": [], "lr": [], "tps": [], "mem": [], "attempt": [],
             "eval_step": [], "eval_loss": [], "total": None, "eta_s": None, "status": None, "error": None,
             "stage": None, "retries": []}
+
+
+def _attempt_of(series: dict[str, Any], step: int | None) -> int:
+    """A resumed job starts again at an earlier step: that begins a new attempt, drawn apart."""
+    if not series["attempt"]:
+        return 1
+    last_step, last = series["step"][-1], series["attempt"][-1]
+    return last + 1 if step is not None and last_step is not None and step <= last_step else last
 
 
 def absorb(series: dict[str, Any], events: list[dict]) -> None:
@@ -21,6 +29,7 @@ def absorb(series: dict[str, Any], events: list[dict]) -> None:
     for ev in events:
         kind = ev.get("kind")
         if kind == "train":
+            series["attempt"].append(_attempt_of(series, ev.get("step")))
             series["step"].append(ev.get("step"))
             series["loss"].append(ev.get("loss"))
             series["lr"].append(ev.get("lr"))
@@ -43,9 +52,23 @@ def absorb(series: dict[str, Any], events: list[dict]) -> None:
             series["error"] = f"{ev.get('reason')}: {ev.get('message')}"
 
 
+def attempts(s: dict[str, Any], key: str) -> list[tuple[int, list, list]]:
+    """(attempt, steps, values) of one series, split where the job was resumed."""
+    out: list[tuple[int, list, list]] = []
+    for attempt, step, value in zip(s["attempt"], s["step"], s[key]):
+        if not out or out[-1][0] != attempt:
+            out.append((attempt, [], []))
+        out[-1][1].append(step)
+        out[-1][2].append(value)
+    return out or [(1, [], [])]
+
+
 def loss_figure(s: dict[str, Any], lang: str) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=s["step"], y=s["loss"], mode="lines+markers", name=t(lang, "mon.train_loss")))
+    parts = attempts(s, "loss")
+    for attempt, steps, losses in parts:
+        name = t(lang, "mon.train_loss") if len(parts) == 1 else t(lang, "mon.attempt", n=attempt)
+        fig.add_trace(go.Scatter(x=steps, y=losses, mode="lines+markers", name=name))
     if s["eval_step"]:
         fig.add_trace(go.Scatter(x=s["eval_step"], y=s["eval_loss"], mode="lines+markers",
                                  name=t(lang, "mon.eval_loss")))
@@ -59,8 +82,9 @@ def system_figure(s: dict[str, Any], lang: str) -> go.Figure:
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
     on_gpu = any(m is not None for m in s["mem"])
     for col, key in enumerate(("lr", "tps", "mem") if on_gpu or not s["step"] else ("lr", "tps"), start=1):
-        fig.add_trace(go.Scatter(x=s["step"], y=s[key], mode="lines", name=titles[col - 1], showlegend=False),
-                      row=1, col=col)
+        for _attempt, steps, values in attempts(s, key):
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=titles[col - 1], showlegend=False),
+                          row=1, col=col)
     if s["step"] and not on_gpu:
         # A CPU job has no GPU memory to draw: say so instead of a flat zero line.
         fig.update_xaxes(visible=False, row=1, col=3)

@@ -12,7 +12,7 @@ from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.space import PathKind, PathRefused, refusal_text, user_space
 from trainer_backend.config import ConfigError, RunConfig, load_config
-from trainer_backend.jobs import COMPLETED
+from studio.common import finished_jobs
 from trainer_backend.serve.client import WorkerError, WorkerSpec
 
 BASE, TUNED = "base", "tuned"
@@ -22,11 +22,6 @@ BASE, TUNED = "base", "tuned"
 class ChatTab:
     job: gr.Dropdown
     refresh: object     # fn(current, request) -> dropdown update
-
-
-def finished_jobs(ctx: StudioContext, user: str) -> list[tuple[str, str]]:
-    jobs = [j for j in ctx.runner.list(user) if j.state == COMPLETED]
-    return [(f"{j.name} · {j.id}", j.id) for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
 
 
 def specs_for(ctx: StudioContext, user: str, job_id: str | None, base_model: str) -> dict[str, WorkerSpec]:
@@ -96,7 +91,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ChatTab:
         yield "", histories[BASE], right_out, "\n\n".join(errors)
 
     def refresh(current: str | None, request: gr.Request):
-        choices = finished_jobs(ctx, user_of(request))
+        choices = finished_jobs(ctx.runner.list(user_of(request)))
         ids = {c[1] for c in choices}
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 

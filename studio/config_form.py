@@ -1,5 +1,9 @@
-"""The Train tab's form, generated from RunConfig: one component per config key, so the form maps
-onto the schema 1:1 and a new key shows up without touching the UI."""
+"""The Train tab's form, generated from RunConfig: one widget per config key the user sets here, the
+essential ones first and the rest under Advanced. A key the schema gains shows up under Advanced by
+itself; making it essential, or keeping it off the form, is one entry in the lists below.
+
+The form edits the run being prepared (a RunConfig): keys that are not on the form (the dataset,
+the devices, the architecture a preset records) are carried from it unchanged."""
 from __future__ import annotations
 
 import types
@@ -8,74 +12,106 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import gradio as gr
-import yaml
 from pydantic import BaseModel
 
 from studio.i18n import LabelBook, field_info_key, field_label_key
-from trainer_backend.config import RunConfig, validate_config
-from trainer_backend.safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, load_yaml
+from trainer_backend.config import RunConfig
 
-OPEN_SECTIONS = ("model", "data", "template", "lora", "train")
+# Shown first, in this order: what most runs change (preset, data and GPUs sit above the form).
+ESSENTIAL = ("method", "model.name_or_path", "lora.r", "lora.alpha", "train.lr", "train.epochs",
+             "train.max_steps", "template.max_seq_len", "name")
+# Set elsewhere: the Data tab picks the data, the GPU picker the devices, the job runner the output
+# folder, presets record the architecture and the peak the planner predicted for them.
+NOT_ON_FORM = ("model.architecture", "data.path", "data.format", "data.columns", "data.drop_trailing_user",
+               "sync.devices", "output.dir", "planner.expected_peak_gib")
+# Suggestions for the keys that take a list of names or a number or `auto`.
+TARGET_MODULES = ("all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+BATCH_SIZES = ("auto", 1, 2, 4, 8, 16, 32)
+TRISTATE = {"default": None, "on": True, "off": False}
 
 
 @dataclass(frozen=True)
 class FieldSpec:
     key: str                  # dotted config key, e.g. "train.lr"
-    kind: str                 # choice | bool | int | float | text | optional_text | yaml
+    kind: str                 # choice | bool | int | float | text | optional_text | optional_number |
+    #                           tristate | int_or_auto | modules
     choices: tuple = ()
     description: str | None = None
 
+    @property
+    def essential(self) -> bool:
+        return self.key in ESSENTIAL
 
-def _kind(annotation: Any) -> tuple[str, tuple]:
-    origin = typing.get_origin(annotation)
+
+def _kind(key: str, annotation: Any) -> tuple[str, tuple]:
+    origin, args = typing.get_origin(annotation), set(typing.get_args(annotation))
     if origin is Literal:
         return "choice", typing.get_args(annotation)
     if annotation in (bool, int, float, str):
         return annotation.__name__.replace("str", "text"), ()
-    if origin in (typing.Union, types.UnionType) and set(typing.get_args(annotation)) == {str, type(None)}:
-        return "optional_text", ()
-    return "yaml", ()
+    if origin in (typing.Union, types.UnionType):
+        if args == {str, type(None)}:
+            return "optional_text", ()
+        if args == {bool, type(None)}:
+            return "tristate", tuple(TRISTATE)
+        if args in ({int, type(None)}, {float, type(None)}):
+            return "optional_number", ()
+        if key == "lora.target_modules":
+            return "modules", TARGET_MODULES
+        if int in args:
+            return "int_or_auto", BATCH_SIZES
+    raise TypeError(f"{key}: no form widget for {annotation}; add it to NOT_ON_FORM or teach config_form")
 
 
 def field_specs(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[FieldSpec]:
+    """Every key on the form, essential ones first in ESSENTIAL's order, then the schema's order."""
     specs = []
     for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            specs += field_specs(ann, f"{prefix}{name}.")
+        key, ann = f"{prefix}{name}", info.annotation
+        if key in NOT_ON_FORM:
             continue
-        kind, choices = _kind(ann)
-        specs.append(FieldSpec(f"{prefix}{name}", kind, choices, info.description))
-    return specs
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            specs += field_specs(ann, f"{key}.")
+            continue
+        kind, choices = _kind(key, ann)
+        specs.append(FieldSpec(key, kind, choices, info.description))
+    if prefix:
+        return specs
+    return sorted(specs, key=lambda s: ESSENTIAL.index(s.key) if s.essential else len(ESSENTIAL))
 
 
 def _component(spec: FieldSpec, value: Any) -> gr.components.Component:
     elem_id = "cfg-" + spec.key.replace(".", "-").replace("_", "-")
-    if spec.kind == "choice":
+    if spec.kind in ("choice", "tristate"):
         return gr.Dropdown(list(spec.choices), value=value, elem_id=elem_id)
+    if spec.kind == "int_or_auto":
+        return gr.Dropdown(list(spec.choices), value=value, allow_custom_value=True, elem_id=elem_id)
+    if spec.kind == "modules":
+        return gr.Dropdown(list(spec.choices), value=value, multiselect=True, allow_custom_value=True,
+                           elem_id=elem_id)
     if spec.kind == "bool":
         return gr.Checkbox(value=value, elem_id=elem_id)
-    if spec.kind in ("int", "float"):
+    if spec.kind in ("int", "float", "optional_number"):
         return gr.Number(value=value, precision=0 if spec.kind == "int" else None, elem_id=elem_id)
-    lines = 2 if spec.key == "description" else 1
+    lines = 2 if spec.key in ("description", "template.system_prompt") else 1
     return gr.Textbox(value=value, lines=lines, elem_id=elem_id)
 
 
 def build_form(labels: LabelBook, initial: RunConfig) -> dict[str, gr.components.Component]:
-    """Top-level keys first, then one accordion per section (the everyday ones open)."""
+    """The essential fields in rows of four, then one closed Advanced accordion with a group per section."""
     specs = field_specs()
     values = dict(zip((s.key for s in specs), to_form(initial, specs)))
     comps: dict[str, gr.components.Component] = {}
+    with gr.Row(equal_height=False, elem_id="cfg-essential"):
+        for spec in (s for s in specs if s.essential):
+            with gr.Column(min_width=220):
+                comps[spec.key] = _labelled(labels, spec, values[spec.key])
     sections: dict[str, list[FieldSpec]] = {}
-    for spec in specs:
-        sections.setdefault(spec.key.split(".")[0] if "." in spec.key else "", []).append(spec)
-    for section, members in sections.items():
-        if not section:
-            with gr.Row():
-                for spec in members:
-                    comps[spec.key] = _labelled(labels, spec, values[spec.key])
-            continue
-        with labels.add(gr.Accordion(open=section in OPEN_SECTIONS), label=f"cfg.section.{section}"):
+    for spec in (s for s in specs if not s.essential):
+        sections.setdefault(spec.key.split(".")[0] if "." in spec.key else "run", []).append(spec)
+    with labels.add(gr.Accordion(open=False, elem_id="cfg-advanced"), label="cfg.advanced"):
+        for section, members in sections.items():
+            labels.add(gr.Markdown(), value=f"cfg.section.{section}")
             with gr.Row(equal_height=False):
                 for spec in members:
                     with gr.Column(min_width=220):
@@ -94,13 +130,6 @@ def _get(data: dict, key: str) -> Any:
     return data
 
 
-def _set(data: dict, key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    data[last] = value
-
-
 def to_form(config: RunConfig, specs: list[FieldSpec]) -> list[Any]:
     data = config.model_dump(mode="json")
     return [_show(spec, _get(data, spec.key)) for spec in specs]
@@ -109,30 +138,20 @@ def to_form(config: RunConfig, specs: list[FieldSpec]) -> list[Any]:
 def _show(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "optional_text":
         return value or ""
-    if spec.kind != "yaml":
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("...").strip()
-
-
-_DEFAULT = object()  # an empty YAML field: the schema's default applies
+    if spec.kind == "tristate":
+        return next(name for name, v in TRISTATE.items() if v is value)
+    if spec.kind == "modules":
+        return [value] if isinstance(value, str) else list(value)
+    return value
 
 
 class FormError(ValueError):
     """A form value that cannot be read; the message names the config key."""
 
 
-def from_form(specs: list[FieldSpec], values: list[Any]) -> RunConfig:
-    """Raises FormError or trainer_backend.config.ConfigError, both naming the key."""
-    data: dict[str, Any] = {}
-    for spec, value in zip(specs, values):
-        read = _read(spec, value)
-        if read is not _DEFAULT:
-            _set(data, spec.key, read)
-    return validate_config(data)
+def from_form(base: RunConfig, specs: list[FieldSpec], values: list[Any]) -> RunConfig:
+    """`base` with the form's values; raises FormError or ConfigError, both naming the key."""
+    return base.with_overrides({spec.key: _read(spec, value) for spec, value in zip(specs, values)})
 
 
 def _read(spec: FieldSpec, value: Any) -> Any:
@@ -140,14 +159,16 @@ def _read(spec: FieldSpec, value: Any) -> Any:
         return int(value)
     if spec.kind == "optional_text":
         return value or None
-    if spec.kind != "yaml":
-        return value
-    text = (value or "").strip()
-    if not text:
-        return _DEFAULT
-    try:
-        return load_yaml(text, f"'{spec.key}'", MAX_FIELD_BYTES)
-    except YamlRefused as err:
-        raise FormError(str(err)) from None
-    except YamlError:
-        raise FormError(f"'{spec.key}': '{text}' is not a valid value (YAML)") from None
+    if spec.kind == "tristate":
+        return TRISTATE.get(value)
+    if spec.kind == "modules":
+        names = [v for v in (value or []) if v]
+        return "all-linear" if not names or "all-linear" in names else names
+    if spec.kind == "int_or_auto":
+        if value in ("auto", None, ""):
+            return "auto"
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise FormError(f"'{spec.key}': '{value}' is neither a whole number nor auto") from None
+    return value

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.chat_tab import finished_jobs
+from studio.common import finished_jobs
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.quota import NoRoom, check_room
@@ -72,7 +72,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> ExportTab:
         return handler
 
     def refresh(current: str | None, request: gr.Request):
-        choices = finished_jobs(ctx, user_of(request))
+        choices = finished_jobs(ctx.runner.list(user_of(request)))
         ids = {c[1] for c in choices}
         return gr.update(choices=choices, value=current if current in ids else (choices[0][1] if choices else None))
 

@@ -15,6 +15,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "app.subtitle": ("Data → Template → Train → Monitor → Chat → Export. Signed in as **{user}**.",
                      "Dữ liệu → Mẫu hội thoại → Huấn luyện → Theo dõi → Trò chuyện → Xuất. Đăng nhập: **{user}**."),
     "app.language": ("Language", "Ngôn ngữ"),
+    # Gradio has no Vietnamese texts of its own: a marker element lets the CSS replace them.
+    "app.lang_marker": ("", "<span id='studio-lang-vi'></span>"),
     "tab.data": ("Data", "Dữ liệu"), "tab.template": ("Template", "Mẫu hội thoại"),
     "tab.train": ("Train", "Huấn luyện"), "tab.monitor": ("Monitor", "Theo dõi"),
     "tab.jobs": ("Jobs", "Công việc"), "tab.chat": ("Chat", "Trò chuyện"), "tab.export": ("Export", "Xuất mô hình"),
@@ -25,45 +27,67 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.format": ("Format", "Định dạng"),
     "data.format_info": ("auto detects Alpaca, ShareGPT, messages or text; pick one to override.",
                          "auto tự nhận Alpaca, ShareGPT, messages hoặc text; chọn để ghi đè."),
-    "data.columns": ("Column mapping", "Ánh xạ cột"),
-    "data.columns_info": ("field=your_column, comma separated.", "trường=cột_của_bạn, cách nhau bằng dấu phẩy."),
-    "data.columns_ph": ("prompt=question, response=answer", "prompt=cau_hoi, response=tra_loi"),
+    "data.drop_user": ("Drop a trailing user turn", "Bỏ lượt người dùng ở cuối"),
+    "data.drop_user_info": ("A chat that ends on an unanswered question keeps its answered turns.",
+                            "Hội thoại kết thúc bằng câu hỏi chưa được trả lời vẫn giữ các lượt đã trả lời."),
+    "data.mapping_hint": ("**Column mapping:** for each field of the format, pick the column of your file that "
+                          "holds it (— = none).",
+                          "**Ánh xạ cột:** với mỗi trường của định dạng, chọn cột trong tệp của bạn chứa nó "
+                          "(— = không có)."),
+    "data.field.instruction": ("instruction (the question)", "instruction (câu hỏi)"),
+    "data.field.input": ("input (extra context)", "input (ngữ cảnh thêm)"),
+    "data.field.output": ("output (the answer)", "output (câu trả lời)"),
+    "data.field.system": ("system (system prompt)", "system (lời nhắc hệ thống)"),
+    "data.field.history": ("history (earlier turns)", "history (các lượt trước)"),
+    "data.field.conversations": ("conversations (ShareGPT turns)", "conversations (các lượt ShareGPT)"),
+    "data.field.messages": ("messages (role/content turns)", "messages (các lượt role/content)"),
+    "data.field.text": ("text (raw text)", "text (văn bản thô)"),
+    "data.map_below": ("Pick the format and, for each of its fields, the column that holds it below; then press "
+                       "Apply.", "Chọn định dạng và, với mỗi trường, cột chứa nó ở bên dưới; rồi nhấn Áp dụng."),
+    "data.reason_given": ("as chosen", "theo lựa chọn của bạn"),
+    "data.reason_detected": ("detected from the columns {columns}", "nhận ra từ các cột {columns}"),
+    "data.reason_mapped": ("after mapping {pairs}", "sau khi ánh xạ {pairs}"),
+    "data.trimmed": ("{n} chats ended on a user turn: that turn was dropped.",
+                     "{n} hội thoại kết thúc bằng lượt người dùng: lượt đó đã được bỏ."),
+    "data.col.row": ("row", "dòng"), "data.col.turns": ("turns", "số lượt"), "data.col.system": ("system", "hệ thống"),
+    "data.col.user": ("user", "người dùng"), "data.col.assistant": ("assistant", "trợ lý"),
+    "data.col.field": ("field", "trường"), "data.col.message": ("message", "thông báo"),
+    "data.limit_off_chart": ("max_seq_len {max} is far right of the longest row",
+                             "max_seq_len {max} vượt xa dòng dài nhất"),
     "data.reload": ("Apply format and mapping", "Áp dụng định dạng và ánh xạ"),
     "data.table": ("Rows as the trainer sees them (first 20)", "Các dòng như trình huấn luyện thấy (20 dòng đầu)"),
     "data.errors": ("Row errors", "Lỗi theo dòng"),
-    "data.loaded": ("**{name}**: format **{format}** ({reason}). {rows} rows read, {valid} valid, {invalid} with errors.",
-                    "**{name}**: định dạng **{format}** ({reason}). Đã đọc {rows} dòng, {valid} hợp lệ, {invalid} có lỗi."),
+    "data.loaded": ("**{name}**: format **{format}** ({reason}). {rows} rows read, {valid} valid, {invalid} rows with errors.",
+                    "**{name}**: định dạng **{format}** ({reason}). Đã đọc {rows} dòng, {valid} hợp lệ, {invalid} dòng có lỗi."),
     "data.no_valid_rows": ("✖ No valid row: fix the errors below or choose another format / column mapping.",
                            "✖ Không có dòng hợp lệ: sửa các lỗi bên dưới hoặc chọn định dạng / ánh xạ cột khác."),
     "data.load_failed": ("✖ Cannot use **{name}**: {error}", "✖ Không dùng được **{name}**: {error}"),
     "data.upload_refused": ("✖ Upload refused: {error}", "✖ Từ chối tệp tải lên: {error}"),
-    "data.bad_columns": ("✖ Column mapping '{pair}' is not field=column; write e.g. prompt=question.",
-                         "✖ Ánh xạ cột '{pair}' không có dạng trường=cột; ví dụ prompt=cau_hoi."),
     "data.pick_sample": ("Pick a sample first.", "Hãy chọn một mẫu trước."),
     "data.nothing_loaded": ("Load a dataset first.", "Hãy nạp một tập dữ liệu trước."),
     "data.stats_pending": ("Token statistics appear once the template preview has run.",
                            "Thống kê token sẽ hiện khi xem trước mẫu hội thoại chạy xong."),
-    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated ({cut} tokens cut) "
-                   "(tokenizer: {model})",
-                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt (mất {cut} token) "
-                   "(tokenizer: {model})"),
+    "data.stats": ("{rows} rows, {valid} valid, {kept} kept for training, {truncated} truncated at {max} tokens "
+                   "({cut} tokens cut) (tokenizer: {model})",
+                   "{rows} dòng, {valid} hợp lệ, {kept} giữ lại để huấn luyện, {truncated} bị cắt ở {max} token "
+                   "(mất {cut} token) (tokenizer: {model})"),
     "data.split": ("{n} text documents longer than max_seq_len are cut into pieces: no token is lost.",
                    "{n} văn bản dài hơn max_seq_len được chia thành nhiều đoạn: không mất token nào."),
     "data.dropped": ("{n} rows dropped: {reason}", "{n} dòng bị loại: {reason}"),
     "data.tokens": ("tokens", "số token"), "data.rows": ("rows", "số dòng"),
     "data.histogram_title": ("Token length per row", "Độ dài token mỗi dòng"),
     # Template
-    "tpl.preset": ("Preset", "Cấu hình có sẵn"),
-    "tpl.preset_info": ("Previews with a preset's whole template settings (system prompt, thinking included).",
-                        "Xem trước với toàn bộ thiết lập mẫu của cấu hình (kể cả lời nhắc hệ thống, suy luận)."),
-    "tpl.model": ("Model or tokenizer", "Mô hình hoặc tokenizer"),
-    "tpl.model_info": ("Local folder or hub id.", "Thư mục cục bộ hoặc mã trên hub."),
-    "tpl.template": ("Chat template", "Mẫu hội thoại"),
-    "tpl.template_info": ("auto = the tokenizer's own.", "auto = mẫu của chính tokenizer."),
-    "tpl.loss": ("Trained tokens", "Token được huấn luyện"),
-    "tpl.loss_info": ("response_only: assistant replies; last_turn: the last reply; full: everything.",
-                      "response_only: các câu trả lời; last_turn: câu trả lời cuối; full: toàn bộ."),
-    "tpl.max_len": ("Max sequence length", "Độ dài chuỗi tối đa"),
+    "tpl.basis": ("Previewing the run prepared in the Train tab: model **{model}**, template **{template}**, trained "
+                  "tokens **{loss}**, max_seq_len **{max}** ({overflow}). Change them there; the job trains the same.",
+                  "Xem trước lần chạy đang chuẩn bị ở thẻ Huấn luyện: mô hình **{model}**, mẫu **{template}**, token "
+                  "được huấn luyện **{loss}**, max_seq_len **{max}** ({overflow}). Đổi ở thẻ đó; công việc huấn "
+                  "luyện y như vậy."),
+    "tpl.stale": ("The run changed since this preview was made: press Preview masks to see what it trains now.",
+                  "Lần chạy đã thay đổi từ khi tạo bản xem trước này: nhấn Xem trước mặt nạ để thấy nội dung huấn "
+                  "luyện hiện tại."),
+    "tpl.jump": ("Go to row", "Đến dòng"),
+    "tpl.jump_info": ("A row number of the file (e.g. one named in an error); Enter shows the rows from there.",
+                      "Số dòng trong tệp (vd dòng được nêu trong lỗi); nhấn Enter để xem từ dòng đó."),
     "tpl.run": ("Preview masks", "Xem trước mặt nạ"),
     "tpl.prev": ("◀ Previous", "◀ Trước"), "tpl.next": ("Next ▶", "Sau ▶"), "tpl.row": ("Example", "Ví dụ"),
     "tpl.legend": ("<span class='tok-trained'>green = trained</span> · <span class='tok-masked'>grey = masked</span>",
@@ -128,6 +152,23 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "Chạy lại y hệt không cần giao diện: `python -m trainer_backend train config.yaml`"),
     "train.download": ("Download config.yaml", "Tải config.yaml"),
     "train.bad_config": ("✖ Fix the form: {error}", "✖ Hãy sửa biểu mẫu: {error}"),
+    "train.cpu_blocked": ("This run cannot train on the CPU: {problems}. Pick a GPU above or change these fields.",
+                          "Lần chạy này không huấn luyện được trên CPU: {problems}. Hãy chọn GPU ở trên hoặc đổi các "
+                          "trường này."),
+    "train.est_planned_fits": ("On the {budget:g} GiB GPU this preset is sized for, the predicted peak is {peak:.1f} "
+                               "GiB: it fits.", "Trên GPU {budget:g} GiB mà cấu hình này nhắm tới, đỉnh dự kiến là "
+                               "{peak:.1f} GiB: vừa."),
+    "train.est_planned_too_big": ("On the {budget:g} GiB GPU this preset is sized for, the predicted peak is "
+                                  "{peak:.1f} GiB: it does NOT fit.", "Trên GPU {budget:g} GiB mà cấu hình này nhắm "
+                                  "tới, đỉnh dự kiến là {peak:.1f} GiB: KHÔNG vừa."),
+    "train.est_no_budget": ("For a GPU estimate here, set planner.gpu_mem_gib (Advanced) to the memory of the GPU you "
+                            "plan for, or pick a preset sized for one (-24gb, -48gb, -80gb).",
+                            "Để ước tính cho GPU tại đây, đặt planner.gpu_mem_gib (Nâng cao) bằng bộ nhớ của GPU bạn "
+                            "định dùng, hoặc chọn cấu hình theo cỡ (-24gb, -48gb, -80gb)."),
+    "train.dataset": ("Dataset: **{name}** ({format}, {rows} valid rows), from the Data tab.",
+                      "Dữ liệu: **{name}** ({format}, {rows} dòng hợp lệ), từ thẻ Dữ liệu."),
+    "train.dataset_preset": ("Dataset: **{name}**, the preset's own; load another in the Data tab.",
+                             "Dữ liệu: **{name}**, của cấu hình có sẵn; nạp tệp khác ở thẻ Dữ liệu."),
     "train.est_cpu": ("CPU training: no GPU memory needed.", "Huấn luyện trên CPU: không cần bộ nhớ GPU."),
     "train.est_sharded": ("The peak is per GPU: the model is sharded over {gpus} GPUs (FSDP2, transformers engine).",
                           "Đỉnh tính cho mỗi GPU: mô hình được chia trên {gpus} GPU (FSDP2, engine transformers)."),
@@ -158,16 +199,21 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "stage.rendering": ("rendering data", "dựng dữ liệu"), "stage.loading_model": ("loading the model", "nạp mô hình"),
     "mon.job_error": ("✖ {error}", "✖ {error}"),
     "mon.stopping": ("Stopping {job}: it saves a checkpoint, then exits.", "Đang dừng {job}: lưu checkpoint rồi thoát."),
-    "mon.loss": ("Loss", "Loss"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
+    "mon.loss": ("Loss", "Loss"), "mon.system": ("Learning rate, speed, memory", "Tốc độ học, tốc độ, bộ nhớ"), "mon.train_loss": ("train", "huấn luyện"), "mon.eval_loss": ("eval", "đánh giá"),
+    "mon.attempt": ("train, attempt {n}", "huấn luyện, lần {n}"),
     "mon.step": ("step", "bước"), "mon.lr": ("learning rate", "tốc độ học"), "mon.tps": ("tokens/s", "token/giây"),
     "mon.gpu_mem": ("GPU memory (GiB)", "Bộ nhớ GPU (GiB)"),
-    "mon.no_gpu": ("No GPU: this job trains on the CPU", "Không có GPU: công việc này huấn luyện trên CPU"),
+    "mon.no_gpu": ("No GPU: this job<br>trains on the CPU", "Không có GPU:<br>công việc này<br>huấn luyện trên CPU"),
     "state.queued": ("queued", "đang chờ"), "state.running": ("running", "đang chạy"),
     "state.stopping": ("stopping", "đang dừng"), "state.stopped": ("stopped", "đã dừng"),
     "state.completed": ("completed", "hoàn tất"), "state.failed": ("failed", "thất bại"),
     # Jobs
     "jobs.table": ("Your jobs", "Công việc của bạn"), "jobs.pick": ("Job", "Công việc"),
     "jobs.refresh": ("Refresh", "Làm mới"), "jobs.resume": ("Resume", "Tiếp tục"), "jobs.delete": ("Delete", "Xoá"),
+    "jobs.col.id": ("id", "mã"), "jobs.col.name": ("name", "tên"), "jobs.col.state": ("state", "trạng thái"),
+    "jobs.col.devices": ("devices", "thiết bị"), "jobs.col.created": ("created", "tạo lúc"),
+    "jobs.col.duration": ("duration", "thời lượng"), "jobs.col.final_loss": ("final loss", "loss cuối"),
+    "jobs.col.reason": ("reason", "lý do"),
     "jobs.pick_first": ("Pick a job first.", "Hãy chọn một công việc trước."),
     "jobs.failed": ("✖ {error}", "✖ {error}"),
     "jobs.resumed": ("Job {job} queued again; it continues from checkpoint {checkpoint}.",
@@ -220,14 +266,37 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "✖ Từ chối tệp tải lên: {name} không phải tệp dữ liệu; hãy tải lên {allowed}."),
     "upload.not_yours": ("✖ Upload refused: this file was not sent from your session; upload it again.",
                          "✖ Từ chối tệp tải lên: tệp này không được gửi từ phiên của bạn; hãy tải lên lại."),
+    # Presets (the files describe them in English)
+    "preset.planned": ("the planner picks LoRA or QLoRA, checkpointing and micro-batch for your GPU",
+                       "bộ lập kế hoạch chọn LoRA hoặc QLoRA, checkpoint và micro-batch cho GPU của bạn"),
+    "preset.sized": ("{method} for a {gb} GB GPU", "{method} cho GPU {gb} GB"),
+    "preset.llama-3.1-8b-instruct": ("Llama-3.1-8B-Instruct: Meta's general chat model, 128k vocabulary, many languages",
+                                     "Llama-3.1-8B-Instruct: mô hình trò chuyện tổng quát của Meta, từ vựng 128k, "
+                                     "nhiều ngôn ngữ"),
+    "preset.mistral-7b-instruct-v0.3": ("Mistral-7B-Instruct-v0.3: compact European-made chat model, good at English "
+                                        "and code", "Mistral-7B-Instruct-v0.3: mô hình trò chuyện gọn nhẹ của châu Âu, "
+                                        "giỏi tiếng Anh và lập trình"),
+    "preset.qwen2.5-7b-instruct": ("Qwen2.5-7B-Instruct: general chat and instructions, strong in English and Chinese",
+                                   "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng "
+                                   "Trung"),
+    "preset.qwen3-8b": ("Qwen3-8B (thinking on): answers with a visible reasoning trace (<think>); longer sequences",
+                        "Qwen3-8B (bật suy luận): trả lời kèm phần suy luận hiển thị (<think>); chuỗi dài hơn"),
+    "preset.qwen3-8b-nothink": ("Qwen3-8B (thinking off): direct answers without a reasoning trace",
+                                "Qwen3-8B (tắt suy luận): trả lời trực tiếp, không có phần suy luận"),
+    "preset.vistral-7b-chat": ("Vistral-7B-Chat: Vietnamese chat model (Mistral extended with Vietnamese vocabulary)",
+                               "Vistral-7B-Chat: mô hình trò chuyện tiếng Việt (Mistral mở rộng từ vựng tiếng Việt)"),
+    "preset.smollm2-135m-demo": ("Tiny offline demo: teaches SmolLM2-135M the sample Alpaca answers on a CPU",
+                                 "Bản thử nhỏ chạy ngoại tuyến: dạy SmolLM2-135M các câu trả lời Alpaca mẫu trên CPU"),
     # Config form sections
-    "cfg.section.model": ("Model", "Mô hình"), "cfg.section.data": ("Data", "Dữ liệu"),
-    "cfg.section.template": ("Template and lengths", "Mẫu hội thoại và độ dài"), "cfg.section.lora": ("LoRA", "LoRA"),
-    "cfg.section.train": ("Training", "Huấn luyện"), "cfg.section.sync": ("Devices and sync", "Thiết bị và đồng bộ"),
-    "cfg.section.output": ("Output", "Đầu ra"), "cfg.section.planner": ("Memory planner", "Bộ lập kế hoạch bộ nhớ"),
+    "cfg.section.model": ("**Model**", "**Mô hình**"), "cfg.section.data": ("**Data**", "**Dữ liệu**"),
+    "cfg.section.template": ("**Template and lengths**", "**Mẫu hội thoại và độ dài**"), "cfg.section.lora": ("**LoRA**", "**LoRA**"),
+    "cfg.section.train": ("**Training**", "**Huấn luyện**"), "cfg.section.sync": ("**Devices and sync**", "**Thiết bị và đồng bộ**"),
+    "cfg.section.output": ("**Output**", "**Đầu ra**"), "cfg.section.planner": ("**Memory planner**", "**Bộ lập kế hoạch bộ nhớ**"),
+    "cfg.section.qlora": ("**QLoRA**", "**QLoRA**"), "cfg.section.run": ("**Run**", "**Lần chạy**"),
+    "cfg.advanced": ("Advanced", "Nâng cao"),
 }
 
-# Config keys: (English label, Vietnamese label); the dotted key is shown too, as in the YAML.
+# Config keys: (English label, Vietnamese label); the dotted key is shown in the hint below it.
 _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "name": ("Run name", "Tên lần chạy"), "description": ("Description", "Mô tả"),
     "method": ("Method", "Phương pháp"),
@@ -247,6 +316,8 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "lora.r": ("LoRA rank", "Hạng LoRA"), "lora.alpha": ("LoRA alpha", "Alpha LoRA"),
     "lora.dropout": ("LoRA dropout", "Dropout LoRA"), "lora.target_modules": ("Target modules", "Mô-đun đích"),
     "lora.rslora": ("rsLoRA", "rsLoRA"),
+    "qlora.quant_type": ("4-bit type", "Kiểu 4-bit"), "qlora.double_quant": ("Double quantization", "Lượng tử hoá kép"),
+    "qlora.compute_dtype": ("Compute dtype", "Kiểu dữ liệu tính toán"),
     "train.max_steps": ("Max steps", "Số bước tối đa"), "train.epochs": ("Epochs", "Số epoch"),
     "train.micro_batch_size": ("Micro-batch size", "Kích thước micro-batch"),
     "train.grad_accum": ("Gradient accumulation", "Tích luỹ gradient"),
@@ -260,6 +331,7 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.keep_checkpoints": ("Checkpoints kept", "Số checkpoint giữ lại"),
     "train.log_every": ("Log every", "Ghi log mỗi"), "train.tensorboard": ("TensorBoard", "TensorBoard"),
     "sync.backend": ("Gradient sync", "Đồng bộ gradient"), "sync.devices": ("Devices", "Thiết bị"),
+    "sync.sharding": ("Sharding", "Phân mảnh"),
     "sync.bucket_mb": ("Bucket size (MB)", "Kích thước gói (MB)"), "sync.wire_dtype": ("Wire dtype", "Kiểu dữ liệu truyền"),
     "sync.timeout_s": ("Rank timeout (s)", "Thời gian chờ rank (giây)"),
     "output.dir": ("Output folder", "Thư mục đầu ra"), "output.merge": ("Merge at the end", "Gộp khi kết thúc"),
@@ -313,6 +385,43 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "output.merge": (None, "Ghi thêm safetensors đã gộp khi kết thúc."),
     "planner.gpu_mem_gib": (None, "Ngân sách mỗi GPU cho các trường auto (trống = tự phát hiện)."),
     "planner.expected_peak_gib": (None, "Đỉnh bộ nhớ GPU bộ lập kế hoạch dự đoán (cấu hình có sẵn khai báo)."),
+    "name": ("Names the job in the Monitor, Jobs and Chat tabs.", "Tên công việc ở các thẻ Theo dõi, Công việc và Trò chuyện."),
+    "description": ("A note for yourself; not used in training.", "Ghi chú cho bạn; không dùng khi huấn luyện."),
+    "train.epochs": (None, "Số lượt qua dữ liệu khi max_steps là -1 (cho phép số lẻ)."),
+    "template.max_seq_len": ("Longest row in tokens after rendering; longer rows are cut or dropped.",
+                             "Dòng dài nhất tính bằng token sau khi dựng; dòng dài hơn bị cắt hoặc loại."),
+    "model.attn_implementation": (None, "Nhân attention của bộ máy hf (auto = mặc định của transformers, SDPA)."),
+    "model.trust_remote_code": (None, "Chạy mã mô hình đi kèm mô hình (chỉ với mô hình bạn tin tưởng)."),
+    "data.eval_path": (None, "Một tệp đánh giá riêng (cùng định dạng với dữ liệu); thay cho eval_ratio."),
+    "template.min_tokens": (None, "Loại các dòng ngắn hơn số token này."),
+    "template.max_tokens": (None, "Loại các dòng dài hơn số token này (trống = không giới hạn dưới max_seq_len)."),
+    "template.packing": (None, "Ghép nhiều dòng vào một chuỗi không cần đệm (attention vẫn trong từng dòng)."),
+    "lora.dropout": (None, "Dropout trên đầu vào của LoRA."),
+    "lora.rslora": (None, "Hệ số LoRA ổn định theo hạng (alpha / sqrt(r))."),
+    "qlora.quant_type": ("Used with method qlora: 4-bit type of the frozen weights (nf4 = QLoRA's NormalFloat).",
+                         "Dùng với phương pháp qlora: kiểu 4-bit của trọng số đóng băng (nf4 = NormalFloat của QLoRA)."),
+    "qlora.double_quant": ("Used with method qlora: also quantize the quantization constants (about 0.4 bits "
+                           "per weight less).", "Dùng với phương pháp qlora: lượng tử hoá cả các hằng số lượng tử "
+                           "(bớt khoảng 0,4 bit mỗi trọng số)."),
+    "qlora.compute_dtype": ("Used with method qlora: dtype of each matmul (auto = the training precision).",
+                            "Dùng với phương pháp qlora: kiểu dữ liệu của mỗi phép nhân ma trận (auto = độ chính "
+                            "xác huấn luyện)."),
+    "train.grad_accum": (None, "Số micro-batch mỗi bước tối ưu trên mỗi thiết bị."),
+    "train.scheduler": (None, "Cách giảm tốc độ học sau giai đoạn khởi động."),
+    "train.warmup_ratio": (None, "Khởi động theo tỉ lệ của tổng số bước (dùng khi warmup_steps là 0)."),
+    "train.warmup_steps": (None, "Số bước tăng tuyến tính tốc độ học từ 0 đến lr."),
+    "train.optimizer": (None, "adamw (bản fused trên CUDA); các bản 8-bit và paged dùng bitsandbytes và cần CUDA."),
+    "train.weight_decay": (None, "Suy giảm trọng số tách rời trên các ma trận (không trên norm hay bias)."),
+    "train.precision": (None, "auto = bf16 trên GPU hỗ trợ (nếu không thì fp16), fp32 trên CPU."),
+    "train.seed": (None, "Hạt giống cho khởi tạo LoRA, thứ tự dữ liệu, dropout và phần tách đánh giá."),
+    "train.log_every": (None, "Ghi một sự kiện huấn luyện mỗi N bước."),
+    "train.tensorboard": (None, "Ghi thêm log TensorBoard vào <output.dir>/tensorboard (cần gói tensorboard)."),
+    "sync.bucket_mb": ("Gradients are exchanged in buckets of this size.", "Gradient được trao đổi theo gói cỡ này."),
+    "sync.wire_dtype": ("Dtype of the gradients exchanged between ranks.", "Kiểu dữ liệu của gradient trao đổi giữa các rank."),
+    "planner.headroom_gib": ("GPU memory the planner keeps free.", "Bộ nhớ GPU bộ lập kế hoạch để trống."),
+    "sync.sharding": (None, "none = mỗi rank giữ cả mô hình (song song dữ liệu); fsdp = tham số, gradient và trạng thái "
+                            "bộ tối ưu chia trên các rank bằng torch FSDP2 (bộ máy hf); auto = bộ lập kế hoạch chỉ "
+                            "chia khi một GPU không chứa nổi."),
 }
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -341,10 +450,13 @@ def _lookup(lang: str, key: str | None, fallback: str | None) -> str | None:
     if key.startswith("field:"):
         name = key.removeprefix("field:")
         pair = _FIELD_LABELS.get(name)
-        return f"{pair[i]} · {name}" if pair else name
+        return pair[i] if pair else name
     if key.startswith("info:"):
-        pair = _FIELD_INFO.get(key.removeprefix("info:"))
-        return (pair[i] or fallback) if pair else fallback
+        # The dotted key goes with the hint: it is what the YAML and `--set` call the field.
+        name = key.removeprefix("info:")
+        pair = _FIELD_INFO.get(name)
+        text = (pair[i] or fallback) if pair else fallback
+        return f"{name} · {text}" if text else name
     return t(lang, key)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from studio.charts import eta_text
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
-from studio.monitor_tab import job_choices
+from studio.common import job_choices
 from trainer_backend.jobs import JobInfo
 
 COLUMNS = ("id", "name", "state", "devices", "created", "duration", "final_loss", "reason")
@@ -37,7 +37,8 @@ def job_row(j: JobInfo, lang: str) -> dict[str, Any]:
 
 def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
     L = ctx.labels
-    table = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="jobs-table"), label="jobs.table")
+    table = L.add(gr.Dataframe(pd.DataFrame(columns=list(COLUMNS)), interactive=False, wrap=True, elem_id="jobs-table"),
+                  label="jobs.table")
     with gr.Row():
         job = L.add(gr.Dropdown([], value=None, allow_custom_value=True, elem_id="jobs-pick", scale=3), label="jobs.pick")
         refresh_btn = L.add(gr.Button(size="sm"), value="jobs.refresh")
@@ -48,7 +49,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
     def refresh(current: str | None, lang_v: str, request: gr.Request):
         jobs = ctx.runner.list(user_of(request))
         df = pd.DataFrame([job_row(j, lang_v) for j in sorted(jobs, key=lambda j: j.created, reverse=True)],
-                          columns=list(COLUMNS))
+                          columns=list(COLUMNS)).rename(columns={c: t(lang_v, f"jobs.col.{c}") for c in COLUMNS})
         ids = {j.id for j in jobs}
         return df, gr.update(choices=job_choices(jobs, lang_v), value=current if current in ids else None)
 

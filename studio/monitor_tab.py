@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
+from studio.common import job_choices
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.i18n import t
 from studio.space import relative_paths
@@ -17,23 +18,20 @@ from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobInfo
 
 REFRESH_S = 1.0
 STAGES = {stage.value for stage in Stage}
-LOG_LINES = 30
+LOG_LINES = 15          # the box shows them all, so its end is always in view
+LIVE = (QUEUED, RUNNING, STOPPING)
 
 
 @dataclass
 class MonitorTab:
     job: gr.Dropdown
-    refresh_choices: Any      # fn(current job, lang, request) -> dropdown update; on page load and after launch
-
-
-def job_choices(jobs: list[JobInfo], lang: str = "en") -> list[tuple[str, str]]:
-    """Newest first, each labelled with its current state (the Monitor relabels as states change)."""
-    return [(f"{j.name} · {t(lang, f'state.{j.state}')} · {j.id}", j.id)
-            for j in sorted(jobs, key=lambda j: j.created, reverse=True)]
+    refresh_choices: Any      # fn(current job, lang, request) -> dropdown update; on page load
+    show_job: Any             # fn(job id, lang, request) -> (dropdown update, *outputs): the job at once
+    outputs: list             # what show_job fills after the dropdown
 
 
 def default_job(jobs: list[JobInfo]) -> str | None:
-    live = [j for j in jobs if j.state in (RUNNING, STOPPING, QUEUED)]
+    live = [j for j in jobs if j.state in LIVE]
     pick = max(live or jobs, key=lambda j: j.created, default=None)
     return pick.id if pick else None
 
@@ -64,10 +62,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         refresh = L.add(gr.Button(size="sm", scale=1), value="mon.refresh")
         stop = L.add(gr.Button(variant="stop", size="sm", scale=1, elem_id="mon-stop"), value="mon.stop")
     summary = gr.Markdown(elem_id="mon-summary")
-    loss_plot = gr.Plot(elem_id="mon-loss")
-    system_plot = gr.Plot(elem_id="mon-system")
-    log = L.add(gr.Textbox(lines=10, max_lines=10, interactive=False, elem_id="mon-log", autoscroll=True),
-                label="mon.log")
+    loss_plot = L.add(gr.Plot(elem_id="mon-loss"), label="mon.loss")
+    system_plot = L.add(gr.Plot(elem_id="mon-system"), label="mon.system")
+    log = L.add(gr.Textbox(lines=LOG_LINES, max_lines=LOG_LINES, interactive=False, elem_id="mon-log",
+                           autoscroll=True), label="mon.log")
     series = gr.State(None)
     shown_choices = gr.State(None)      # the labels the dropdown shows now, to relabel only on a change
     timer = gr.Timer(REFRESH_S)
@@ -86,28 +84,40 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
 
     def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
         if not job_id:
-            return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), "", None
+            return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), "", None, gr.update(interactive=False,
+                                                                                        variant="secondary")
         user = user_of(request)
         fresh = s is None or s["job"] != job_id
         s = new_series(job_id) if fresh else s
+        relabelled = s.get("lang") != lang_v          # charts are redrawn in the language now chosen
+        s["lang"] = lang_v
         try:
             info = ctx.runner.get(job_id, user)
             events, s["next"] = ctx.runner.events(job_id, user, s["next"])
             log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
         except JOB_ERRORS as err:
-            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None
+            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None, gr.skip()
         absorb(s, events)
-        draw = fresh or any(e.get("kind") in ("train", "eval") for e in events)
+        draw = fresh or relabelled or any(e.get("kind") in ("train", "eval") for e in events)
         charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
         text = relative_paths(progress_text(info, s, lang_v), ctx.settings.workdir, user)
         log_text = relative_paths(log_text, ctx.settings.workdir, user)
         # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
-        shown = (text, log_text)
-        same = not fresh and s.get("shown") == list(shown)
-        s["shown"] = list(shown)
+        shown = [text, log_text, info.state]
+        same = not fresh and not relabelled and s.get("shown") == shown
+        s["shown"] = shown
         if same:
-            return gr.skip(), *charts, gr.skip(), s
-        return text, *charts, log_text, s
+            return gr.skip(), *charts, gr.skip(), s, gr.skip()
+        # Stop only while there is something to stop.
+        return text, *charts, log_text, s, gr.update(interactive=info.state in LIVE,
+                                                            variant="stop" if info.state in LIVE else "secondary")
+
+    def show_job(job_id: str, lang_v: str, request: gr.Request):
+        """Right after Launch: the new job's own (empty) charts and status, not the previous job's;
+        after a language switch: everything redrawn in the new language."""
+        if not job_id:
+            return gr.skip(), *tick(None, None, lang_v, request)
+        return refresh_choices(job_id, lang_v, request), *tick(job_id, None, lang_v, request)
 
     def on_stop(job_id: str | None, lang_v: str, request: gr.Request):
         if not job_id:
@@ -118,10 +128,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             return t(lang_v, "mon.job_error", error=str(err))
         return t(lang_v, "mon.stopping", job=job_id)
 
-    outs = [summary, loss_plot, system_plot, log, series]
+    outs = [summary, loss_plot, system_plot, log, series, stop]
     timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
     timer.tick(relabel, [shown_choices, lang], [job, shown_choices], show_progress="hidden", queue=False)
     job.change(tick, [job, series, lang], outs, show_progress="hidden", api_name="monitor")
     refresh.click(refresh_choices, [job, lang], job)
     stop.click(on_stop, [job, lang], summary, api_name="stop")
-    return MonitorTab(job, refresh_choices)
+    return MonitorTab(job, refresh_choices, show_job, outs)

@@ -32,19 +32,24 @@ class PreviewRequest:
     data_format: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)
     offline_tokenizer: str | None = None
+    keep_trailing_user: bool = False
     rows: int = 50
+    start_row: int = 0             # the rows shown token by token start at this source row
 
     @classmethod
-    def for_run(cls, cfg: RunConfig, rows: int = 50) -> "PreviewRequest":
+    def for_run(cls, cfg: RunConfig, rows: int = 50, start_row: int = 0) -> "PreviewRequest":
+        """The preview of the run being prepared: its data, model and whole template settings."""
         return cls(data_path=cfg.data.path, model=cfg.model.name_or_path, template=cfg.template,
                    data_format=cfg.data.format, columns=dict(cfg.data.columns),
-                   offline_tokenizer=cfg.model.offline_tokenizer, rows=rows)
+                   offline_tokenizer=cfg.model.offline_tokenizer,
+                   keep_trailing_user=not cfg.data.drop_trailing_user, rows=rows, start_row=start_row)
 
     def argv(self, python: str) -> list[str]:
         return [python, "-m", "trainer_backend.serve.preview", "--data", self.data_path, "--model", self.model,
                 "--format", self.data_format, "--columns", json.dumps(self.columns),
                 "--template-config", self.template.model_dump_json(),
-                "--offline-tokenizer", self.offline_tokenizer or "", "--rows", str(self.rows)]
+                "--offline-tokenizer", self.offline_tokenizer or "", "--rows", str(self.rows),
+                "--start-row", str(int(self.start_row)), *(["--keep-trailing-user"] if self.keep_trailing_user else [])]
 
 
 def run_preview(request: PreviewRequest, python: str) -> dict[str, Any]:
@@ -72,6 +77,11 @@ def runs_html(runs: list[list[Any]]) -> str:
 
 
 CSS = """
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text] { visibility: hidden; }
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text] .icon-wrap { visibility: visible; }
+body:has(#studio-lang-vi) #data-upload [data-testid=upload-text]::after {
+  visibility: visible; display: block; content: "Thả tệp vào đây hoặc bấm để tải lên"; }
+#data-rows th, #data-errors th, #jobs-table th { white-space: nowrap; }
 .tok-view { white-space: pre-wrap; font-family: monospace; line-height: 1.6; }
 .tok-trained { background: #c8f7c5; color: #0b3d0b; border-radius: 3px; }
 .tok-masked { background: #eeeeee; color: #777777; }

@@ -1,5 +1,6 @@
 """Template tab: each row rendered with the model's chat template, tokens colored trained vs masked
-(the trainer's own render_and_mask, run in a subprocess), row navigation and dataset-wide checks."""
+(the trainer's own render_and_mask, run in a subprocess), row navigation and dataset-wide checks.
+It previews the run the Train tab prepares (model, template, lengths): what it shows is what trains."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,22 +8,17 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from studio.common import DatasetChoice
 from studio.context import StudioContext, user_of
 from studio.i18n import t
 from studio.space import PathKind, PathRefused, refusal_text, user_space
 from studio.preview import PreviewError, PreviewRequest, PreviewTimeout, run_preview, runs_html
-from trainer_backend.config import ConfigError, RunConfig, TemplateConfig, validate_config
-from trainer_backend.presets import list_presets, load_preset
-
-TEMPLATES = list(TemplateConfig.model_fields["name"].annotation.__args__)
-LOSSES = list(TemplateConfig.model_fields["loss"].annotation.__args__)
+from trainer_backend.config import RunConfig
 NO_TRAINED_REASONS = ("no trained token", "no trained token after truncation")
 
 
 @dataclass
 class TemplateTab:
-    preset: gr.Dropdown
-    model: gr.Textbox
     status: gr.Markdown
     checks: gr.Markdown
     tokens: gr.HTML
@@ -71,24 +67,26 @@ def row_view(analysis: dict[str, Any] | None, index: int, lang: str) -> tuple[st
     return info, runs_html(ex["runs"])
 
 
-def preset_names() -> list[str]:
-    return [p.name for p in list_presets()]
+def basis_text(run: RunConfig, analysis: dict[str, Any] | None, lang: str) -> str:
+    """Which run the preview is for: the one the Train tab prepares (the job trains the same), and
+    a warning when the run changed since the preview shown was made."""
+    tpl = run.template
+    text = t(lang, "tpl.basis", model=run.model.name_or_path.rstrip("/").rsplit("/", 1)[-1], template=tpl.name,
+             loss=tpl.loss, max=tpl.max_seq_len, overflow=tpl.overflow)
+    made_for = (run.model.name_or_path, tpl.name, tpl.max_seq_len)
+    if analysis and (analysis["model"], analysis["template"], analysis["max_seq_len"]) != made_for:
+        text += "\n\n⚠ " + t(lang, "tpl.stale")
+    return text
 
 
-def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analysis_state: gr.State) -> TemplateTab:
+def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analysis_state: gr.State,
+          run_state: gr.State, initial: RunConfig) -> TemplateTab:
     L = ctx.labels
-    default = RunConfig()
-    run_state = gr.State(None)   # the run config being previewed (a preset's, whole); None = the defaults
+    basis = gr.Markdown(basis_text(initial, None, "en"), elem_id="tpl-basis")
     with gr.Row():
-        preset = L.add(gr.Dropdown(preset_names(), value=None, elem_id="tpl-preset"), label="tpl.preset",
-                       info="tpl.preset_info")
-        model = L.add(gr.Textbox(value=default.model.name_or_path, elem_id="tpl-model"), label="tpl.model",
-                      info="tpl.model_info")
-        template = L.add(gr.Dropdown(TEMPLATES, value=default.template.name), label="tpl.template",
-                         info="tpl.template_info")
-        loss = L.add(gr.Dropdown(LOSSES, value=default.template.loss), label="tpl.loss", info="tpl.loss_info")
-        max_len = L.add(gr.Number(value=default.template.max_seq_len, precision=0, minimum=16), label="tpl.max_len")
-    run = L.add(gr.Button(variant="primary", elem_id="tpl-run"), value="tpl.run")
+        run = L.add(gr.Button(variant="primary", elem_id="tpl-run"), value="tpl.run")
+        jump = L.add(gr.Number(value=None, precision=0, minimum=0, elem_id="tpl-jump"), label="tpl.jump",
+                     info="tpl.jump_info")
     status = gr.Markdown(elem_id="tpl-status")
     checks_md = gr.Markdown(elem_id="tpl-checks")
     with gr.Row():
@@ -99,62 +97,51 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     info = gr.Markdown(elem_id="tpl-row-info")
     tokens = gr.HTML(elem_id="tpl-tokens")
 
-    def on_preset(name: str | None):
-        """The preset's whole run config becomes the one previewed; the fields show the ones most edited."""
-        if not name:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        cfg = load_preset(name)
-        return (cfg.model_dump(mode="json"), cfg.model.name_or_path, cfg.template.name, cfg.template.loss,
-                cfg.template.max_seq_len)
-
-    def previewed(run: dict | None, state: dict, model_v: str, model_path: str, tpl: str, loss_v: str,
-                  max_v: float) -> RunConfig:
-        """The run being prepared, with the tab's edits and the loaded dataset (paths confined)."""
-        cfg = validate_config(run) if run else RunConfig()
-        if model_v.strip() != cfg.model.name_or_path:   # another model: the preset's stand-in is not its family
-            cfg = cfg.with_overrides({"model.offline_tokenizer": None})
-        return cfg.with_overrides({"model.name_or_path": model_path, "template.name": tpl,
-                                   "template.loss": loss_v, "template.max_seq_len": int(max_v or 2048),
-                                   "data.path": state["path"], "data.format": state["format"],
-                                   "data.columns": state["columns"]})
-
-    def analyze(state: dict | None, run: dict | None, model_v: str, tpl: str, loss_v: str, max_v: float,
-                lang_v: str, request: gr.Request):
-        if not state:
+    def analyze(request: gr.Request, dataset: DatasetChoice | None, cfg: RunConfig, lang_v: str, start_row: int):
+        if dataset is None:
             return t(lang_v, "tpl.load_data_first"), "", None, 0
+        # The dataset just loaded wins over the run's data keys, which follow it a moment later.
+        cfg = cfg.with_overrides(dataset.overrides())
         space = user_space(ctx, user_of(request))
         try:
-            model_path = space.confine("tpl.model", model_v, PathKind.MODEL)
-            data_path = space.confine("data.path", state["path"], PathKind.DATA)
+            cfg = cfg.with_overrides({
+                "model.name_or_path": space.confine("model.name_or_path", cfg.model.name_or_path, PathKind.MODEL),
+                "data.path": space.confine("data.path", cfg.data.path, PathKind.DATA)})
         except PathRefused as err:
             return refusal_text(err, lang_v), "", None, 0
         try:
-            cfg = previewed(run, {**state, "path": data_path}, model_v, model_path, tpl, loss_v, max_v)
-            result = run_preview(PreviewRequest.for_run(cfg), ctx.settings.python)
+            result = run_preview(PreviewRequest.for_run(cfg, start_row=start_row), ctx.settings.python)
         except PreviewTimeout:
             return t(lang_v, "tpl.timeout"), "", None, 0
-        except (PreviewError, ConfigError) as err:
+        except PreviewError as err:
             return t(lang_v, "tpl.failed", error=space.shown(str(err))), "", None, 0
-        done = t(lang_v, "tpl.done", model=space.shown(result["model"]), template=tpl, rows=result["report"]["rows_in"])
+        done = t(lang_v, "tpl.done", model=space.shown(result["model"]), template=cfg.template.name,
+                 rows=result["report"]["rows_in"])
         if result.get("stand_in"):
             done += "\n\n" + t(lang_v, "tpl.stand_in", tokenizer=space.shown(result["stand_in"]),
                                 model=space.shown(result["model"]))
-        if tpl == "mistral-v3":
+        if cfg.template.name == "mistral-v3":
             done += "\n\n" + t(lang_v, "tpl.note_mistral_v3")
         return done, "\n".join(f"- {c}" for c in checks(result, lang_v)), result, 0
 
-    inputs = [dataset_state, run_state, model, template, loss, max_len, lang]
+    def preview(request: gr.Request, dataset: DatasetChoice | None, cfg: RunConfig, lang_v: str):
+        return analyze(request, dataset, cfg, lang_v, 0)
+
+    def preview_from(request: gr.Request, dataset: DatasetChoice | None, cfg: RunConfig, lang_v: str,
+                     start: float | None):
+        return analyze(request, dataset, cfg, lang_v, int(start or 0))
 
     def attach(event):
-        return event.then(analyze, inputs, [status, checks_md, analysis_state, row], show_progress="minimal")
+        return event.then(preview, [dataset_state, run_state, lang], [status, checks_md, analysis_state, row],
+                          show_progress="minimal")
 
-    preset.change(on_preset, preset, [run_state, model, template, loss, max_len])
-    run.click(analyze, inputs, [status, checks_md, analysis_state, row], api_name="preview")
+    run.click(preview, [dataset_state, run_state, lang], [status, checks_md, analysis_state, row], api_name="preview")
+    jump.submit(preview_from, [dataset_state, run_state, lang, jump], [status, checks_md, analysis_state, row])
+    gr.on([run_state.change, analysis_state.change, lang.change], basis_text, [run_state, analysis_state, lang], basis)
     show = lambda a, i, lg: row_view(a, i, lg)  # noqa: E731
     analysis_state.change(show, [analysis_state, row, lang], [info, tokens])
     row.change(show, [analysis_state, row, lang], [info, tokens], api_name="show_row")
     prev.click(lambda i: max(0, int(i or 0) - 1), row, row)
     nxt.click(lambda i, a: min(int(i or 0) + 1, max(0, len((a or {}).get("examples", [])) - 1)),
               [row, analysis_state], row)
-    return TemplateTab(preset, model, status, checks_md, tokens, row, attach)
-
+    return TemplateTab(status, checks_md, tokens, row, attach)

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
 DEMO = "smollm2-135m-demo"
 QUESTION = "What is the capital of Italy?"
-LAUNCH_TO_COMPLETED_S = 240   # the "about 3 minutes", with slack for a busy CI runner
+# Generous: a loaded 2-core machine is several times slower than a quiet one. The time it took is
+# recorded in test-artifacts/demo-run.json; speed is measured in bench/, not asserted here.
+COMPLETION_GIVE_UP_S = 1800
 
 
 def shot(page, name: str) -> None:
@@ -47,7 +49,7 @@ def test_newcomer_trains_the_demo_and_chats_with_it(page, tmp_path):  # noqa: F8
         # Data: the demo's sample is the preselected one; loading it is one click.
         assert field(page, "data-sample") == "demo_alpaca.jsonl"
         page.locator("#data-load-sample").click()
-        page.locator("#data-status", has_text="200 rows read").wait_for(timeout=30000)
+        page.locator("#data-status", has_text="200 rows read").wait_for(timeout=120000)
 
         # Template: the load chains the mask preview; only the answers are trained.
         open_tab(page, "Template", "#tpl-run")
@@ -59,36 +61,36 @@ def test_newcomer_trains_the_demo_and_chats_with_it(page, tmp_path):  # noqa: F8
         # Train: pick the demo preset from the list (it is the first entry) and launch; nothing typed.
         open_tab(page, "Train", "#train-launch")
         page.locator("#train-preset input").click()
-        page.get_by_role("option", name=f"{DEMO} — {preset.description}").click()
-        page.locator("#train-status", has_text="CPU training").wait_for(timeout=30000)
+        page.get_by_role("option", name=DEMO, exact=True).click()
+        page.locator("#train-status", has_text="CPU training").wait_for(timeout=120000)
         assert field(page, "cfg-model-name-or-path") == preset.model.name_or_path
         assert field(page, "cfg-train-max-steps") == str(preset.train.max_steps)
-        assert field(page, "cfg-data-path").endswith("demo_alpaca.jsonl")
+        assert "demo_alpaca.jsonl" in page.locator("#train-dataset").inner_text()
         shot(page, "2-train")
         page.locator("#train-launch").click()
         launched = time.monotonic()
 
         # Monitor: Launch opens it on the new job; the loss gains points until the job completes.
         page.locator("#mon-summary", has_text="running").wait_for(timeout=120000)
-        wait_until(lambda: len(loss_curve(page)) >= 3, 150, what="the first loss points")
+        wait_until(lambda: len(loss_curve(page)) >= 3, 900, what="the first loss points")
         shot(page, "3-monitor-running")
-        page.locator("#mon-summary", has_text="completed").wait_for(timeout=LAUNCH_TO_COMPLETED_S * 1000)
+        page.locator("#mon-summary", has_text="completed").wait_for(timeout=COMPLETION_GIVE_UP_S * 1000)
         took = time.monotonic() - launched
-        wait_until(lambda: len(loss_curve(page)) == preset.train.max_steps, 10, what="every step on the chart")
+        wait_until(lambda: len(loss_curve(page)) == preset.train.max_steps, 60, what="every step on the chart")
         losses = loss_curve(page)
         assert losses[0] > losses[-1], losses
         assert "completed" in field(page, "mon-job")            # the dropdown label follows the state
         assert "No GPU" in page.locator("#mon-system").inner_text()   # not a flat zero memory line
-        wait_until(lambda: f"step {preset.train.max_steps} loss" in field(page, "mon-log"), 10, what="the log tail")
+        wait_until(lambda: f"step {preset.train.max_steps} loss" in field(page, "mon-log"), 60, what="the log tail")
         shot(page, "4-monitor-completed")
 
         # Chat: the finished job is offered; the same question goes to base and fine-tuned models.
         open_tab(page, "Chat", "#chat-send")
-        wait_until(lambda: DEMO in field(page, "chat-job"), 10, what="the finished job in the Chat tab")
+        wait_until(lambda: DEMO in field(page, "chat-job"), 60, what="the finished job in the Chat tab")
         page.locator("#chat-prompt textarea").fill(QUESTION)
         page.locator("#chat-send").click()
-        page.locator("#chat-right [data-testid=user]", has_text=QUESTION).wait_for(timeout=10000)
-        wait_until(lambda: answers(page, "left") and answers(page, "right"), 150, what="both answers")
+        page.locator("#chat-right [data-testid=user]", has_text=QUESTION).wait_for(timeout=60000)
+        wait_until(lambda: answers(page, "left") and answers(page, "right"), 900, what="both answers")
         base, tuned = answers(page, "left")[-1].strip(), answers(page, "right")[-1].strip()
         assert tuned.startswith("ANSWER:"), tuned
         assert not base.startswith("ANSWER:"), base

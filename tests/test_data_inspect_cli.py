@@ -35,7 +35,7 @@ def test_json_report_of_the_broken_rows_sample_and_exit_0():
     assert result.stderr == ""
     report = json.loads(result.stdout)
     assert report == {
-        "format": "alpaca", "rows": 10, "valid_rows": 2, "errors_total": 8,
+        "format": "alpaca", "rows": 10, "valid_rows": 2, "errors_total": 8, "trailing_user_dropped": 0,
         "reason": "columns instruction/output found → alpaca",
         "errors": [
             {"row": 1, "field": "output", "message": "is missing"},

@@ -59,7 +59,7 @@ CASES = [
      "messages[1].content", "must be a string, got list"),
     ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
      "messages[1].content", "empty assistant turn"),
-    ({"messages": GOOD_CHAT + [{"role": "user", "content": "more?"}]}, "messages[2].role",
+    ({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}, "messages[1].role",
      "conversation must end with an assistant turn, not a user turn"),
     ({"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q2"},
                    {"role": "assistant", "content": "a"}]}, "messages[1].role",
@@ -82,6 +82,23 @@ def test_each_validation_error_names_row_and_field(tmp_path, bad_row, field, mes
     error = only_error(tmp_path, bad_row)
     assert error == RowError(1, field, message)
     assert str(error) == f"row 1, field '{field}': {message}"
+
+
+def test_a_trailing_user_turn_is_dropped_and_counted_unless_kept(tmp_path):
+    sharegpt = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}, {"from": "human", "value": "more?"}]
+    path = jsonl(tmp_path, [{"conversations": sharegpt}, {"conversations": sharegpt[:2]},
+                            {"conversations": sharegpt[:1]}])
+    loaded = load_dataset(path)
+    assert loaded.trimmed_rows == [0]
+    assert loaded.conversations == [Conversation(r, (Message("user", "q"), Message("assistant", "a"))) for r in (0, 1)]
+    # Nothing answered at all: there is no exchange left to keep, so the row stays an error.
+    assert loaded.errors == [RowError(2, "conversations[0].from",
+                                      "conversation must end with an assistant turn, not a user turn")]
+    kept = load_dataset(path, drop_trailing_user=False)
+    assert kept.trimmed_rows == [] and [c.row for c in kept.conversations] == [1]
+    assert kept.errors[0] == RowError(0, "conversations[2].from",
+                                      "conversation must end with an assistant turn, not a user turn")
+    assert kept.invalid_rows == 2
 
 
 def test_all_field_errors_of_a_row_are_reported(tmp_path):

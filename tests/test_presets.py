@@ -85,3 +85,32 @@ def test_template_trains_exactly_the_answers(name):
         assert cfg.template.system_prompt.split(".")[0] in masked
     if cfg.template.enable_thinking is False:
         assert "<think>" in ex.text  # Qwen3 renders an empty think block when thinking is off
+
+
+@pytest.mark.parametrize("name", SIZED + ["qwen3-8b-nothink"])
+def test_a_variant_is_an_overlay_that_states_only_what_it_changes(name):
+    import yaml
+
+    overlay = yaml.safe_load((PRESETS_DIR / f"{name}.yaml").read_text())
+    base_name = overlay.pop("base")
+    base = load_preset(base_name).model_dump(mode="json")
+    assert len(overlay) < len(base)        # no section is repeated whole
+    for section, value in overlay.items():
+        changed = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, v in changed:
+            was = base[section] if key is None else base[section][key]
+            assert v != was, f"{name}: {section}.{key} repeats its base {base_name}"
+    variant = load_preset(name).model_dump(mode="json")
+    assert variant["model"]["architecture"] == base["model"]["architecture"]
+
+
+def test_a_bad_base_is_a_config_error_naming_the_file(tmp_path):
+    from trainer_backend.config import ConfigError
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: no-such-preset\nlora: {r: 8}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: 'base': 'no-such-preset' is not a preset in presets/"):
+        load_config(path)
+    path.write_text("base: smollm2-135m-demo\nlora: {r: 8}\n")
+    cfg = load_config(path)
+    assert cfg.lora.r == 8 and cfg.lora.alpha == load_preset("smollm2-135m-demo").lora.alpha

@@ -21,14 +21,15 @@ BROKEN = ROOT / "samples" / "broken_rows.jsonl"
 
 
 def expected_runs(conv_row: int, model_dir) -> list[tuple[str, bool]]:
-    """The trained/masked runs straight from the backend's render_and_mask, decoded id by id."""
-    from trainer_backend.config import TemplateConfig
+    """The trained/masked runs straight from the backend's render_and_mask, decoded id by id, with
+    the template settings of the run a fresh studio prepares (the demo preset)."""
     from trainer_backend.data import load_dataset
+    from trainer_backend.presets import load_preset
     from trainer_backend.templates import load_tokenizer, render_and_mask
 
     tok = load_tokenizer(str(model_dir))
     conv = load_dataset(SAMPLE).conversations[conv_row]
-    ex = render_and_mask(conv, tok, TemplateConfig())
+    ex = render_and_mask(conv, tok, load_preset("smollm2-135m-demo").template)
     runs: list[list] = []
     for token_id, trained in zip(ex.input_ids, ex.trained):
         piece = tok.decode([token_id])
@@ -54,7 +55,14 @@ def tiny_config(model_dir, data_path: str, max_steps: int) -> RunConfig:
 
 
 def launch_args(cfg: RunConfig) -> list:
+    """The Train form filled with `cfg`, no GPU picked, English (the dataset comes from the Data tab)."""
     return [*to_form(cfg, field_specs()), [], "en"]
+
+
+def upload(client: Client, path, lang: str = "en", drop_trailing_user: bool = True) -> tuple[str, dict, dict]:
+    status, table, errors, *_mapping = client.predict(handle_file(str(path)), "auto", drop_trailing_user, lang,
+                                                      api_name="/upload")
+    return status, table, errors
 
 
 def plot_points(plot_value) -> int:
@@ -66,14 +74,13 @@ def plot_points(plot_value) -> int:
 def test_upload_preview_launch_events_stop(tmp_path, tiny_llama_dir, smollm2_dir):
     with running_studio(tmp_path / "work") as url:
         client = Client(url, verbose=False)
-        status, table, errors = client.predict(handle_file(str(SAMPLE)), "auto", "", "en", api_name="/upload")
+        status, table, errors = upload(client, SAMPLE)
         assert "format **alpaca**" in status and "200 rows read, 200 valid" in status
         assert table["data"][0][3] == "What is the capital of France?" and errors["data"] == []
         uploaded = tmp_path / "work" / "users" / "local" / "uploads" / "demo_alpaca.jsonl"
         assert uploaded.read_bytes() == SAMPLE.read_bytes()
 
-        status, checks, _row = client.predict(str(smollm2_dir), "auto", "response_only", 2048, "en",
-                                              api_name="/preview")
+        status, checks, _row = client.predict("en", api_name="/preview")
         assert "200 rows checked" in status and "end-of-turn token is trained in 200 of 200" in checks
         for row in (0, 3):
             info, tokens = client.predict(row, "en", api_name="/show_row")
@@ -89,7 +96,7 @@ def test_upload_preview_launch_events_stop(tmp_path, tiny_llama_dir, smollm2_dir
         summaries: list[str] = []
 
         def monitor_until(done) -> None:
-            summary, loss_plot, _sys, _log = client.predict(job_id, "en", api_name="/monitor")
+            summary, loss_plot, *_system_and_log = client.predict(job_id, "en", api_name="/monitor")
             if isinstance(summary, str):
                 summaries.append(summary)
             if "plot" in loss_plot:
@@ -109,17 +116,15 @@ def test_bad_uploads_name_the_row_and_the_file(tmp_path):
     bad.write_text("hello")
     with running_studio(tmp_path / "work") as url:
         client = Client(url, verbose=False)
-        status, _table, errors = client.predict(handle_file(str(BROKEN)), "auto", "", "en", api_name="/upload")
-        assert "8 with errors" in status
+        status, _table, errors = upload(client, BROKEN)
+        assert "8 rows with errors" in status
         assert [1, "output", "is missing"] in errors["data"]
         with pytest.raises(httpx.HTTPStatusError) as refused:   # by the upload route, before any handler runs
-            client.predict(handle_file(str(bad)), "auto", "", "en", api_name="/upload")
+            client.predict(handle_file(str(bad)), "auto", True, "en", api_name="/upload")
         assert refused.value.response.status_code == 415
         assert refused.value.response.text == ("✖ Upload refused: notes.txt is not a dataset file; upload .json, "
                                                ".jsonl, .csv, .parquet.")
-        status, *_ = client.predict(handle_file(str(SAMPLE)), "auto", "prompt", "en", api_name="/upload")
-        assert "Column mapping 'prompt' is not field=column" in status
-        status, *_ = client.predict(handle_file(str(SAMPLE)), "auto", "", "vi", api_name="/upload")
+        status, *_ = upload(client, SAMPLE, lang="vi")
         assert "định dạng **alpaca**" in status
 
 

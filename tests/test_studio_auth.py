@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 from gradio_client import Client
 
 from studio.auth import AuthFileError, LoginGuard, UsersFile, add_user, hash_password, load_users, verify_password
@@ -118,8 +119,10 @@ def test_login_required_and_users_see_only_their_jobs(tmp_path):
         summary, *_ = bob.predict(job_id, "en", api_name="/monitor")
         assert summary.startswith("✖") and job_id in summary
         assert bob.predict(job_id, "en", api_name="/stop").startswith("✖")
-        # On a shared server a job reads only the user's uploads or the bundled samples.
+        # On a shared server a job reads only the user's uploads or the bundled samples: the form
+        # has no data path at all, a run's data comes from the user's own Data tab or the preset.
         other = cfg.with_overrides({"data.path": str(tmp_path / "work" / "users" / "alice" / "uploads" / "x.jsonl")})
-        status, *_ = bob.predict(*launch_args(other), api_name="/launch")
-        assert "neither one of your uploads nor a bundled sample" in status
-        assert SAMPLE.exists()
+        status, yaml_text, _file, bobs_job = bob.predict(*launch_args(other), api_name="/launch")
+        assert bobs_job, status
+        assert yaml.safe_load(yaml_text)["data"]["path"] == str(SAMPLE)
+        bob.predict(bobs_job, "en", api_name="/stop")

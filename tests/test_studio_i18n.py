@@ -5,7 +5,8 @@ import re
 import string
 from pathlib import Path
 
-from studio.config_form import field_specs
+from studio.config_form import NOT_ON_FORM, field_specs
+from studio.data_tab import ERROR_COLUMNS, FIELDS, ROW_COLUMNS
 from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, t
 
 STUDIO = Path(__file__).resolve().parent.parent / "studio"
@@ -14,7 +15,7 @@ KEY = re.compile(r'"((?:app|tab|data|tpl|train|mon|jobs|chat|export|cfg\.section
 
 def used_keys() -> set[str]:
     """String keys the tabs use (config keys such as "data.path" name form fields, not strings)."""
-    config_keys = {s.key for s in field_specs()}
+    config_keys = {s.key for s in field_specs()} | set(NOT_ON_FORM)
     keys = set()
     for path in STUDIO.glob("*.py"):
         if path.name != "i18n.py":
@@ -40,13 +41,44 @@ def test_config_form_labels_switch_language():
     with gr.Blocks():
         lr = book.add(gr.Number(), label=field_label_key("train.lr"), info=field_info_key("train.lr"))
         btn = book.add(gr.Button(), value="train.launch")
-    assert lr.label == "Learning rate · train.lr" and btn.value == "Launch"
+    # One label each; the dotted key the YAML uses goes with the hint.
+    assert lr.label == "Learning rate" and lr.info.startswith("train.lr · Step size") and btn.value == "Launch"
     en, vi = book.updates("en"), book.updates("vi")
-    assert vi[0]["label"] == "Tốc độ học · train.lr" and vi[0]["info"].startswith("Bước của bộ tối ưu")
+    assert vi[0]["label"] == "Tốc độ học" and vi[0]["info"].startswith("train.lr · Bước của bộ tối ưu")
     assert vi[1]["value"] == "Bắt đầu huấn luyện" and en[1]["value"] == "Launch"
 
 
-def test_every_config_key_has_a_form_field():
+def test_keys_built_at_run_time_are_translated():
+    built = [f"data.field.{name}" for name in FIELDS] + [f"data.col.{c}" for c in ROW_COLUMNS + ERROR_COLUMNS]
+    assert [key for key in built if key not in STRINGS["vi"]] == []
+
+
+def test_every_form_field_has_a_vietnamese_label_and_hint():
+    """No field of the form falls back to the schema's English description in Vietnamese."""
+    import gradio as gr
+
+    book, specs = LabelBook(), field_specs()
+    with gr.Blocks():
+        for spec in specs:
+            book.add(gr.Number(), label=field_label_key(spec.key), info=field_info_key(spec.key),
+                     fallback_label=spec.key, fallback_info="ENGLISH")
+    for spec, texts in zip(specs, book.updates("vi")):
+        assert texts["label"] != spec.key and "ENGLISH" not in texts["info"], spec.key
+
+
+def test_every_config_key_is_on_the_form_or_set_elsewhere():
     keys = {s.key for s in field_specs()}
-    assert {"method", "train.lr", "lora.r", "template.max_seq_len", "sync.devices"} <= keys
+    assert {"method", "train.lr", "lora.r", "template.max_seq_len", "qlora.quant_type"} <= keys
+    assert "sync.devices" not in keys and "output.dir" not in keys
     assert t("vi", "state.running") == "đang chạy"
+
+
+def test_every_preset_is_described_in_vietnamese():
+    from studio.common import preset_text
+    from trainer_backend.presets import list_presets
+
+    for p in list_presets():
+        vi = preset_text(p.name, p.description, p.method, p.gpu_mem_gib, "vi")
+        assert vi != p.description and "the planner" not in vi and " for a " not in vi, p.name
+    assert preset_text("qwen2.5-7b-instruct-24gb", "", "qlora", 24.0, "vi") == (
+        "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng Trung; qlora cho GPU 24 GB")

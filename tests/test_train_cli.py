@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from trainer_backend.__main__ import main
-from trainer_backend.config import load_config
+from trainer_backend.config import ConfigError, RunConfig, load_config, parse_override
+from trainer_backend.device_rules import check_devices
 from trainer_backend.train import loop
 from trainer_backend.train.events import read_events
 from trainer_backend.train.sync.local import LocalSync
@@ -61,20 +62,32 @@ def last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("extra, message", [
+GPU_ONLY_ON_CPU = [
     (["model.engine=unsloth"], "'model.engine': unsloth needs a CUDA GPU and this run is on cpu; use engine: hf (or auto)"),
     (["method=qlora"], "'method': qlora loads the model in 4-bit with bitsandbytes, which needs a CUDA GPU; "
                        "use method: lora on CPU"),
     (["train.optimizer=adamw_8bit"], "'train.optimizer': adamw_8bit (bitsandbytes) needs a CUDA GPU; "
                                      "use optimizer: adamw on CPU"),
     (["train.precision=fp16"], "'train.precision': fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"),
-])
+]
+
+
+@pytest.mark.parametrize("extra, message", GPU_ONLY_ON_CPU)
 def test_gpu_only_choices_on_cpu_exit_2_with_one_line(tiny_llama_dir, tmp_path, capsys, extra, message):
     job = tmp_path / "job"
     assert main(cli(tiny_llama_dir, job, *extra)) == 2
     assert last_line(capsys.readouterr().err) == message
     error = read_events(job, "error")[-1]
     assert (error["reason"], error["message"]) == ("config", message)
+
+
+@pytest.mark.parametrize("extra, message", GPU_ONLY_ON_CPU)
+def test_the_check_before_queuing_gives_the_trainers_message(extra, message):
+    cfg = RunConfig().with_overrides(dict(parse_override(item) for item in extra))
+    with pytest.raises(ConfigError) as caught:
+        check_devices(cfg)
+    assert str(caught.value) == message
+    check_devices(cfg.with_overrides({"sync.devices": [0]}))   # on a GPU it is the trainer's business
 
 
 def test_bad_config_and_bad_data_exit_2(tiny_llama_dir, tmp_path, capsys):

@@ -46,6 +46,8 @@ class DataConfig(_Section):
     columns: dict[str, str] = Field(default_factory=dict,
                                     description="Map your column names to the format's fields, e.g. {prompt: instruction, response: output}.")
     strict: bool = Field(False, description="Fail on the first invalid row instead of skipping invalid rows.")
+    drop_trailing_user: bool = Field(True, description="Drop the last user turn of a chat that ends on one (an "
+                                                       "unanswered question) instead of rejecting the row.")
     eval_path: str | None = Field(None, description="A separate eval file (same formats as path); overrides eval_ratio.")
     eval_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of rows held out for eval loss when eval_path is empty.")
 
@@ -78,6 +80,14 @@ class LoraConfig(_Section):
         if not v:
             raise ValueError("names no layer; list layers such as [q_proj, v_proj] or use all-linear")
         return v
+
+
+class QloraConfig(_Section):
+    """How method qlora quantizes the frozen base model (bitsandbytes 4-bit)."""
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type of the frozen weights (nf4 = QLoRA's NormalFloat).")
+    double_quant: bool = Field(True, description="Also quantize the quantization constants (saves about 0.4 bits per weight).")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Dtype the 4-bit weights are dequantized to for each matmul (auto = train.precision).")
 
 
 class TrainConfig(_Section):
@@ -175,6 +185,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     template: TemplateConfig = Field(default_factory=TemplateConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    qlora: QloraConfig = Field(default_factory=QloraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -282,10 +293,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
 def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) -> RunConfig:
     """Load a YAML file or a preset name (see presets/), then apply dotted overrides."""
     path = resolve_config_path(source)
-    try:
-        data = load_yaml_file(path) or {}
-    except YamlError as err:
-        raise ConfigError(str(err)) from None
+    data = read_config_data(path)
     if overrides:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
@@ -298,6 +306,34 @@ def load_config(source: str | Path, overrides: list[str] | dict[str, Any] = ()) 
 
 
 PRESETS_DIR = PROJECT_ROOT / "presets"
+
+
+def read_config_data(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """The YAML of a config file; a file with a top-level `base: <preset>` is an overlay: the keys
+    it sets replace those of that preset (nested sections merge key by key), so a sized variant
+    states only what it changes."""
+    try:
+        data = load_yaml_file(path) or {}
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base_name = data.pop("base")
+    base = PRESETS_DIR / f"{base_name}.yaml"
+    if not isinstance(base_name, str) or not base.is_file():
+        raise ConfigError(f"{path}: 'base': {base_name!r} is not a preset in presets/")
+    if base.resolve() in seen:
+        raise ConfigError(f"{path}: 'base': {base_name} is its own base (through {len(seen)} files)")
+    return merge_sections(read_config_data(base, (*seen, path.resolve())), data)
+
+
+def merge_sections(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Sections merge key by key; a key's value (a list, a mapping such as data.columns) is replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both_sections else value
+    return merged
 
 
 def _anchor_to_project(cfg: RunConfig) -> RunConfig:

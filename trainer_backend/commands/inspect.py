@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", default="", metavar="COL=FIELD,...",
                         help="map your columns to the format's fields, e.g. prompt=instruction,response=output")
     parser.add_argument("--strict", action="store_true", help="fail on the first invalid row")
+    parser.add_argument("--keep-trailing-user", action="store_true",
+                        help="treat a chat ending on a user turn as invalid instead of dropping that turn")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -45,13 +47,15 @@ def report(dataset: LoadedDataset) -> dict:
         "valid_rows": dataset.valid_rows,
         "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in dataset.errors[:MAX_ERRORS]],
         "errors_total": len(dataset.errors),
+        "trailing_user_dropped": len(dataset.trimmed_rows),
         "reason": dataset.reason,
     }
 
 
 def summary(dataset: LoadedDataset) -> str:
     lines = [f"{dataset.path}: {dataset.format} ({dataset.reason})",
-             f"{dataset.valid_rows} of {dataset.rows} rows valid, {len(dataset.errors)} errors"]
+             f"{dataset.valid_rows} of {dataset.rows} rows valid, {len(dataset.errors)} errors"
+             + (f", {len(dataset.trimmed_rows)} trailing user turns dropped" if dataset.trimmed_rows else "")]
     lines += [f"  {error}" for error in dataset.errors[:SUMMARY_ERRORS]]
     if len(dataset.errors) > SUMMARY_ERRORS:
         lines.append(f"  ... {len(dataset.errors) - SUMMARY_ERRORS} more (use --json to see up to {MAX_ERRORS})")
@@ -61,7 +65,7 @@ def summary(dataset: LoadedDataset) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         dataset = load_dataset(args.path, format=args.format, columns=parse_columns(args.columns),
-                               strict=args.strict)
+                               strict=args.strict, drop_trailing_user=not args.keep_trailing_user)
     except (DataError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """Dataset ingestion: read a file, detect its format, normalize rows to Conversations, report row errors."""
 from .conversation import Conversation, DataError, LoadedDataset, Message, RowError
-from .loader import load_dataset
+from .loader import dataset_columns, load_dataset
 
-__all__ = ["Conversation", "DataError", "LoadedDataset", "Message", "RowError", "load_dataset"]
+__all__ = ["Conversation", "DataError", "LoadedDataset", "Message", "RowError", "dataset_columns",
+           "load_dataset"]

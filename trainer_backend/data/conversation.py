@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -41,7 +42,18 @@ class RowError:
 
 class DataError(ValueError):
     """A dataset that cannot be used as a whole (unreadable file, undetectable format, a row that
-    fails in strict mode); the message names the file and, where there is one, the row."""
+    fails in strict mode); the message names the file and, where there is one, the row.
+
+    `detail` is the message without the file, for a UI that names the file its own way (a server's
+    upload folder is no business of the user's)."""
+
+    def __init__(self, path: str | Path, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.path = str(path)
+        self.detail = detail
+
+    def __reduce__(self):  # pickles (a worker pool's errors) with both arguments
+        return DataError, (self.path, self.detail)
 
 
 @dataclass
@@ -52,7 +64,13 @@ class LoadedDataset:
     rows: int              # rows read from the file
     conversations: list[Conversation] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    trimmed_rows: list[int] = field(default_factory=list)   # chats whose trailing user turn was dropped
 
     @property
     def valid_rows(self) -> int:
         return len(self.conversations)
+
+    @property
+    def invalid_rows(self) -> int:
+        """Rows with at least one error (a row can have several)."""
+        return len({error.row for error in self.errors})

@@ -18,6 +18,11 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def signature(format: str) -> tuple[str, ...]:
+    """The columns whose presence makes `auto` choose `format`."""
+    return dict(_SIGNATURES)[format]
+
+
 def file_columns(records: Iterable[Record | None]) -> list[str]:
     seen: dict[str, None] = {}
     for record in records:
@@ -32,13 +37,13 @@ def rename_columns(records: list[Record | None], columns: dict[str, str], path: 
     present = set(file_columns(records))
     for source, target in columns.items():
         if target not in known:
-            raise DataError(f"{path}: column mapping {source}={target}: '{target}' is not a field of any format "
+            raise DataError(path, f"column mapping {source}={target}: '{target}' is not a field of any format "
                             f"(fields: {', '.join(sorted(known))})")
         if source not in present:
-            raise DataError(f"{path}: column mapping {source}={target}: the file has no column '{source}' "
+            raise DataError(path, f"column mapping {source}={target}: the file has no column '{source}' "
                             f"(columns: {', '.join(sorted(present))})")
         if target in present and target not in columns:
-            raise DataError(f"{path}: column mapping {source}={target}: the file already has a column "
+            raise DataError(path, f"column mapping {source}={target}: the file already has a column "
                             f"'{target}'; map or remove one of them")
     return [None if record is None else {columns.get(key, key): value for key, value in record.items()}
             for record in records]
@@ -48,7 +53,7 @@ def choose_format(requested: str, columns: list[str], mapping: dict[str, str], p
     """The format and the reason it was chosen."""
     if requested != "auto":
         if requested not in FORMATS:
-            raise DataError(f"{path}: unknown format '{requested}'; use auto, {', '.join(FORMATS)}")
+            raise DataError(path, f"unknown format '{requested}'; use auto, {', '.join(FORMATS)}")
         return requested, f"format {requested} given"
     mapped = f" (after mapping {', '.join(f'{k}→{v}' for k, v in mapping.items())})" if mapping else ""
     for name, needed in _SIGNATURES:
@@ -56,6 +61,6 @@ def choose_format(requested: str, columns: list[str], mapping: dict[str, str], p
             noun = "column" if len(needed) == 1 else "columns"
             return name, f"{noun} {'/'.join(needed)} found{mapped} → {name}"
     found = ", ".join(columns) if columns else "none"
-    raise DataError(f"{path}: cannot detect the format from the columns ({found}); expected instruction+output "
+    raise DataError(path, f"cannot detect the format from the columns ({found}); expected instruction+output "
                     "(alpaca), conversations (sharegpt), messages or text; pass a format and a column mapping "
                     "such as prompt=instruction,response=output")

@@ -1,14 +1,25 @@
 """Convert one raw record of each dataset format into a Conversation, collecting row errors."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .conversation import Conversation, Message, RowError
 from .text import type_name
 from .turns import RowIssues, Turn
 from .validate import check_turns
 
-Converter = Callable[[int, dict], tuple[Conversation | None, list[RowError]]]
+
+
+class Converted(NamedTuple):
+    """One row after conversion: the conversation, or None with the row's errors; `trimmed` says a
+    trailing user turn (a question nobody answered) was left out."""
+    conversation: Conversation | None
+    errors: list[RowError]
+    trimmed: bool = False
+
+
+# (row index, record, drop a trailing user turn) -> Converted
+Converter = Callable[[int, dict, bool], Converted]
 
 # The fields each format reads; a column mapping may only target these.
 FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -21,16 +32,25 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 MESSAGES_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 
 
-def _finish(issues: RowIssues, turns: list[Turn], container: str) -> tuple[Conversation | None, list[RowError]]:
+def _finish(issues: RowIssues, turns: list[Turn], container: str, trimmed: bool = False) -> Converted:
     if not issues.errors:
         check_turns(turns, issues, container)
     if issues.errors:
-        return None, issues.errors
+        return Converted(None, issues.errors)
     messages = tuple(Message(turn.role, turn.content) for turn in turns)
-    return Conversation(row=issues.row, messages=messages), []
+    return Converted(Conversation(row=issues.row, messages=messages), [], trimmed)
 
 
-def convert_alpaca(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+def _without_trailing_user(turns: list[Turn]) -> bool:
+    """Drop a last user turn that follows an answered exchange (chat logs often end on a question
+    nobody answered); a chat with no assistant turn at all stays as it is and is reported."""
+    if len(turns) > 1 and turns[-1].role == "user" and any(turn.role == "assistant" for turn in turns[:-1]):
+        turns.pop()
+        return True
+    return False
+
+
+def convert_alpaca(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
     issues = RowIssues(row)
     turns: list[Turn] = []
     system = issues.optional_text(record, "system")
@@ -68,7 +88,7 @@ def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[st
     """A converter for a list of role/content objects; `system_column` also reads a `system` column."""
     names = ", ".join(roles)
 
-    def convert(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+    def convert(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
         issues = RowIssues(row)
         turns: list[Turn] = []
         if system_column:
@@ -88,19 +108,20 @@ def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[st
             content = issues.member_text(item, content_key, path)
             if role is not None and content is not None:
                 turns.append(Turn(role, content, path, role_key, content_key))
-        return _finish(issues, turns, column)
+        trimmed = drop_trailing_user and not issues.errors and _without_trailing_user(turns)
+        return _finish(issues, turns, column, trimmed)
 
     return convert
 
 
-def convert_text(row: int, record: dict) -> tuple[Conversation | None, list[RowError]]:
+def convert_text(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
     issues = RowIssues(row)
     text = issues.required_text(record, "text")
     if text is not None and not text.strip():
         issues.add("text", "empty text")
     if issues.errors:
-        return None, issues.errors
-    return Conversation(row=row, text=text), []
+        return Converted(None, issues.errors)
+    return Converted(Conversation(row=row, text=text), [])
 
 
 CONVERTERS: dict[str, Converter] = {

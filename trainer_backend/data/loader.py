@@ -10,14 +10,16 @@ from .readers import read_records
 
 
 def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str] | None = None,
-                 strict: bool = False) -> LoadedDataset:
-    """Rows that fail validation are reported in `errors` and left out, or raise DataError when strict."""
+                 strict: bool = False, drop_trailing_user: bool = True) -> LoadedDataset:
+    """Rows that fail validation are reported in `errors` and left out, or raise DataError when strict.
+    A chat ending on a user turn loses that turn (listed in `trimmed_rows`) unless
+    `drop_trailing_user` is False, when it is an invalid row."""
     path = Path(path)
     raw = read_records(path)
     if not raw.records:
-        raise DataError(f"{path}: no rows found")
+        raise DataError(path, "no rows found")
     if not any(record is not None for record in raw.records):
-        raise DataError(f"{path}: no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
+        raise DataError(path, f"no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
     records = rename_columns(raw.records, columns, path) if columns else raw.records
     chosen, reason = choose_format(format, file_columns(records), columns or {}, path)
     convert = CONVERTERS[chosen]
@@ -27,7 +29,9 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
         if record is None:
             row_errors = [read_errors[row]]
         else:
-            conversation, row_errors = convert(row, record)
+            conversation, row_errors, trimmed = convert(row, record, drop_trailing_user)
+            if trimmed:
+                dataset.trimmed_rows.append(row)
         if row_errors:
             if strict:
                 raise _strict_failure(path, row_errors)
@@ -37,6 +41,12 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
     return dataset
 
 
+def dataset_columns(path: str | Path) -> list[str]:
+    """The columns of a file in the order they first appear, for a UI that offers them for mapping
+    (also when the format cannot be detected)."""
+    return file_columns(read_records(Path(path)).records)
+
+
 def _strict_failure(path: Path, errors: list[RowError]) -> DataError:
     more = f" (and {len(errors) - 1} more in this row)" if len(errors) > 1 else ""
-    return DataError(f"{path}: {errors[0]}{more}; strict mode stops at the first invalid row")
+    return DataError(path, f"{errors[0]}{more}; strict mode stops at the first invalid row")

@@ -29,7 +29,7 @@ class RawRows:
 def read_records(path: str | Path) -> RawRows:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+        raise DataError(path, "no such file or folder")
     if path.is_dir():
         return _read_saved_dataset(path)
     suffix = path.suffix.lower()
@@ -44,10 +44,10 @@ def read_records(path: str | Path) -> RawRows:
         if start == "[" and suffix != ".jsonl":
             return _read_json_array(path, text)
         if start == "{" and _is_one_object(text):
-            raise DataError(f"{path}: the file is one JSON object, not rows; put the rows in a JSON array "
+            raise DataError(path, f"the file is one JSON object, not rows; put the rows in a JSON array "
                             "[{...}, {...}] or write one object per line (JSON lines)")
         return _read_jsonl(text)
-    raise DataError(f"{path}: unsupported file type '{suffix or 'no extension'}'; "
+    raise DataError(path, f"unsupported file type '{suffix or 'no extension'}'; "
                     "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
 
 
@@ -55,7 +55,7 @@ def _decode(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror})") from None
+        raise DataError(path, f"cannot read the file ({err.strerror})") from None
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
 
@@ -126,9 +126,9 @@ def _read_json_array(path: Path, text: str) -> RawRows:
     try:
         items = _loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+        raise DataError(path, f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
     except (DuplicateKey, RecursionError) as err:
-        raise DataError(f"{path}: the file {_refused(err)}") from None
+        raise DataError(path, f"the file {_refused(err)}") from None
     rows = RawRows([])
     for row, item in enumerate(items):
         rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
@@ -148,9 +148,9 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
     try:
         header = next(reader)
     except StopIteration:
-        raise DataError(f"{path}: the file is empty") from None
+        raise DataError(path, "the file is empty") from None
     except csv.Error as err:
-        raise DataError(f"{path}: cannot read the CSV header: {err}") from None
+        raise DataError(path, f"cannot read the CSV header: {err}") from None
     rows = RawRows([])
     start = reader.line_num + 1
     try:
@@ -160,9 +160,9 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
             start = reader.line_num + 1
     except csv.Error as err:
         if reader.line_num > start and str(err) == "unexpected end of data":
-            raise DataError(f"{path}: line {start} opens a quoted field that is never closed; add the closing "
+            raise DataError(path, f"line {start} opens a quoted field that is never closed; add the closing "
                             'quote, or write a quote inside a field as ""') from None
-        raise DataError(f"{path}: CSV error at line {reader.line_num}: {err}") from None
+        raise DataError(path, f"CSV error at line {reader.line_num}: {err}") from None
     return rows
 
 
@@ -182,7 +182,7 @@ def _read_parquet(path: Path) -> RawRows:
     try:
         table = pq.read_table(path)
     except (pyarrow.ArrowException, OSError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+        raise DataError(path, f"not a readable Parquet file ({err})") from None
     return RawRows(table.to_pylist())
 
 
@@ -192,12 +192,12 @@ def _read_saved_dataset(path: Path) -> RawRows:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError:
-        raise DataError(f"{path}: a folder must be a datasets save_to_disk folder "
+        raise DataError(path, f"a folder must be a datasets save_to_disk folder "
                         "(dataset_info.json or dataset_dict.json not found)") from None
     if isinstance(loaded, datasets.DatasetDict):
         splits = list(loaded)
         if "train" not in loaded and len(splits) != 1:
-            raise DataError(f"{path}: has splits {', '.join(splits)} and no 'train' split; "
+            raise DataError(path, f"has splits {', '.join(splits)} and no 'train' split; "
                             "save the split to use on its own")
         loaded = loaded["train" if "train" in loaded else splits[0]]
     return RawRows(loaded.to_list())

@@ -128,6 +128,11 @@ class JobRunner:
     def get(self, job_id: str, user: User) -> JobInfo:
         return self._info(self._owned(job_id, user))
 
+    def config_text(self, job_id: str, user: User) -> str:
+        """The job's config.yaml: the run as it trains, with the job's own output.dir."""
+        self._owned(job_id, user)
+        return JobPaths.of(self.workdir, job_id).config.read_text(encoding="utf-8")
+
     def events(self, job_id: str, user: User, since_line: int = 0) -> tuple[list[dict], int]:
         """Events appended since line `since_line` (0-based) and the line to pass next time."""
         self._owned(job_id, user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import ConfigError, RunConfig
+from ..device_rules import FP16_NEEDS_CUDA, QLORA_NEEDS_CUDA, UNSLOTH_NEEDS_CUDA, UNSLOTH_QLORA_FIXED
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -24,15 +25,14 @@ def choose_engine(requested: str, device: torch.device, sharded: bool = False) -
     if requested == "auto":
         return "unsloth" if device.type == "cuda" and not sharded else "hf"
     if requested == "unsloth" and device.type != "cuda":
-        raise ConfigError("'model.engine': unsloth needs a CUDA GPU and this run is on "
-                          f"{device.type}; use engine: hf (or auto)")
+        raise ConfigError(UNSLOTH_NEEDS_CUDA.format(device=device.type))
     return requested
 
 
 def choose_precision(requested: str, device: torch.device) -> str:
     if device.type != "cuda":
         if requested == "fp16":
-            raise ConfigError("'train.precision': fp16 needs a CUDA GPU; use fp32 or bf16 on CPU")
+            raise ConfigError(FP16_NEEDS_CUDA)
         return "fp32" if requested == "auto" else requested
     if requested == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -41,8 +41,9 @@ def choose_precision(requested: str, device: torch.device) -> str:
 
 def check_method(cfg: RunConfig, device: torch.device) -> None:
     if cfg.method == "qlora" and device.type != "cuda":
-        raise ConfigError("'method': qlora loads the model in 4-bit with bitsandbytes, which needs a "
-                          "CUDA GPU; use method: lora on CPU")
+        raise ConfigError(QLORA_NEEDS_CUDA)
+    if cfg.method == "qlora" and cfg.model.engine == "unsloth" and not unsloth_quantizes_like(cfg):
+        raise ConfigError(UNSLOTH_QLORA_FIXED)
     if cfg.method == "full" and cfg.train.precision == "fp16":
         raise ConfigError("'train.precision': fp16 full fine-tuning would update fp16 weights with "
                           "scaled gradients; use bf16 or fp32 with method: full")
@@ -59,6 +60,12 @@ def choose_attention(requested: str, engine: str, device: torch.device) -> str:
         raise ConfigError(f"'model.attn_implementation': {requested} is a kernel of the hf engine; "
                           "with engine unsloth use flex, flash_attention_2 or auto")
     return requested
+
+
+def unsloth_quantizes_like(cfg: RunConfig) -> bool:
+    """Unsloth's 4-bit loading is fixed: nf4, double quantization, computing in the training dtype."""
+    q = cfg.qlora
+    return q.quant_type == "nf4" and q.double_quant and q.compute_dtype in ("auto", cfg.train.precision)
 
 
 def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:

@@ -88,9 +88,10 @@ def _load_hf(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.
     if cfg.method == "qlora":
         from transformers import BitsAndBytesConfig
 
+        q = cfg.qlora
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
+            load_in_4bit=True, bnb_4bit_quant_type=q.quant_type, bnb_4bit_use_double_quant=q.double_quant,
+            bnb_4bit_compute_dtype=dtype if q.compute_dtype == "auto" else DTYPES[q.compute_dtype])
         kwargs["device_map"] = {"": device.index or 0}
     model = _from_pretrained(AutoModelForCausalLM, cfg.model.name_or_path, **kwargs)
     if cfg.method != "qlora":

@@ -66,11 +66,13 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     from trainer_backend.templates import build_examples, load_tokenizer_for_preview
 
     columns = json.loads(args.columns) if args.columns else None
-    data = load_dataset(args.data, format=args.format, columns=columns)
+    data = load_dataset(args.data, format=args.format, columns=columns,
+                        drop_trailing_user=not args.keep_trailing_user)
     tcfg = TemplateConfig.model_validate_json(args.template_config)
     tokenizer, stand_in = load_tokenizer_for_preview(args.model, tcfg.name, args.offline_tokenizer or None)
     examples, report = build_examples(data.conversations, tokenizer, tcfg)
     eot = end_of_turn_ids(tokenizer)
+    later = [conv for conv in data.conversations if conv.row >= args.start_row]
     return {
         "model": args.model, "template": tcfg.name, "format": data.format, "stand_in": stand_in,
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": tcfg.max_seq_len,
@@ -81,7 +83,7 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "trained_tokens": sum(e.n_trained for e in examples),
         "eot_trained_rows": sum(any(t and i in eot for i, t in zip(e.input_ids, e.trained)) for e in examples),
         "unlike_inference_rows": sum(e.unlike_inference > 0 for e in examples),
-        "examples": preview_rows(data.conversations[: args.rows], tokenizer, tcfg, eot),
+        "examples": preview_rows(later[: args.rows], tokenizer, tcfg, eot),
     }
 
 
@@ -90,11 +92,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", required=True)
     p.add_argument("--format", default="auto")
     p.add_argument("--columns", default="", help="JSON object mapping your columns to the format's fields")
+    p.add_argument("--keep-trailing-user", action="store_true",
+                   help="reject chats that end on a user turn instead of dropping that turn")
     p.add_argument("--model", required=True)
     p.add_argument("--template-config", default="{}", help="the run's TemplateConfig as JSON")
     p.add_argument("--offline-tokenizer", default="", help="a local tokenizer of the model's family, used "
                    "when the model's hub repository cannot be reached")
     p.add_argument("--rows", type=int, default=50, help="rows rendered token by token for display")
+    p.add_argument("--start-row", type=int, default=0, help="the rows rendered for display start at this source row")
     return p.parse_args(argv)
 
 

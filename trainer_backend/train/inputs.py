@@ -25,9 +25,10 @@ def split_eval(convs: list[Conversation], ratio: float, seed: int) -> tuple[list
 
 
 def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conversation]:
-    loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict)
+    loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict,
+                          drop_trailing_user=cfg.data.drop_trailing_user)
     events.log(f"{what} data {path}: {loaded.format} ({loaded.reason}), {loaded.rows} rows, "
-               f"{len(loaded.errors)} invalid rows skipped")
+               f"{loaded.invalid_rows} invalid rows skipped, {len(loaded.trimmed_rows)} trailing user turns dropped")
     for err in loaded.errors[:5]:
         events.log(f"  skipped {err}")
     return list(loaded.conversations)
@@ -46,7 +47,7 @@ def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Exampl
     train, report = build_examples(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")
     if not train:
-        raise DataError(f"{cfg.data.path}: no row is left to train on ({report.summary()}); "
+        raise DataError(cfg.data.path, f"no row is left to train on ({report.summary()}); "
                         "check data.format, template.max_seq_len and the row errors in train.log")
     evals, eval_report = build_examples(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
     if eval_report is not None:
