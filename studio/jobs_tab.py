@@ -48,7 +48,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
     status = gr.Markdown(elem_id="jobs-status")
     with L.add(gr.Accordion(open=False, elem_id="jobs-compare"), label="jobs.compare"):
         with gr.Row():
-            picked = L.add(gr.Dropdown([], value=[], multiselect=True, elem_id="jobs-compare-pick", scale=4),
+            picked = L.add(gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
+                                       elem_id="jobs-compare-pick", scale=4),
                            label="jobs.compare_pick")
             compare_btn = L.add(gr.Button(size="sm", scale=1, elem_id="jobs-compare-run"), value="jobs.compare_run")
         compare_note = gr.Markdown(elem_id="jobs-compare-note")
