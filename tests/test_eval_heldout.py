@@ -102,3 +102,23 @@ def test_evaluate_on_another_file_and_bad_input(tiny_llama_dir, tmp_path, capsys
     assert "unknown ['bogus']" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a job directory" in capsys.readouterr().err
+
+
+def train_losses(job) -> list[float]:
+    return [e["loss"] for e in read_events(job, "train")]
+
+
+@pytest.mark.parametrize("engine, devices", [("hf", "[cpu]"), pytest.param("unsloth", "[0]", marks=pytest.mark.gpu)])
+def test_evaluating_does_not_change_the_training_trajectory(tiny_llama_dir, tmp_path, engine, devices):
+    """Sampled answers (temperature > 0) and LoRA dropout both draw random numbers, and generation
+    switches the model to eval (and, on unsloth, to its inference path): none of it may leak into
+    the steps that follow."""
+    common = ["data.eval_ratio=0.05", "train.eval_every=1", "lora.dropout=0.1", "train.max_steps=3",
+              f"model.engine={engine}", f"sync.devices={devices}", "train.precision=" + ("fp32" if engine == "hf" else "bf16")]
+    plain, evaluated = tmp_path / "plain", tmp_path / "evaluated"
+    assert main(cli(tiny_llama_dir, plain, *common)) == 0
+    assert main(cli(tiny_llama_dir, evaluated, *common, "eval.metrics=[chrf]", "eval.temperature=0.8",
+                    "eval.max_new_tokens=4", "eval.max_rows=4")) == 0
+    assert train_losses(evaluated) == train_losses(plain)
+    assert [(e["step"], e["model"]) for e in read_events(evaluated, "eval_metrics")] == [
+        (0, "base"), (1, "fine-tuned"), (2, "fine-tuned"), (3, "fine-tuned")]
