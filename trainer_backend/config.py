@@ -270,6 +270,8 @@ def _format_error(err: ValidationError) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'")
+        elif not e["loc"]:  # a check across sections: its message names the keys, the input is the whole run
+            lines.append(e["msg"].removeprefix("Value error, "))
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
     return "invalid run config: " + "; ".join(lines)

@@ -79,8 +79,8 @@ def typed_prompt_rows(prompts: Sequence[str], tokenizer, cfg: RunConfig) -> list
     examples, errors = render_and_mask_many(convs, tokenizer, tcfg)
     if errors:
         raise ConfigError(f"'eval.sample_prompts': prompt {-errors[0].row}: {errors[0].message}")
-    return [EvalRow(e.row, r.prompt_ids, p[-PROMPT_SHOWN_CHARS:], None)
-            for e, p, r in ((e, prompts[-1 - e.row], eval_row(e, tokenizer)) for e in examples)]
+    return [EvalRow(e.row, eval_row(e, tokenizer).prompt_ids, prompts[-1 - e.row][-PROMPT_SHOWN_CHARS:], None)
+            for e in examples]
 
 
 @dataclass
