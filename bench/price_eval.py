@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTRUCTION = "Estimate the final total price (US dollars, shipping included) of this eBay auction of Mario Kart Wii."
+INSTRUCTION = "Total price in USD of this Mario Kart Wii auction?"
+SYSTEM = "You estimate eBay prices."   # short: SmolLM2's default system prompt would double each row's tokens
 SEED = 0
 
 
@@ -65,7 +66,7 @@ def backend(*args: str) -> str:
 
 def overrides(work: Path, epochs: float) -> list[str]:
     return [f"data.path={work / 'train.jsonl'}", f"data.eval_path={work / 'test.jsonl'}",
-            f"output.dir={work / 'job'}", "template.max_seq_len=128", "train.max_steps=-1", f"train.epochs={epochs}",
+            f"output.dir={work / 'job'}", f"template.system_prompt={SYSTEM}", "template.max_seq_len=128", "train.max_steps=-1", f"train.epochs={epochs}",
             "train.micro_batch_size=8", "train.lr=1e-3", "train.warmup_steps=5", "eval.max_new_tokens=10"]
 
 

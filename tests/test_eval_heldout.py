@@ -122,3 +122,20 @@ def test_evaluating_does_not_change_the_training_trajectory(tiny_llama_dir, tmp_
     assert train_losses(evaluated) == train_losses(plain)
     assert [(e["step"], e["model"]) for e in read_events(evaluated, "eval_metrics")] == [
         (0, "base"), (1, "fine-tuned"), (2, "fine-tuned"), (3, "fine-tuned")]
+
+
+def test_out_of_memory_while_answering_skips_the_measurement_and_says_why(tmp_path):
+    import torch
+
+    from trainer_backend.evaluation.heldout import TrainingEval
+    from trainer_backend.train.events import EventLog
+
+    class Exhausted:
+        def measure(self, model, which, loss):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    events = EventLog(tmp_path)
+    TrainingEval(Exhausted(), tmp_path, events, primary=True)(None, 5, 1.0)
+    assert read_events(tmp_path) == []
+    assert ("step 5: fine-tuned metrics skipped: out of GPU memory while generating answers; lower eval.batch_size"
+            in (tmp_path / "train.log").read_text())

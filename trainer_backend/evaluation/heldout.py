@@ -160,9 +160,18 @@ class TrainingEval:
         self.record(model, step, FINE_TUNED, loss)
 
     def record(self, model, step: int, which: str, loss: float | None) -> None:
+        import torch
+
         if not self.primary:
             return
-        m = self.held_out.measure(model, which, loss)
+        try:
+            m = self.held_out.measure(model, which, loss)
+        except torch.OutOfMemoryError:
+            # The steps trained so far matter more than this measurement: skip it and train on.
+            torch.cuda.empty_cache()
+            self.events.log(f"step {step}: {which} metrics skipped: out of GPU memory while generating answers; "
+                            "lower eval.batch_size or eval.max_new_tokens")
+            return
         write_answers(self.job_dir / "eval" / f"step_{step:06d}_{which}.jsonl", m)
         self.events.eval_metrics(step, which, m.metrics, rows=len(m.answers))
         if m.samples:
