@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..config import GENERATION_METRICS, ConfigError, RunConfig
+from ..config import GENERATION_METRICS, SHARDED_GENERATION, ConfigError, RunConfig
 from ..data import Conversation, Message
 from ..templates import render_and_mask_many
 from ..templates.example import Example
@@ -64,6 +64,8 @@ def eval_row(example: Example, tokenizer) -> EvalRow:
 
 
 def check_evaluable(cfg: RunConfig) -> None:
+    if cfg.eval.generates and cfg.sync.sharding == "fsdp":   # sharding: auto may resolve to fsdp at start
+        raise ConfigError(SHARDED_GENERATION)
     if cfg.eval.generates and cfg.template.loss == "full":
         raise ConfigError("'eval.metrics': answers are measured against the last assistant turn, and "
                           "template.loss full trains the prompt too, so no row has a prompt to answer; "
