@@ -49,13 +49,25 @@ def _conversations(cfg: RunConfig, data: str | None, data_format: str):
     return held, cfg.data.eval_path or f"{cfg.data.path} (held-out {cfg.data.eval_ratio:g})"
 
 
+def _on_this_device(cfg: RunConfig, device) -> RunConfig:
+    """One unsharded process on the hf engine with its attention kernel here (the job may have
+    trained elsewhere: on unsloth, sharded over GPUs)."""
+    from ..models.engine import choose_attention
+
+    model = cfg.model.model_copy(update={"engine": "hf", "attn_implementation": choose_attention("auto", "hf", device)})
+    return cfg.model_copy(update={"model": model, "sync": cfg.sync.model_copy(update={"sharding": "none"})})
+
+
 def _load(path: str, device, cfg: RunConfig):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from ..models.loading import hf_attention
+
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
+                                                     attn_implementation=hf_attention(cfg.model.attn_implementation))
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load the model '{path}' ({str(err).splitlines()[0]})") from None
     return model.to(device).eval()
@@ -94,8 +106,9 @@ def evaluate_job(job_dir: str | Path, data: str | None = None, data_format: str 
     if not examples:
         raise ConfigError(f"{source}: no row is left after rendering ({build.summary()})")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    held = HeldOut(cfg, tokenizer, examples, pad_id, engine="hf")
     torch_device = resolve_device(device)
+    cfg = _on_this_device(cfg, torch_device)
+    held = HeldOut(cfg, tokenizer, examples, pad_id, engine="hf")
     if is_adapter:
         from peft import PeftModel
 
