@@ -33,7 +33,7 @@ TRISTATE = {"default": None, "on": True, "off": False}
 @dataclass(frozen=True)
 class FieldSpec:
     key: str                  # dotted config key, e.g. "train.lr"
-    kind: str                 # choice | bool | int | float | text | optional_text | optional_number |
+    kind: str                 # choice | bool | int | float | text | optional_text | optional_number | multi | lines |
     #                           tristate | int_or_auto | modules
     choices: tuple = ()
     description: str | None = None
@@ -47,6 +47,10 @@ def _kind(key: str, annotation: Any) -> tuple[str, tuple]:
     origin, args = typing.get_origin(annotation), set(typing.get_args(annotation))
     if origin is Literal:
         return "choice", typing.get_args(annotation)
+    if origin is list and typing.get_origin(typing.get_args(annotation)[0]) is Literal:
+        return "multi", typing.get_args(typing.get_args(annotation)[0])
+    if origin is list and typing.get_args(annotation) == (str,):
+        return "lines", ()
     if annotation in (bool, int, float, str):
         return annotation.__name__.replace("str", "text"), ()
     if origin in (typing.Union, types.UnionType):
@@ -84,6 +88,10 @@ def _component(spec: FieldSpec, value: Any) -> gr.components.Component:
     elem_id = "cfg-" + spec.key.replace(".", "-").replace("_", "-")
     if spec.kind in ("choice", "tristate"):
         return gr.Dropdown(list(spec.choices), value=value, elem_id=elem_id)
+    if spec.kind == "multi":
+        return gr.CheckboxGroup(list(spec.choices), value=value, elem_id=elem_id)
+    if spec.kind == "lines":   # one entry a line
+        return gr.Textbox(value=value, lines=3, elem_id=elem_id)
     if spec.kind == "int_or_auto":
         return gr.Dropdown(list(spec.choices), value=value, allow_custom_value=True, elem_id=elem_id)
     if spec.kind == "modules":
@@ -142,6 +150,8 @@ def _show(spec: FieldSpec, value: Any) -> Any:
         return next(name for name, v in TRISTATE.items() if v is value)
     if spec.kind == "modules":
         return [value] if isinstance(value, str) else list(value)
+    if spec.kind == "lines":
+        return "\n".join(value)
     return value
 
 
@@ -159,6 +169,10 @@ def _read(spec: FieldSpec, value: Any) -> Any:
         return int(value)
     if spec.kind == "optional_text":
         return value or None
+    if spec.kind == "multi":
+        return list(value or [])
+    if spec.kind == "lines":
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
     if spec.kind == "tristate":
         return TRISTATE.get(value)
     if spec.kind == "modules":

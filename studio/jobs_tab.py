@@ -11,6 +11,7 @@ import pandas as pd
 
 from studio.charts import eta_text
 from studio.context import JOB_ERRORS, StudioContext, user_of
+from studio.evaluation_view import compare_figure, compared_jobs, config_differences
 from studio.i18n import t
 from studio.common import job_choices
 from trainer_backend.jobs import JobInfo
@@ -45,6 +46,16 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
         resume = L.add(gr.Button(size="sm", elem_id="jobs-resume"), value="jobs.resume")
         delete = L.add(gr.Button(variant="stop", size="sm", elem_id="jobs-delete"), value="jobs.delete")
     status = gr.Markdown(elem_id="jobs-status")
+    with L.add(gr.Accordion(open=False, elem_id="jobs-compare"), label="jobs.compare"):
+        with gr.Row():
+            picked = L.add(gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
+                                       elem_id="jobs-compare-pick", scale=4),
+                           label="jobs.compare_pick")
+            compare_btn = L.add(gr.Button(size="sm", scale=1, elem_id="jobs-compare-run"), value="jobs.compare_run")
+        compare_note = gr.Markdown(elem_id="jobs-compare-note")
+        compare_plot = gr.Plot(elem_id="jobs-compare-plot")
+        differences = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="jobs-compare-diff"),
+                            label="jobs.compare_diff")
 
     def refresh(current: str | None, lang_v: str, request: gr.Request):
         jobs = ctx.runner.list(user_of(request))
@@ -71,7 +82,26 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:
             return (done_text(action, job_id, checkpoint, lang_v), *refresh(job_id, lang_v, request))
         return run
 
+    def compare(job_ids: list[str] | None, lang_v: str, request: gr.Request):
+        if not job_ids:
+            return t(lang_v, "jobs.compare_need"), None, None
+        try:
+            curves, configs = compared_jobs(ctx.runner, user_of(request), list(job_ids))
+        except JOB_ERRORS as err:
+            return t(lang_v, "jobs.failed", error=str(err)), None, None
+        diff = config_differences(configs)
+        note = t(lang_v, "jobs.compare_same") if diff.empty and len(configs) > 1 else ""
+        return note, compare_figure(curves, lang_v), diff
+
+    def compare_choices(current: list[str] | None, lang_v: str, request: gr.Request):
+        jobs = ctx.runner.list(user_of(request))
+        ids = {j.id for j in jobs}
+        return gr.update(choices=job_choices(jobs, lang_v), value=[i for i in current or [] if i in ids])
+
     refresh_btn.click(refresh, [job, lang], [table, job], api_name="jobs")
+    refresh_btn.click(compare_choices, [picked, lang], picked)
+    table.change(compare_choices, [picked, lang], picked)
+    compare_btn.click(compare, [picked, lang], [compare_note, compare_plot, differences], api_name="compare")
     resume.click(act("resume"), [job, lang], [status, table, job])
     delete.click(act("delete"), [job, lang], [status, table, job])
     return JobsTab(table, job, refresh)

@@ -11,6 +11,7 @@ import gradio as gr
 from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
 from studio.common import job_choices
 from studio.context import JOB_ERRORS, StudioContext, user_of
+from studio.evaluation_view import absorb_evaluation, metrics_markdown, samples_frame
 from studio.i18n import t
 from studio.space import relative_paths
 from trainer_backend.contracts import Stage
@@ -64,6 +65,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
     summary = gr.Markdown(elem_id="mon-summary")
     loss_plot = L.add(gr.Plot(elem_id="mon-loss"), label="mon.loss")
     system_plot = L.add(gr.Plot(elem_id="mon-system"), label="mon.system")
+    metrics_md = gr.Markdown(elem_id="mon-metrics")
+    samples = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="mon-samples"), label="mon.samples")
     log = L.add(gr.Textbox(lines=LOG_LINES, max_lines=LOG_LINES, interactive=False, elem_id="mon-log",
                            autoscroll=True), label="mon.log")
     series = gr.State(None)
@@ -85,7 +88,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
     def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
         if not job_id:
             return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), "", None, gr.update(interactive=False,
-                                                                                        variant="secondary")
+                                                                                        variant="secondary"), "", None
         user = user_of(request)
         fresh = s is None or s["job"] != job_id
         s = new_series(job_id) if fresh else s
@@ -96,8 +99,11 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             events, s["next"] = ctx.runner.events(job_id, user, s["next"])
             log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
         except JOB_ERRORS as err:
-            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None, gr.skip()
+            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None, gr.skip(), "", None
         absorb(s, events)
+        evaluated = absorb_evaluation(s, events) or fresh or relabelled
+        evaluation = (metrics_markdown(s["metrics"], lang_v), samples_frame(s["samples"])) if evaluated \
+            else (gr.skip(), gr.skip())
         draw = fresh or relabelled or any(e.get("kind") in ("train", "eval") for e in events)
         charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
         text = relative_paths(progress_text(info, s, lang_v), ctx.settings.workdir, user)
@@ -107,10 +113,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         same = not fresh and not relabelled and s.get("shown") == shown
         s["shown"] = shown
         if same:
-            return gr.skip(), *charts, gr.skip(), s, gr.skip()
+            return gr.skip(), *charts, gr.skip(), s, gr.skip(), *evaluation
         # Stop only while there is something to stop.
         return text, *charts, log_text, s, gr.update(interactive=info.state in LIVE,
-                                                            variant="stop" if info.state in LIVE else "secondary")
+                                                            variant="stop" if info.state in LIVE else "secondary"), *evaluation
 
     def show_job(job_id: str, lang_v: str, request: gr.Request):
         """Right after Launch: the new job's own (empty) charts and status, not the previous job's;
@@ -128,7 +134,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             return t(lang_v, "mon.job_error", error=str(err))
         return t(lang_v, "mon.stopping", job=job_id)
 
-    outs = [summary, loss_plot, system_plot, log, series, stop]
+    outs = [summary, loss_plot, system_plot, log, series, stop, metrics_md, samples]
     timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
     timer.tick(relabel, [shown_choices, lang], [job, shown_choices], show_progress="hidden", queue=False)
     job.change(tick, [job, series, lang], outs, show_progress="hidden", api_name="monitor")

@@ -119,6 +119,10 @@ def test_login_required_and_users_see_only_their_jobs(tmp_path):
         summary, *_ = bob.predict(job_id, "en", api_name="/monitor")
         assert summary.startswith("✖") and job_id in summary
         assert bob.predict(job_id, "en", api_name="/stop").startswith("✖")
+        note, plot, _diff = bob.predict([job_id], "en", api_name="/compare")
+        assert note == f"✖ you have no job {job_id}" and plot is None
+        note, plot, _diff = alice.predict([job_id], "en", api_name="/compare")
+        assert note == "" and plot is not None
         # On a shared server a job reads only the user's uploads or the bundled samples: the form
         # has no data path at all, a run's data comes from the user's own Data tab or the preset.
         other = cfg.with_overrides({"data.path": str(tmp_path / "work" / "users" / "alice" / "uploads" / "x.jsonl")})

@@ -13,6 +13,7 @@ COMMANDS = {
     "train": "Run a config (one worker per device).",
     "plan": "Predict peak GPU memory and resolve `auto` fields.",
     "export": "Write a job's adapter, or the merged model, with its tokenizer.",
+    "evaluate": "Answer held-out prompts with a job's base and trained model; metrics and answers as JSON and Markdown.",
     "jobs": "List, stop, resume jobs of a workdir.",
 }
 

@@ -36,6 +36,8 @@ class ExitCode(IntEnum):
 class EventKind(StrEnum):
     TRAIN = "train"
     EVAL = "eval"
+    EVAL_METRICS = "eval_metrics"   # held-out metrics of the base or the fine-tuned model (trainer_backend.evaluation)
+    SAMPLES = "samples"             # answers to the sample prompts at an eval
     STATUS = "status"
     ERROR = "error"
 

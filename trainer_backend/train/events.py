@@ -75,6 +75,22 @@ class EventLog:
         self._scalars(step, "eval", {"loss": _finite(loss)})
         return self.emit(EventKind.EVAL, step, loss=_finite(loss))
 
+    def eval_metrics(self, step: int, model: str, metrics: dict[str, float | None], rows: int) -> dict | None:
+        """Held-out metrics of `model` (base | fine-tuned) at `step` (see trainer_backend.evaluation)."""
+        if not self.primary:
+            return None
+        values = {k: None if v is None else _finite(v) for k, v in metrics.items()}
+        shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} –" for k, v in values.items())
+        self.log(f"step {step} {model} metrics on {rows} held-out rows: {shown}")
+        self._scalars(step, f"eval_{model}", values)
+        return self.emit(EventKind.EVAL_METRICS, step, model=model, metrics=values, rows=int(rows))
+
+    def samples(self, step: int, model: str, samples: list[dict]) -> dict | None:
+        """Answers to the sample prompts: [{row, prompt, reference, answer}, ...]."""
+        if not self.primary:
+            return None
+        return self.emit(EventKind.SAMPLES, step, model=model, samples=samples)
+
     def status(self, step: int, status: Status, message: str, total_steps: int, **fields: Any) -> dict | None:
         if not self.primary:
             return None

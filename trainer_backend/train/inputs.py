@@ -34,15 +34,19 @@ def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conver
     return list(loaded.conversations)
 
 
+def read_split(cfg: RunConfig, events: EventLog) -> tuple[list[Conversation], list[Conversation]]:
+    """(train rows, held-out rows) of a run: data.eval_path, else the seeded data.eval_ratio split."""
+    convs = _read(cfg.data.path, cfg, events, "train")
+    if cfg.data.eval_path:
+        return convs, _read(cfg.data.eval_path, cfg, events, "eval")
+    return split_eval(convs, cfg.data.eval_ratio, cfg.train.seed)
+
+
 def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Example], list[Example]]:
     """(tokenizer, train examples, eval examples) of a run."""
     events.stage(Stage.LOADING_DATA, f"reading {cfg.data.path}")
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
-    convs = _read(cfg.data.path, cfg, events, "train")
-    if cfg.data.eval_path:
-        train_convs, eval_convs = convs, _read(cfg.data.eval_path, cfg, events, "eval")
-    else:
-        train_convs, eval_convs = split_eval(convs, cfg.data.eval_ratio, cfg.train.seed)
+    train_convs, eval_convs = read_split(cfg, events)
     events.stage(Stage.RENDERING, f"rendering and tokenizing {len(train_convs) + len(eval_convs)} rows")
     train, report = build_examples(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")

@@ -21,7 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -194,7 +194,9 @@ def gpu_mem_gib(device: torch.device) -> list[float]:
 
 def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Sequence[Example],
         job_dir: Path, *, sync, device: torch.device, events: EventLog, stop: StopFlag, pad_id: int,
-        resume: bool = False, progress: Progress | None = None) -> FitResult:
+        resume: bool = False, progress: Progress | None = None,
+        on_eval: Callable[[torch.nn.Module, int, float], None] | None = None) -> FitResult:
+    """`on_eval(model, step, eval_loss)` runs after each eval loss (the held-out generation metrics)."""
     progress = progress or Progress()
     model, t = loaded.model, cfg.train
     sync.prepare_model(model)
@@ -236,6 +238,12 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         events.status(step, status, f"checkpoint {path.name}" if path else "", total,
                       seconds=round(time.perf_counter() - started, 3))
 
+    def run_eval() -> None:
+        evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
+        events.eval(step, evals_at[step])
+        if on_eval is not None:
+            on_eval(model, step, evals_at[step])
+
     model.train()
     window_counts = torch.zeros(2, dtype=torch.float64, device=device)
     window_start, run_start, steps_run = time.perf_counter(), time.perf_counter(), 0
@@ -263,8 +271,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
             window_counts.zero_()
             window_start = time.perf_counter()
         if evals and t.eval_every and step % t.eval_every == 0:
-            evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
-            events.eval(step, evals_at[step])
+            run_eval()
         if t.save_every and step % t.save_every == 0 and step < total:
             checkpoint(Status.CHECKPOINT)
     if step < total:
@@ -274,8 +281,7 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
             events.status(step, Status.STOPPED, "stopped before the first step: nothing new to checkpoint", total)
         return FitResult("stopped", step, total)
     if evals and not (t.eval_every and step % t.eval_every == 0):
-        evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
-        events.eval(step, evals_at[step])
+        run_eval()
     checkpoint(Status.CHECKPOINT)
     return FitResult("completed", step, total)
 
@@ -325,6 +331,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     dies at once. From the first step on it only asks the loop to checkpoint and stop."""
     from ..data import DataError
     from ..templates import TemplateError
+    from ..evaluation.heldout import TrainingEval
     from .inputs import load_examples
     from ..models.export import save_output
     from .checkpoint import gathered_weights
@@ -359,9 +366,11 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         warm_up.join()
         clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        held_out = TrainingEval.start(loaded.model, cfg, tokenizer, evals, pad_id, job_dir, events, rank == 0,
+                                      lambda: evaluate(loaded.model, evals, cfg, sync, pad_id, device))
         stop.install()
         result = fit(loaded, cfg, train, evals, job_dir, sync=sync, device=device, events=events, stop=stop,
-                     pad_id=pad_id, resume=resume, progress=progress)
+                     pad_id=pad_id, resume=resume, progress=progress, on_eval=held_out)
         if result.status == "stopped":
             print(f"stopped at step {result.step} of {result.total_steps}; continue with --resume", file=sys.stderr)
             return ExitCode.STOPPED

@@ -1,0 +1,1 @@
+"""Held-out evaluation: batched answers to held-out prompts, scored by kept libraries, base vs fine-tuned."""
