@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from studio.i18n import LabelBook, field_info_key, field_label_key
 from trainer_backend.config import RunConfig
+from trainer_backend.safe_yaml import MAX_FIELD_BYTES
 
 # Shown first, in this order: what most runs change (preset, data and GPUs sit above the form).
 ESSENTIAL = ("method", "model.name_or_path", "lora.r", "lora.alpha", "train.lr", "train.epochs",
@@ -160,7 +161,12 @@ class FormError(ValueError):
 
 
 def from_form(base: RunConfig, specs: list[FieldSpec], values: list[Any]) -> RunConfig:
-    """`base` with the form's values; raises FormError or ConfigError, both naming the key."""
+    """`base` with the form's values; raises FormError or ConfigError, both naming the key. Values
+    are taken as typed, never parsed as YAML, and each is bounded like a --set value."""
+    for spec, value in zip(specs, values):
+        if isinstance(value, str) and len(value.encode()) > MAX_FIELD_BYTES:
+            raise FormError(f"'{spec.key}': {len(value.encode()):,} bytes is over the {MAX_FIELD_BYTES:,}-byte "
+                            "limit of a field")
     return base.with_overrides({spec.key: _read(spec, value) for spec, value in zip(specs, values)})
 
 
