@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel
 
 from studio.i18n import LabelBook, field_info_key, field_label_key
-from trainer_backend.config import RunConfig, validate_config
+from trainer_backend.config import RunConfig, unavailable_keys, validate_config
 from trainer_backend.safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, load_yaml
 
 OPEN_SECTIONS = ("model", "data", "template", "lora", "train")
@@ -49,22 +49,23 @@ def field_specs(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[Fi
     return specs
 
 
-def _component(spec: FieldSpec, value: Any) -> gr.components.Component:
-    elem_id = "cfg-" + spec.key.replace(".", "-").replace("_", "-")
+def _component(spec: FieldSpec, value: Any, visible: bool = True) -> gr.components.Component:
+    common = dict(elem_id="cfg-" + spec.key.replace(".", "-").replace("_", "-"), visible=visible)
     if spec.kind == "choice":
-        return gr.Dropdown(list(spec.choices), value=value, elem_id=elem_id)
+        return gr.Dropdown(list(spec.choices), value=value, **common)
     if spec.kind == "bool":
-        return gr.Checkbox(value=value, elem_id=elem_id)
+        return gr.Checkbox(value=value, **common)
     if spec.kind in ("int", "float"):
-        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, elem_id=elem_id)
+        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
     lines = 2 if spec.key == "description" else 1
-    return gr.Textbox(value=value, lines=lines, elem_id=elem_id)
+    return gr.Textbox(value=value, lines=lines, **common)
 
 
 def build_form(labels: LabelBook, initial: RunConfig) -> dict[str, gr.components.Component]:
     """Top-level keys first, then one accordion per section (the everyday ones open)."""
     specs = field_specs()
     values = dict(zip((s.key for s in specs), to_form(initial, specs)))
+    hidden = unavailable_keys()  # e.g. W&B without the wandb package
     comps: dict[str, gr.components.Component] = {}
     sections: dict[str, list[FieldSpec]] = {}
     for spec in specs:
@@ -73,18 +74,18 @@ def build_form(labels: LabelBook, initial: RunConfig) -> dict[str, gr.components
         if not section:
             with gr.Row():
                 for spec in members:
-                    comps[spec.key] = _labelled(labels, spec, values[spec.key])
+                    comps[spec.key] = _labelled(labels, spec, values[spec.key], spec.key not in hidden)
             continue
         with labels.add(gr.Accordion(open=section in OPEN_SECTIONS), label=f"cfg.section.{section}"):
             with gr.Row(equal_height=False):
                 for spec in members:
                     with gr.Column(min_width=220):
-                        comps[spec.key] = _labelled(labels, spec, values[spec.key])
+                        comps[spec.key] = _labelled(labels, spec, values[spec.key], spec.key not in hidden)
     return comps
 
 
-def _labelled(labels: LabelBook, spec: FieldSpec, value: Any) -> gr.components.Component:
-    return labels.add(_component(spec, value), label=field_label_key(spec.key), info=field_info_key(spec.key),
+def _labelled(labels: LabelBook, spec: FieldSpec, value: Any, visible: bool = True) -> gr.components.Component:
+    return labels.add(_component(spec, value, visible), label=field_label_key(spec.key), info=field_info_key(spec.key),
                       fallback_label=spec.key, fallback_info=spec.description)
 
 

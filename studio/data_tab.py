@@ -1,4 +1,4 @@
-"""Data tab: upload or pick a sample, see the detected format, the rows, their errors and stats."""
+"""Data tab: upload, pick a sample or name a hub dataset, see the detected format, the rows, their errors and stats."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from studio.quota import NoRoom, check_room
 from studio.space import SAMPLES_DIR, UserSpace, user_space
 from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, load_dataset
+from trainer_backend.data.readers import HUB_ID
 
 DEMO_SAMPLE = "demo_alpaca.jsonl"      # the demo preset's data: "Load sample" is one click
 FORMATS = ["auto", "alpaca", "sharegpt", "messages", "text"]
@@ -114,6 +115,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             sample = L.add(gr.Dropdown(samples, value=samples[0] if samples else None, elem_id="data-sample"),
                            label="data.sample")
             load_sample = L.add(gr.Button(variant="primary", elem_id="data-load-sample"), value="data.load_sample")
+        with gr.Column(scale=1):
+            hub_id = L.add(gr.Textbox(elem_id="data-hub-id"), label="data.hub_id", info="data.hub_id_info",
+                           placeholder="data.hub_id_ph")
+            load_hub = L.add(gr.Button(elem_id="data-load-hub"), value="data.load_hub")
     with gr.Row():
         fmt = L.add(gr.Dropdown(FORMATS, value="auto"), label="data.format", info="data.format_info")
         columns = L.add(gr.Textbox(), label="data.columns", info="data.columns_info", placeholder="data.columns_ph")
@@ -148,6 +153,11 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             return t(lang_v, "data.pick_sample"), pd.DataFrame(), pd.DataFrame(), None
         return inspect(str(SAMPLES_DIR / name), fmt_v, cols, lang_v, user_space(ctx, user_of(request)))
 
+    def on_hub(name: str, fmt_v: str, cols: str, lang_v: str):
+        if not HUB_ID.match((name or "").strip()):
+            return t(lang_v, "data.bad_hub_id", name=name or ""), pd.DataFrame(), pd.DataFrame(), None
+        return inspect(name.strip(), fmt_v, cols, lang_v)
+
     def on_reload(state: dict | None, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
         if not state:
             return t(lang_v, "data.nothing_loaded"), gr.skip(), gr.skip(), None
@@ -156,6 +166,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     outs = [status, table, errors, dataset_state]
     loaded = upload.upload(on_upload, [upload, fmt, columns, lang], outs, api_name="upload")
     sample_ev = load_sample.click(on_sample, [sample, fmt, columns, lang], outs, api_name="load_sample")
+    hub_ev = load_hub.click(on_hub, [hub_id, fmt, columns, lang], outs, api_name="load_hub")
     reload_ev = reload.click(on_reload, [dataset_state, fmt, columns, lang], outs)
     analysis_state.change(lambda a, lg: (stats_text(a, lg), histogram(a, lg)), [analysis_state, lang], [stats, plot])
-    return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, reload_ev])
+    return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, hub_ev, reload_ev])

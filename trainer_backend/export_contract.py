@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .contracts import JobPaths
+
 MERGE_CHECK_FILE = "merge_check.json"
 # auto = the base model's own dtype; fp32 keeps every update of the adapter
 MERGE_DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -51,3 +53,15 @@ class MergeCheck:
     def load(cls, folder: Path) -> "MergeCheck | None":
         path = Path(folder) / MERGE_CHECK_FILE
         return cls(**json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+
+
+
+def has_output(job_dir: Path) -> bool:
+    output = JobPaths(Path(job_dir)).output
+    return (output / "config.json").exists() or (output / "adapter_config.json").exists()
+
+
+def exportable(job_dir: Path) -> bool:
+    """Whether a job has something to export: its `output/`, or a finished checkpoint (a stopped
+    or failed job is exported from its newest one)."""
+    return has_output(job_dir) or JobPaths(Path(job_dir)).latest_checkpoint() is not None

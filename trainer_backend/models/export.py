@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError, RunConfig, load_config
-from ..export_contract import MergeCheck
+from ..contracts import JobPaths
+from ..export_contract import MergeCheck, has_output
 from .loading import LoadedModel
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -53,12 +54,10 @@ def save_output(loaded: LoadedModel, tokenizer, cfg, job_dir: str | Path,
 
 
 def find_source(job_dir: Path) -> ExportSource:
-    from ..train.checkpoint import latest_checkpoint
-
-    output = job_dir / OUTPUT
-    if (output / "config.json").exists() or (output / ADAPTER_CONFIG).exists():
-        return ExportSource(output, from_checkpoint=False)
-    checkpoint = latest_checkpoint(job_dir)
+    paths = JobPaths(job_dir)
+    if has_output(job_dir):
+        return ExportSource(paths.output, from_checkpoint=False)
+    checkpoint = paths.latest_checkpoint()
     if checkpoint is not None:
         return ExportSource(checkpoint, from_checkpoint=True)
     raise ConfigError(f"{job_dir}: no trained model there (no {OUTPUT}/ and no checkpoint); "
