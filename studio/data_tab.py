@@ -153,10 +153,14 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             return t(lang_v, "data.pick_sample"), pd.DataFrame(), pd.DataFrame(), None
         return inspect(str(SAMPLES_DIR / name), fmt_v, cols, lang_v, user_space(ctx, user_of(request)))
 
-    def on_hub(name: str, fmt_v: str, cols: str, lang_v: str):
-        if not HUB_ID.match((name or "").strip()):
-            return t(lang_v, "data.bad_hub_id", name=name or ""), pd.DataFrame(), pd.DataFrame(), None
-        return inspect(name.strip(), fmt_v, cols, lang_v)
+    def on_hub(name: str, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
+        name = (name or "").strip()
+        if not HUB_ID.match(name):
+            return t(lang_v, "data.bad_hub_id", name=name), pd.DataFrame(), pd.DataFrame(), None
+        space = user_space(ctx, user_of(request))
+        if space.roots is not None:  # with --auth, data.path is confined to the user's files
+            return t(lang_v, "data.hub_refused"), pd.DataFrame(), pd.DataFrame(), None
+        return inspect(name, fmt_v, cols, lang_v, space)
 
     def on_reload(state: dict | None, fmt_v: str, cols: str, lang_v: str, request: gr.Request):
         if not state:

@@ -27,6 +27,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
                          "org/name, tuỳ chọn thêm :config và @split (đọc qua bộ nhớ đệm của datasets)."),
     "data.hub_id_ph": ("org/name:config@train", "org/name:config@train"),
     "data.load_hub": ("Load from the hub", "Nạp từ hub"),
+    "data.hub_refused": ("✖ Hub datasets are not offered on a shared server; upload the file instead.",
+                         "✖ Máy chủ dùng chung không cho nạp dữ liệu từ hub; hãy tải tệp lên."),
     "data.bad_hub_id": ("✖ '{name}' is not a hub dataset id; write org/name (optionally :config and @split).",
                         "✖ '{name}' không phải mã tập dữ liệu trên hub; hãy viết org/name (tuỳ chọn :config và @split)."),
     "data.format": ("Format", "Định dạng"),
