@@ -32,6 +32,10 @@ class ExportSource:
     path: Path
     from_checkpoint: bool
 
+    def model_folder(self, cfg: RunConfig) -> str:
+        """Where the model's config.json is: the full weights of `output/`, else the base model."""
+        return str(self.path) if cfg.method == "full" and not self.from_checkpoint else cfg.model.name_or_path
+
     @property
     def name(self) -> str:
         return self.path.name if self.from_checkpoint else OUTPUT
@@ -81,7 +85,7 @@ def export_job(job_dir: str | Path, merge: bool, out_dir: str | Path | None = No
     cfg = load_config(job_dir / "config.yaml")
     if gguf:
         from .gguf_export import check_supported
-        check_supported(cfg.model.name_or_path if cfg.method != "full" else source.path, cfg)
+        check_supported(source.model_folder(cfg), cfg)
     model, tokenizer = load_exact(cfg, source)
     out.mkdir(parents=True, exist_ok=True)
     if kind == "adapter":  # a checkpoint's adapter, in the layout `PeftModel.from_pretrained` reads
@@ -134,8 +138,7 @@ def base_dtype(cfg: RunConfig, source: ExportSource) -> str:
     """The dtype the base model ships in (config.json's `dtype`), fp32 when it does not say."""
     from transformers import AutoConfig
 
-    folder = source.path if cfg.method == "full" and not source.from_checkpoint else cfg.model.name_or_path
-    declared = getattr(AutoConfig.from_pretrained(str(folder)), "dtype", None)
+    declared = getattr(AutoConfig.from_pretrained(source.model_folder(cfg)), "dtype", None)
     names = {torch.bfloat16: "bf16", torch.float16: "fp16", "bfloat16": "bf16", "float16": "fp16"}
     return names.get(declared, "fp32")
 
