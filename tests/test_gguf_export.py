@@ -220,6 +220,7 @@ def test_bad_gguf_requests_get_one_clear_message(tmp_path, capsys):
     (job / "output").mkdir(parents=True)
     (job / "output" / "adapter_config.json").write_text("{}")
     RunConfig.model_validate({"model": {"name_or_path": str(base)}}).save(job / "config.yaml")
+    capsys.readouterr()
     assert main(["export", str(job), "--gguf", "q8_0"]) == 2
     assert capsys.readouterr().err.strip() == (f"GGUF export supports llama, mistral, qwen2, qwen3 models; '{base}' is "
                                                "a 'gpt2' model: export it merged (--merge) and convert it with llama.cpp")
