@@ -13,14 +13,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainer_backend.__main__ import main
 from trainer_backend.config import ConfigError, load_config
+from trainer_backend.contracts import ExitCode
 from trainer_backend.export_contract import MATERIAL_LOGIT_DIFF, MergeCheck
 from trainer_backend.models.export import export_job
 from trainer_backend.models.merge_check import answers, compare, prompt_ids
 from trainer_backend.train import loop
-from trainer_backend.train.loop import StopFlag
 from trainer_backend.train.sync.local import LocalSync
 
 from test_train_cli import cli, overrides
+from test_train_loop import StopAfter
 
 
 def chat_ids(tok, text="What is the capital of France?"):
@@ -112,9 +113,8 @@ def test_merge_check_advises_fp32_only_when_the_rounding_is_material():
 def test_stopped_job_is_exported_from_its_newest_checkpoint(tiny_llama_dir, tmp_path, capsys):
     job = tmp_path / "job"
     cfg = load_config("smollm2-135m-demo", overrides(tiny_llama_dir, job, "train.lr=0.01"))
-    stop = StopFlag()
-    stop.request()  # as a SIGTERM before the first step: the run stops after step 1
-    assert loop.train_rank(cfg, 0, 1, "cpu", LocalSync(), job, stop=stop) == loop.EXIT_STOPPED
+    # as a SIGTERM once step 1 is logged: the run checkpoints step 1 and stops
+    assert loop.train_rank(cfg, 0, 1, "cpu", LocalSync(), job, stop=StopAfter(job, 1)) == ExitCode.STOPPED
     assert not (job / "output").exists() and (job / "checkpoints" / "step_1").exists()
 
     adapter = export_job(job, merge=False)

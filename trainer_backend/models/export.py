@@ -21,7 +21,6 @@ from ..contracts import JobPaths
 from ..export_contract import MergeCheck, has_output
 from .loading import LoadedModel
 
-ADAPTER_CONFIG = "adapter_config.json"
 OUTPUT = "output"
 STORAGE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
