@@ -15,7 +15,7 @@ import gradio as gr
 from pydantic import BaseModel
 
 from studio.i18n import LabelBook, field_info_key, field_label_key
-from trainer_backend.config import RunConfig
+from trainer_backend.config import RunConfig, unavailable_keys
 from trainer_backend.safe_yaml import MAX_FIELD_BYTES
 
 # Shown first, in this order: what most runs change (preset, data and GPUs sit above the form).
@@ -85,36 +85,37 @@ def field_specs(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[Fi
     return sorted(specs, key=lambda s: ESSENTIAL.index(s.key) if s.essential else len(ESSENTIAL))
 
 
-def _component(spec: FieldSpec, value: Any) -> gr.components.Component:
-    elem_id = "cfg-" + spec.key.replace(".", "-").replace("_", "-")
+def _component(spec: FieldSpec, value: Any, visible: bool = True) -> gr.components.Component:
+    common = dict(elem_id="cfg-" + spec.key.replace(".", "-").replace("_", "-"), visible=visible)
     if spec.kind in ("choice", "tristate"):
-        return gr.Dropdown(list(spec.choices), value=value, elem_id=elem_id)
+        return gr.Dropdown(list(spec.choices), value=value, **common)
     if spec.kind == "multi":
-        return gr.CheckboxGroup(list(spec.choices), value=value, elem_id=elem_id)
+        return gr.CheckboxGroup(list(spec.choices), value=value, **common)
     if spec.kind == "lines":   # one entry a line
-        return gr.Textbox(value=value, lines=3, elem_id=elem_id)
+        return gr.Textbox(value=value, lines=3, **common)
     if spec.kind == "int_or_auto":
-        return gr.Dropdown(list(spec.choices), value=value, allow_custom_value=True, elem_id=elem_id)
+        return gr.Dropdown(list(spec.choices), value=value, allow_custom_value=True, **common)
     if spec.kind == "modules":
         return gr.Dropdown(list(spec.choices), value=value, multiselect=True, allow_custom_value=True,
-                           elem_id=elem_id)
+                           **common)
     if spec.kind == "bool":
-        return gr.Checkbox(value=value, elem_id=elem_id)
+        return gr.Checkbox(value=value, **common)
     if spec.kind in ("int", "float", "optional_number"):
-        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, elem_id=elem_id)
+        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
     lines = 2 if spec.key in ("description", "template.system_prompt") else 1
-    return gr.Textbox(value=value, lines=lines, elem_id=elem_id)
+    return gr.Textbox(value=value, lines=lines, **common)
 
 
 def build_form(labels: LabelBook, initial: RunConfig) -> dict[str, gr.components.Component]:
     """The essential fields in rows of four, then one closed Advanced accordion with a group per section."""
     specs = field_specs()
     values = dict(zip((s.key for s in specs), to_form(initial, specs)))
+    hidden = unavailable_keys()  # e.g. W&B without the wandb package
     comps: dict[str, gr.components.Component] = {}
     with gr.Row(equal_height=False, elem_id="cfg-essential"):
         for spec in (s for s in specs if s.essential):
             with gr.Column(min_width=220):
-                comps[spec.key] = _labelled(labels, spec, values[spec.key])
+                comps[spec.key] = _labelled(labels, spec, values[spec.key], spec.key not in hidden)
     sections: dict[str, list[FieldSpec]] = {}
     for spec in (s for s in specs if not s.essential):
         sections.setdefault(spec.key.split(".")[0] if "." in spec.key else "run", []).append(spec)
@@ -124,12 +125,12 @@ def build_form(labels: LabelBook, initial: RunConfig) -> dict[str, gr.components
             with gr.Row(equal_height=False):
                 for spec in members:
                     with gr.Column(min_width=220):
-                        comps[spec.key] = _labelled(labels, spec, values[spec.key])
+                        comps[spec.key] = _labelled(labels, spec, values[spec.key], spec.key not in hidden)
     return comps
 
 
-def _labelled(labels: LabelBook, spec: FieldSpec, value: Any) -> gr.components.Component:
-    return labels.add(_component(spec, value), label=field_label_key(spec.key), info=field_info_key(spec.key),
+def _labelled(labels: LabelBook, spec: FieldSpec, value: Any, visible: bool = True) -> gr.components.Component:
+    return labels.add(_component(spec, value, visible), label=field_label_key(spec.key), info=field_info_key(spec.key),
                       fallback_label=spec.key, fallback_info=spec.description)
 
 

@@ -1,5 +1,6 @@
-"""Data tab: upload or pick a sample, see the detected format, map the file's columns onto the
-format's fields with dropdowns, and see the rows as the trainer will, their errors and stats."""
+"""Data tab: upload, pick a sample or name a hub dataset, see the detected format, map the
+file's columns onto the format's fields with dropdowns, and see the rows as the trainer will,
+their errors and stats."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ from studio.common import DEMO_SAMPLE, SAMPLES_DIR, DataSource, DatasetChoice, r
 from studio.context import StudioContext, user_of
 from studio.i18n import t
 from studio.quota import NoRoom, check_room
+from studio.space import user_space
 from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, dataset_columns, load_dataset
 from trainer_backend.data.detect import signature
 from trainer_backend.data.formats import FORMAT_FIELDS
+from trainer_backend.data.readers import HUB_ID
 
 FORMATS = ["auto", *FORMAT_FIELDS]
 # One dropdown per field any format reads, shown for the format in use.
@@ -169,6 +172,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             sample = L.add(gr.Dropdown(samples, value=samples[0] if samples else None, elem_id="data-sample"),
                            label="data.sample")
             load_sample = L.add(gr.Button(variant="primary", elem_id="data-load-sample"), value="data.load_sample")
+        with gr.Column(scale=1):
+            hub_id = L.add(gr.Textbox(elem_id="data-hub-id"), label="data.hub_id", info="data.hub_id_info",
+                           placeholder="data.hub_id_ph")
+            load_hub = L.add(gr.Button(elem_id="data-load-hub"), value="data.load_hub")
     with gr.Row():
         fmt = L.add(gr.Dropdown(FORMATS, value="auto", elem_id="data-format"), label="data.format",
                     info="data.format_info")
@@ -233,6 +240,14 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
             return (t(lang_v, "data.nothing_loaded"), *[gr.skip()] * (len(outs) - 1))
         return show(source, fmt_v, mapping_from(list(fields)), drop, lang_v, request)
 
+    def on_hub(name: str, fmt_v: str, drop: bool, lang_v: str, request: gr.Request):
+        name = (name or "").strip()
+        if not HUB_ID.match(name):
+            return (t(lang_v, "data.bad_hub_id", name=name), *[gr.skip()] * (len(outs) - 1))
+        if user_space(ctx, user_of(request)).roots is not None:  # with --auth, data is the user's own files
+            return (t(lang_v, "data.hub_refused"), *[gr.skip()] * (len(outs) - 1))
+        return show(read(Path(name), name), fmt_v, {}, drop, lang_v, request)
+
     def restore(request: gr.Request):
         choice = recall_dataset(ctx.settings.workdir, user_of(request))
         if choice is None:
@@ -248,10 +263,11 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     outs = [status, table, errors, dataset_state, source_state, *mapping]
     loaded = upload.upload(on_upload, [upload, fmt, drop_user, lang], outs, api_name="upload")
     sample_ev = load_sample.click(on_sample, [sample, fmt, drop_user, lang], [*outs, upload], api_name="load_sample")
+    hub_ev = load_hub.click(on_hub, [hub_id, fmt, drop_user, lang], outs, api_name="load_hub")
     apply_ev = apply.click(on_apply, [source_state, fmt, drop_user, lang, *mapping], outs, api_name="apply")
     fmt.input(on_format, [source_state, fmt, *mapping], mapping)
     # Redrawn on a language switch too: a chart keeps the words it was drawn with.
     gr.on([analysis_state.change, lang.change], lambda a, lg: (stats_text(a, lg), histogram(a, lg)),
           [analysis_state, lang], [stats, plot])
-    return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, apply_ev],
+    return DataTab(upload, sample, load_sample, status, table, errors, stats, plot, [loaded, sample_ev, hub_ev, apply_ev],
                    restore, [*outs, fmt, drop_user])

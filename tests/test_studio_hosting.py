@@ -173,7 +173,7 @@ def test_every_path_field_refuses_the_other_users_job_and_upload(studio):
     alice.predict("demo_alpaca.jsonl", "auto", "", "en", api_name="/load_sample")
     preview_status, *_ = alice.predict(bob_output, "auto", "response_only", 2048, "en", api_name="/preview")
     assert preview_status.startswith(f"✖ tpl.model '{bob_output}' {refused_model}")
-    status, _file = alice.predict(BOB_JOB, "en", api_name="/export_adapter")
+    status, _file = alice.predict(BOB_JOB, "auto", "q8_0", "en", api_name="/export_adapter")
     assert status == f"✖ Export failed: you have no job {BOB_JOB}"
 
 

@@ -16,6 +16,16 @@ from .safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, dump_yaml, load_
 Auto = Literal["auto"]
 
 
+# Keys that only work with an optional package installed; the studio hides them without it.
+OPTIONAL_PACKAGES = {"train.tensorboard": "tensorboard", "train.wandb": "wandb", "train.wandb_project": "wandb"}
+
+
+def unavailable_keys() -> set[str]:
+    from importlib.util import find_spec
+
+    return {key for key, package in OPTIONAL_PACKAGES.items() if find_spec(package) is None}
+
+
 class ConfigError(ValueError):
     """A user-fixable problem with a run config; the message names the key."""
 
@@ -125,6 +135,8 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept: the newest N, plus the one with the best eval loss.")
     log_every: int = Field(1, ge=1, description="Write a train event every N steps.")
     tensorboard: bool = Field(False, description="Also write TensorBoard logs to <output.dir>/tensorboard (needs the tensorboard package).")
+    wandb: bool = Field(False, description="Also log to Weights & Biases, run files in <output.dir>/wandb (needs the wandb package; WANDB_MODE=offline logs without an account).")
+    wandb_project: str = Field("fine-tuning-studio", description="Weights & Biases project of the run.")
 
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,16 @@ class RawRows:
     errors: list[RowError] = field(default_factory=list)
 
 
+FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet")
+# `org/name`, `org/name:config`, `org/name@split` or `org/name:config@split` (split slices allowed)
+HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<config>[\w.-]+))?(?:@(?P<split>.+))?$")
+
+
 def read_records(path: str | Path) -> RawRows:
+    hub = HUB_ID.match(str(path))
     path = Path(path)
+    if not path.exists() and hub and path.suffix.lower() not in FILE_SUFFIXES:
+        return _read_hub(str(path), hub["repo"], hub["config"], hub["split"] or "train")
     if not path.exists():
         raise DataError(path, "no such file or folder")
     if path.is_dir():
@@ -200,4 +209,20 @@ def _read_saved_dataset(path: Path) -> RawRows:
             raise DataError(path, f"has splits {', '.join(splits)} and no 'train' split; "
                             "save the split to use on its own")
         loaded = loaded["train" if "train" in loaded else splits[0]]
+    return RawRows(loaded.to_list())
+
+
+def _read_hub(hub_id: str, repo: str, config: str | None, split: str) -> RawRows:
+    """A hub dataset through `datasets` and its cache (HF_DATASETS_CACHE): with no network, a
+    dataset loaded once before is read from the cache."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(repo, config, split=split)
+    except ConnectionError as err:
+        raise DataError(f"{hub_id}: the hub dataset could not be fetched ({err}); with no network, load it once "
+                        "on a machine that has one and copy its datasets cache (HF_DATASETS_CACHE) here, or save it "
+                        "to a JSONL file or a save_to_disk folder and set data.path to that") from None
+    except (FileNotFoundError, ValueError) as err:  # unknown dataset, config or split
+        raise DataError(f"{hub_id}: {err}") from None
     return RawRows(loaded.to_list())

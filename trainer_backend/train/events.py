@@ -25,25 +25,21 @@ class EventLog:
         self.log_path = JobPaths(self.job_dir).train_log
         self.primary = primary
         self.prefix = f"[rank {rank}] " if rank is not None else ""
-        self.tensorboard = None
+        self.mirrors: list = []
 
-    def enable_tensorboard(self) -> None:
-        """Mirror train and eval scalars to `<job>/tensorboard` (primary rank only)."""
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            from ..config import ConfigError
-            raise ConfigError("'train.tensorboard': the tensorboard package is not installed; "
-                              "pip install tensorboard, or set train.tensorboard: false") from None
-        if self.primary:
-            self.tensorboard = SummaryWriter(str(self.job_dir / "tensorboard"))
+    def mirror_to(self, mirrors: list) -> None:
+        """Repeat train and eval scalars to these (TensorBoard, W&B: see mirrors.py)."""
+        self.mirrors = mirrors
 
     def _scalars(self, step: int, prefix: str, values: dict) -> None:
-        if self.tensorboard is not None:
-            for name, value in values.items():
-                if value is not None:
-                    self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
-            self.tensorboard.flush()
+        named = {f"{prefix}/{name}": value for name, value in values.items() if value is not None}
+        for mirror in self.mirrors:
+            mirror.scalars(step, named)
+
+    def close(self) -> None:
+        for mirror in self.mirrors:
+            mirror.close()
+        self.mirrors = []
 
     def _append(self, path: Path, line: str) -> None:
         with path.open("a", encoding="utf-8") as f:

@@ -35,6 +35,7 @@ from .batching import GlobalBatches, shard_for_rank
 from .checkpoint import (DiskFull, TrainState, load_checkpoint, prune_checkpoints, restore_rng, save_checkpoint,
                          save_sharded_checkpoint)
 from .events import EventLog
+from .mirrors import open_mirrors
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes
 from .startup import AttentionWarmUp, StartupClock
@@ -350,9 +351,8 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         warm_up = AttentionWarmUp(cfg, device, events)
         if not resume:
             check_fresh_start(job_dir)
-        if cfg.train.tensorboard:
-            events.enable_tensorboard()
         if rank == 0:
+            events.mirror_to(open_mirrors(cfg, job_dir))
             cfg.save(job_dir / "config.yaml")
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
@@ -399,6 +399,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     except Exception as err:
         return _crash(events, progress, err)
     finally:
+        events.close()
         sync.close()
 
 
