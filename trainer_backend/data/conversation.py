@@ -47,10 +47,10 @@ class DataError(ValueError):
 @dataclass
 class LoadedDataset:
     path: str
-    format: str            # alpaca | sharegpt | messages | text
+    format: str            # alpaca | sharegpt | messages | text | preference | kto
     reason: str            # why this format was chosen (detected or given)
     rows: int              # rows read from the file
-    conversations: list[Conversation] = field(default_factory=list)
+    conversations: list[Conversation] = field(default_factory=list)   # PreferenceRows for preference and kto
     errors: list[RowError] = field(default_factory=list)
 
     @property

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..config import ConfigError, RunConfig
+from ..config import REFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..models.engine import import_engine, resolve_device, resolve_engine
 from ..models.loading import LoadedModel, load_for_training
 from ..templates.example import Example
@@ -33,6 +33,7 @@ from .batching import GlobalBatches, shard_for_rank
 from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint,
                          save_sharded_checkpoint)
 from .events import EventLog
+from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes
 from .startup import AttentionWarmUp, StartupClock
@@ -160,6 +161,15 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], cfg: RunConfig
     return total[0] / max(total[1], 1.0)
 
 
+def eval_event(model: torch.nn.Module, examples: Sequence, cfg: RunConfig, sync, pad_id: int,
+               device: torch.device, events: EventLog, step: int) -> None:
+    if cfg.train.objective == "sft":
+        events.eval(step, evaluate(model, examples, cfg, sync, pad_id, device))
+        return
+    share = shard_for_rank(examples, sync.world_size, sync.rank)
+    events.eval(step, *preference_evaluate(model, step_passes(share, cfg), cfg, sync, pad_id, device))
+
+
 # ---- the loop ----------------------------------------------------------------------------------
 def gpu_mem_gib(device: torch.device) -> list[float]:
     return [torch.cuda.max_memory_allocated(device) / 2 ** 30] if device.type == "cuda" else []
@@ -191,6 +201,11 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         events.status(0, "started", f"{len(train)} examples, {total} steps, {cfg.model.engine} engine, "
                                     f"{cfg.method}, {t.precision}", total)
     progress.step, progress.total_steps = step, total
+    if t.objective != "sft" and sync.sharded:
+        raise ConfigError(f"'train.objective': {t.objective} does not run with sharded weights (FSDP) yet; "
+                          "use method: lora or qlora, or GPUs that hold the model whole")
+    if t.objective in REFERENCE_OBJECTIVES and cfg.method == "full":
+        precompute_reference(model, [*train, *evals], cfg, pad_id, device)
 
     def checkpoint(status: str) -> None:
         epoch, i = batches.position(step)
@@ -208,7 +223,11 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     while step < total and not stop_agreed:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = step_passes(share, cfg)
-        step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+        if t.objective == "sft":
+            step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+            sums = torch.zeros(0, dtype=torch.float64, device=device)
+        else:
+            step_loss, counts, sums = preference_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler)
         window_counts += counts[:2]
@@ -218,25 +237,27 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         steps_run += 1
         progress.step = step
         if step % t.log_every == 0 or step == total:
-            loss = sync.all_reduce_scalars(step_loss.double().reshape(1)).item()
+            reduced = sync.all_reduce_scalars(torch.cat([step_loss.double().reshape(1), sums])).tolist()
+            loss = reduced[0]
             now = time.perf_counter()
             tokens = window_counts[1].item()
             events.train(step, loss=loss, lr=lr, grad_norm=float(grad_norm),
                          tokens_per_s=tokens / max(now - window_start, 1e-9),
                          epoch=step / batches.per_epoch,
                          eta_s=(now - run_start) / steps_run * (total - step),
-                         gpu_mem_gib=gpu_mem_gib(device))
+                         gpu_mem_gib=gpu_mem_gib(device),
+                         metrics=metric_values(reduced[1:], t.objective) if t.objective != "sft" else {})
             window_counts.zero_()
             window_start = time.perf_counter()
         if evals and t.eval_every and step % t.eval_every == 0:
-            events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
+            eval_event(model, evals, cfg, sync, pad_id, device, events, step)
         if t.save_every and step % t.save_every == 0 and step < total:
             checkpoint("checkpoint")
     if step < total:
         checkpoint("stopped")
         return FitResult("stopped", step, total)
     if evals and not (t.eval_every and step % t.eval_every == 0):
-        events.eval(step, evaluate(model, evals, cfg, sync, pad_id, device))
+        eval_event(model, evals, cfg, sync, pad_id, device, events, step)
     checkpoint("checkpoint")
     return FitResult("completed", step, total)
 
