@@ -9,6 +9,7 @@ AttributeError or TypeError here), never silently compare against something else
 """
 from __future__ import annotations
 
+import contextlib
 import types
 from collections import defaultdict
 
@@ -99,3 +100,36 @@ def kto_loss(per_token: torch.Tensor, kl_per_token: torch.Tensor, completion_mas
              "label": labels, "ref_logps": ref_logps, "ref_KL_logps": ref_kl_logps}
     loss = KTOTrainer._compute_loss(trainer, model, batch, False)
     return {"loss": loss, **{k: v[-1] for k, v in trainer._metrics["train"].items()}}
+
+
+class _TorchLogProbs:
+    """The math of TRL's chunked log-prob kernel (trl.kernels.ChunkedLogProbFunction) in plain
+    torch: that kernel is Triton, which has no CPU backend. Same signature, same outputs."""
+
+    @staticmethod
+    def apply(hidden, weight, bias, targets, temperature, chunk_size, softcap=None, logit_scale=1.0, outputs=()):
+        logits = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
+        if softcap is not None:
+            logits = softcap * torch.tanh(logits / softcap)
+        logits = logits / temperature
+        log_z = torch.logsumexp(logits, dim=-1)
+        logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_z
+        probs = torch.softmax(logits, dim=-1)
+        entropy = log_z - (probs * logits).sum(-1) if "entropy" in outputs else None
+        sq = torch.log((probs ** 2).sum(-1)).detach() if "log_sum_sq_probs" in outputs else None
+        mean = logits.mean(-1).detach() if "mean_logits" in outputs else None
+        top1 = (logits.argmax(-1) == targets) if "is_top1" in outputs else None
+        return logprobs, entropy, sq, mean, top1
+
+
+@contextlib.contextmanager
+def torch_fused_lm_head():
+    """TRL's fused LM head on the CPU: its Triton kernel swapped for `_TorchLogProbs`."""
+    import trl.trainer.utils as trl_utils
+
+    saved = trl_utils._ChunkedLogProbFunction
+    trl_utils._ChunkedLogProbFunction = _TorchLogProbs
+    try:
+        yield
+    finally:
+        trl_utils._ChunkedLogProbFunction = saved
