@@ -14,10 +14,11 @@ from studio.i18n import t
 from studio.quota import NoRoom, check_room
 from studio.space import SAMPLES_DIR, UserSpace, user_space
 from studio.uploads import UploadError
+from trainer_backend.config import DataConfig
 from trainer_backend.data import DataError, LoadedDataset, load_dataset
 
 DEMO_SAMPLE = "demo_alpaca.jsonl"      # the demo preset's data: "Load sample" is one click
-FORMATS = ["auto", "alpaca", "sharegpt", "messages", "text"]
+FORMATS = list(DataConfig.model_fields["format"].annotation.__args__)
 TABLE_ROWS = 20
 
 
@@ -46,13 +47,19 @@ def parse_columns(text: str) -> dict[str, str]:
     return mapping
 
 
+# Preference rows show their last user turn and chosen completion, plus the rejected one or the label.
+EXTRA_COLUMN = {"preference": "rejected", "kto": "desirable"}
+
+
 def conversations_table(data: LoadedDataset) -> pd.DataFrame:
     rows = []
+    extra = EXTRA_COLUMN.get(data.format)
     for conv in data.conversations[:TABLE_ROWS]:
         first = {m.role: m.content for m in reversed(conv.messages)}
         rows.append({"row": conv.row, "turns": len(conv.messages), "system": first.get("system", ""),
-                     "user": first.get("user", conv.text or ""), "assistant": first.get("assistant", "")})
-    return pd.DataFrame(rows, columns=["row", "turns", "system", "user", "assistant"])
+                     "user": first.get("user", conv.text or ""), "assistant": first.get("assistant", ""),
+                     **({extra: getattr(conv, extra)} if extra else {})})
+    return pd.DataFrame(rows, columns=["row", "turns", "system", "user", "assistant", *([extra] if extra else [])])
 
 
 def errors_table(data: LoadedDataset) -> pd.DataFrame:

@@ -23,8 +23,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.sample": ("…or a bundled sample", "…hoặc một mẫu có sẵn"),
     "data.load_sample": ("Load sample", "Nạp mẫu"),
     "data.format": ("Format", "Định dạng"),
-    "data.format_info": ("auto detects Alpaca, ShareGPT, messages or text; pick one to override.",
-                         "auto tự nhận Alpaca, ShareGPT, messages hoặc text; chọn để ghi đè."),
+    "data.format_info": ("auto detects Alpaca, ShareGPT, messages, text, preference pairs (prompt/chosen/rejected) "
+                         "or KTO rows (prompt/completion/label); pick one to override.",
+                         "auto tự nhận Alpaca, ShareGPT, messages, text, cặp ưu tiên (prompt/chosen/rejected) "
+                         "hoặc dòng KTO (prompt/completion/label); chọn để ghi đè."),
     "data.columns": ("Column mapping", "Ánh xạ cột"),
     "data.columns_info": ("field=your_column, comma separated.", "trường=cột_của_bạn, cách nhau bằng dấu phẩy."),
     "data.columns_ph": ("prompt=question, response=answer", "prompt=cau_hoi, response=tra_loi"),
@@ -91,6 +93,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
                             "cách dừng. Hãy kiểm tra mẫu hội thoại."),
     "tpl.check_eot_ok": ("The end-of-turn token is trained in {n} of {kept} rows.",
                          "Token kết thúc lượt được huấn luyện ở {n} / {kept} dòng."),
+    "tpl.check_dropped": ("{n} rows dropped: {reason} (rows {rows}).", "{n} dòng bị loại: {reason} (dòng {rows})."),
+    "tpl.chosen": ("**Chosen** (prompt + chosen completion)", "**Được chọn** (lời nhắc + câu trả lời được chọn)"),
+    "tpl.rejected": ("**Rejected** (prompt + rejected completion)", "**Bị loại** (lời nhắc + câu trả lời bị loại)"),
+    "tpl.desirable": ("**Desirable** completion", "Câu trả lời **mong muốn**"),
+    "tpl.undesirable": ("**Undesirable** completion", "Câu trả lời **không mong muốn**"),
     "tpl.check_all_ok": ("{kept} of {rows} rows ready to train.", "{kept} / {rows} dòng sẵn sàng huấn luyện."),
     # Train
     "train.preset": ("One-click preset", "Cấu hình một chạm"),
@@ -137,6 +144,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "mon.step": ("step", "bước"), "mon.lr": ("learning rate", "tốc độ học"), "mon.tps": ("tokens/s", "token/giây"),
     "mon.gpu_mem": ("GPU memory (GiB)", "Bộ nhớ GPU (GiB)"),
     "mon.no_gpu": ("No GPU: this job trains on the CPU", "Không có GPU: công việc này huấn luyện trên CPU"),
+    "mon.rewards": ("Rewards", "Phần thưởng"), "mon.rewards_chosen": ("chosen", "được chọn"),
+    "mon.rewards_rejected": ("rejected", "bị loại"), "mon.reward_margin": ("margin", "chênh lệch"),
+    "mon.reward_accuracy": ("Pairs ranked right", "Tỉ lệ cặp xếp đúng"),
+    "mon.objective_parts": ("Loss parts", "Thành phần loss"), "mon.nll_loss": ("NLL (chosen)", "NLL (được chọn)"),
+    "mon.log_odds_ratio": ("log σ(odds ratio)", "log σ(tỉ số odds)"), "mon.kl": ("KL estimate", "Ước lượng KL"),
     "state.queued": ("queued", "đang chờ"), "state.running": ("running", "đang chạy"),
     "state.stopping": ("stopping", "đang dừng"), "state.stopped": ("stopped", "đã dừng"),
     "state.completed": ("completed", "hoàn tất"), "state.failed": ("failed", "thất bại"),
@@ -197,6 +209,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "cfg.section.model": ("Model", "Mô hình"), "cfg.section.data": ("Data", "Dữ liệu"),
     "cfg.section.template": ("Template and lengths", "Mẫu hội thoại và độ dài"), "cfg.section.lora": ("LoRA", "LoRA"),
     "cfg.section.train": ("Training", "Huấn luyện"), "cfg.section.sync": ("Devices and sync", "Thiết bị và đồng bộ"),
+    "cfg.section.preference": ("Preference tuning (DPO, ORPO, SimPO, KTO)",
+                               "Tinh chỉnh theo ưu tiên (DPO, ORPO, SimPO, KTO)"),
     "cfg.section.output": ("Output", "Đầu ra"), "cfg.section.planner": ("Memory planner", "Bộ lập kế hoạch bộ nhớ"),
 }
 
@@ -219,6 +233,12 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "lora.r": ("LoRA rank", "Hạng LoRA"), "lora.alpha": ("LoRA alpha", "Alpha LoRA"),
     "lora.dropout": ("LoRA dropout", "Dropout LoRA"), "lora.target_modules": ("Target modules", "Mô-đun đích"),
     "lora.rslora": ("rsLoRA", "rsLoRA"),
+    "train.objective": ("Objective", "Mục tiêu huấn luyện"),
+    "preference.beta": ("Beta", "Beta"), "preference.loss_type": ("DPO loss", "Loss DPO"),
+    "preference.label_smoothing": ("Label smoothing", "Làm mượt nhãn"),
+    "preference.simpo_gamma": ("SimPO gamma", "Gamma SimPO"), "preference.orpo_lambda": ("ORPO lambda", "Lambda ORPO"),
+    "preference.kto_desirable_weight": ("KTO desirable weight", "Trọng số KTO mong muốn"),
+    "preference.kto_undesirable_weight": ("KTO undesirable weight", "Trọng số KTO không mong muốn"),
     "train.max_steps": ("Max steps", "Số bước tối đa"), "train.epochs": ("Epochs", "Số epoch"),
     "train.micro_batch_size": ("Micro-batch size", "Kích thước micro-batch"),
     "train.grad_accum": ("Gradient accumulation", "Tích luỹ gradient"),
@@ -266,6 +286,19 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "lora.target_modules": ("all-linear, or a list such as [q_proj, v_proj].",
                             "all-linear, hoặc danh sách như [q_proj, v_proj]."),
     "train.max_steps": (None, "Số bước tối ưu; -1 = chạy theo số epoch."),
+    "train.objective": ("sft: learn the responses. dpo, orpo, simpo: learn from prompt/chosen/rejected pairs. "
+                        "kto: learn from completions labelled desirable or not.",
+                        "sft: học các câu trả lời. dpo, orpo, simpo: học từ các cặp lời nhắc/được chọn/bị loại. "
+                        "kto: học từ các câu trả lời được gắn nhãn mong muốn hay không."),
+    "preference.beta": (None, "dpo, simpo, kto: mức chính sách được rời xa mô hình tham chiếu (DPO/KTO) hoặc "
+                              "thang phần thưởng (SimPO)."),
+    "preference.loss_type": (None, "dpo: hàm loss trên chênh lệch phần thưởng (sigmoid = DPO, ipo = IPO, hinge = "
+                                   "SLiC, robust = rDPO với label_smoothing)."),
+    "preference.label_smoothing": (None, "dpo robust, simpo: tỉ lệ nhãn ưu tiên bị đảo được giả định."),
+    "preference.simpo_gamma": (None, "simpo: chênh lệch phần thưởng mục tiêu."),
+    "preference.orpo_lambda": (None, "orpo: trọng số của thành phần tỉ số odds bên cạnh NLL của chuỗi được chọn."),
+    "preference.kto_desirable_weight": (None, "kto: trọng số của các câu trả lời mong muốn."),
+    "preference.kto_undesirable_weight": (None, "kto: trọng số của các câu trả lời không mong muốn."),
     "train.micro_batch_size": (None, "Số chuỗi mỗi lượt forward trên mỗi thiết bị (hoặc auto)."),
     "train.effective_batch_size": (None, "Số chuỗi mỗi bước tối ưu trên mọi thiết bị; bộ lập kế hoạch giữ nguyên nó."),
     "train.lr": ("Step size of the optimizer: 1e-4 to 2e-4 for LoRA, 1e-5 for full.",

@@ -89,7 +89,7 @@ def test_upload_preview_launch_events_stop(tmp_path, tiny_llama_dir, smollm2_dir
         summaries: list[str] = []
 
         def monitor_until(done) -> None:
-            summary, loss_plot, _sys, _log = client.predict(job_id, "en", api_name="/monitor")
+            summary, loss_plot, _sys, _preference, _log = client.predict(job_id, "en", api_name="/monitor")
             if isinstance(summary, str):
                 summaries.append(summary)
             if "plot" in loss_plot:

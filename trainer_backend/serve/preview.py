@@ -52,19 +52,42 @@ def preview_row(conv, tokenizer, tcfg, eot: set[int]) -> dict[str, Any]:
     }
 
 
+def preference_preview(unit, tokenizer, eot: set[int]) -> dict[str, Any]:
+    """A kept pair (chosen runs, rejected runs) or KTO row (its completion, `desirable`)."""
+    first = _first_trained(unit)
+    out = {"row": unit.row, "runs": token_runs(first.input_ids, first.trained, tokenizer.decode),
+           "n_tokens": len(unit.input_ids), "n_trained": unit.n_trained, "truncated": unit.truncated,
+           "dropped": None, "eot_trained": any(t and i in eot for i, t in zip(first.input_ids, first.trained))}
+    if hasattr(unit, "rejected"):
+        out["rejected_runs"] = token_runs(unit.rejected.input_ids, unit.rejected.trained, tokenizer.decode)
+    else:
+        out["desirable"] = unit.desirable
+    return out
+
+
+def _first_trained(unit):
+    """The sequence whose end-of-turn token the checks look at: an SFT example, a pair's chosen one."""
+    return unit.chosen if hasattr(unit, "chosen") else getattr(unit, "sequence", unit)
+
+
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
     from trainer_backend.config import TemplateConfig
     from trainer_backend.data import load_dataset
     from trainer_backend.templates import build_examples, load_tokenizer
+    from trainer_backend.templates.pairs import build_preference_examples
 
     columns = json.loads(args.columns) if args.columns else None
     data = load_dataset(args.data, format=args.format, columns=columns)
     tcfg = TemplateConfig(name=args.template, loss=args.loss, max_seq_len=args.max_seq_len,
                           overflow=args.overflow, system_prompt=args.system_prompt or None)
     tokenizer = load_tokenizer(args.model, template=args.template)
-    examples, report = build_examples(data.conversations, tokenizer, tcfg)
     eot = end_of_turn_ids(tokenizer)
-    shown = [preview_row(conv, tokenizer, tcfg, eot) for conv in data.conversations[: args.rows]]
+    if data.format in ("preference", "kto"):   # the same builder as the trainer's for these objectives
+        examples, report = build_preference_examples(data.conversations, tokenizer, tcfg)
+        shown = [preference_preview(unit, tokenizer, eot) for unit in examples[: args.rows]]
+    else:
+        examples, report = build_examples(data.conversations, tokenizer, tcfg)
+        shown = [preview_row(conv, tokenizer, tcfg, eot) for conv in data.conversations[: args.rows]]
     return {
         "model": args.model, "template": args.template, "format": data.format,
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": args.max_seq_len,
@@ -73,7 +96,8 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
                    "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),
-        "eot_trained_rows": sum(any(t and i in eot for i, t in zip(e.input_ids, e.trained)) for e in examples),
+        "eot_trained_rows": sum(any(t and i in eot for i, t in zip(f.input_ids, f.trained))
+                                for f in map(_first_trained, examples)),
         "examples": shown,
     }
 
