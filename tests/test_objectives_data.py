@@ -166,3 +166,19 @@ def test_monitor_draws_the_preference_metrics():
     assert {tr.name: list(tr.y) for tr in fig.data} == {
         "chosen": [0.2], "rejected": [-0.1], "margin": [0.3], "Pairs ranked right": [0.75],
         "NLL (chosen)": [1.5], "log σ(odds ratio)": [-0.6]}
+
+
+def test_planner_counts_both_sequences_of_a_pair_and_no_reference_weights():
+    from trainer_backend.config import load_config
+    from trainer_backend.planner.estimate import estimate_resolved
+
+    sft = load_config("qwen2.5-7b-instruct-80gb", {"train.micro_batch_size": 2, "method": "lora",
+                                                   "train.gradient_checkpointing": "on"})
+    dpo = sft.with_overrides(["train.objective=dpo"])
+    a, b = estimate_resolved(sft).breakdown, estimate_resolved(dpo).breakdown
+    assert b["weights"] == a["weights"]                          # the reference adds no copy of the weights
+    assert b["reference model (adapters disabled or precomputed)"] == 0.0
+    assert b["activations"] == pytest.approx(2 * a["activations"], rel=1e-9)   # chosen + rejected per pair
+    assert b["logits / cross-entropy"] == pytest.approx(2 * a["logits / cross-entropy"], rel=1e-9)
+    orpo = estimate_resolved(sft.with_overrides(["train.objective=orpo"])).breakdown
+    assert "reference model (adapters disabled or precomputed)" not in orpo

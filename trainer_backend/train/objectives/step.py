@@ -17,7 +17,7 @@ import contextlib
 
 import torch
 
-from ...config import RunConfig
+from ...config import REFERENCE_OBJECTIVES, RunConfig
 from ...templates.pairs import LabelledExample
 from . import losses
 from .logps import sequence_logps
@@ -85,17 +85,17 @@ def pass_loss(model, units: list, cfg: RunConfig, counts: torch.Tensor, kl: torc
               device: torch.device, sums: torch.Tensor) -> torch.Tensor:
     """This pass's share of the global loss; adds its metric sums to `sums`."""
     objective, p, n = cfg.train.objective, cfg.preference, len(units)
+    # The reference pass first: its buffers are freed before the policy's activations build up.
+    ref = _reference(model, units, None, cfg, pad_id, device)[0] if objective in REFERENCE_OBJECTIVES else None
     sequences, whole = _sequences(units, objective)
     policy = sequence_logps(model, sequences, cfg, pad_id, device, whole)
     extra = torch.zeros((), device=device)
     if objective == "kto":
-        ref, _ = _reference(model, units, None, cfg, pad_id, device)
         desirable = torch.tensor([u.desirable for u in units], dtype=torch.bool, device=device)
         out = losses.kto(policy.completion, ref, desirable, kl, p)
         sums[_AT["kl"]] += float(kl) * n
         n = 0   # not pairs: no reward accuracy
     elif objective == "dpo":
-        ref, _ = _reference(model, units, None, cfg, pad_id, device)
         out = losses.dpo(policy.completion[:n], policy.completion[n:], ref[:n], ref[n:],
                          policy.completion_len[:n], policy.completion_len[n:], p)
     else:
