@@ -42,20 +42,19 @@ def reference_mode(model: torch.nn.Module):
         yield
 
 
-def _reference(model, units: list, kl_sequences: list | None, cfg: RunConfig, pad_id: int,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Reference completion log-probs of the pass's sequences (in `_sequences` order), and of
-    KTO's mismatched ones when `kl_sequences` is given."""
+def _reference(model, units: list, cfg: RunConfig, pad_id: int, device: torch.device, kl: bool = False) -> torch.Tensor:
+    """Reference completion log-probs of the pass's sequences (in `_sequences` order), or with
+    `kl` of KTO's mismatched ones."""
     if all(u.has_reference for u in units):
-        ref = [u.ref for u in units] if cfg.train.objective == "kto" else \
-            [u.ref_chosen for u in units] + [u.ref_rejected for u in units]
-        ref_kl = None if kl_sequences is None else torch.tensor([u.ref_kl for u in units], device=device)
-        return torch.tensor(ref, dtype=torch.float32, device=device), ref_kl
-    sequences, _ = _sequences(units, cfg.train.objective)
+        if kl:
+            ref = [u.ref_kl for u in units]
+        else:
+            ref = [u.ref for u in units] if cfg.train.objective == "kto" else \
+                [u.ref_chosen for u in units] + [u.ref_rejected for u in units]
+        return torch.tensor(ref, dtype=torch.float32, device=device)
+    sequences = [u.kl for u in units] if kl else _sequences(units, cfg.train.objective)[0]
     with reference_mode(model):
-        ref = sequence_logps(model, sequences, cfg, pad_id, device).completion
-        ref_kl = None if kl_sequences is None else sequence_logps(model, kl_sequences, cfg, pad_id, device).completion
-    return ref, ref_kl
+        return sequence_logps(model, sequences, cfg, pad_id, device).completion
 
 
 def step_counts(passes: list[list], objective: str, stop_requested: bool, device: torch.device) -> torch.Tensor:
@@ -72,10 +71,9 @@ def kto_kl(model, passes: list[list[LabelledExample]], cfg: RunConfig, sync, pad
     mismatched prompt/completion sequences, clamped at 0, without gradient."""
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     for units in passes:
-        kl_sequences = [u.kl for u in units]
         with torch.no_grad():
-            policy = sequence_logps(model, kl_sequences, cfg, pad_id, device).completion
-        _, ref = _reference(model, units, kl_sequences, cfg, pad_id, device)
+            policy = sequence_logps(model, [u.kl for u in units], cfg, pad_id, device).completion
+        ref = _reference(model, units, cfg, pad_id, device, kl=True)
         sums += torch.stack([(policy - ref).sum().double(), torch.tensor(float(len(units)), device=device)])
     total = sync.all_reduce_scalars(sums)
     return (total[0] / total[1].clamp(min=1)).clamp(min=0).float()
@@ -86,7 +84,7 @@ def pass_loss(model, units: list, cfg: RunConfig, counts: torch.Tensor, kl: torc
     """This pass's share of the global loss; adds its metric sums to `sums`."""
     objective, p, n = cfg.train.objective, cfg.preference, len(units)
     # The reference pass first: its buffers are freed before the policy's activations build up.
-    ref = _reference(model, units, None, cfg, pad_id, device)[0] if objective in REFERENCE_OBJECTIVES else None
+    ref = _reference(model, units, cfg, pad_id, device) if objective in REFERENCE_OBJECTIVES else None
     sequences, whole = _sequences(units, objective)
     policy = sequence_logps(model, sequences, cfg, pad_id, device, whole)
     extra = torch.zeros((), device=device)
