@@ -182,3 +182,16 @@ def test_planner_counts_both_sequences_of_a_pair_and_no_reference_weights():
     assert b["logits / cross-entropy"] == pytest.approx(2 * a["logits / cross-entropy"], rel=1e-9)
     orpo = estimate_resolved(sft.with_overrides(["train.objective=orpo"])).breakdown
     assert "reference model (adapters disabled or precomputed)" not in orpo
+
+
+def test_cli_preview_prints_both_sequences_of_a_pair(smollm2_dir, tmp_path, capsys):
+    from trainer_backend.__main__ import main
+
+    path = write_jsonl(tmp_path / "p.jsonl", PAIRS[:1])
+    assert main(["preview", "--data", str(path), "--model", str(smollm2_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "--- row 0 chosen:" in out and "[[Paris.<|im_end|>]]" in out
+    assert "--- row 0 rejected:" in out and "[[Berlin, I think.<|im_end|>]]" in out
+    assert main(["preview", "--data", str(path), "--model", str(smollm2_dir), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["chosen"]["input_ids"][:row["prompt_len"]] == row["rejected"]["input_ids"][:row["prompt_len"]]
