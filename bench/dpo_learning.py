@@ -7,7 +7,7 @@ completion the model finds more likely than the rejected one (mean log-prob per 
 token, so that answer lengths do not decide), measured before and after training; the eval event
 also gives DPO's own reward accuracy on the held-out pairs.
 
-    python bench/dpo_learning.py [--steps 30] [--train-pairs 240] [--eval-pairs 100]
+    python bench/dpo_learning.py [--steps 30] [--pairs-per-step 8] [--lr 1e-3] [--train-pairs 240] [--eval-pairs 100]
 
 writes bench/results/dpo_learning.md (date, device, command, numbers).
 """
@@ -76,7 +76,7 @@ def pair_accuracy(model, cfg, pairs, pad_id: int) -> float:
     return right / len(pairs)
 
 
-def run(work: Path, steps: int, n_train: int, n_eval: int, lr: float = 1e-3, beta: float = 0.1) -> dict:
+def run(work: Path, steps: int, n_train: int, n_eval: int, pairs_per_step: int, lr: float, beta: float = 0.1) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -85,9 +85,10 @@ def run(work: Path, steps: int, n_train: int, n_eval: int, lr: float = 1e-3, bet
     job = work / "job"
     cfg = load_config("smollm2-135m-demo", {
         "model.name_or_path": str(MODEL), "data.path": str(train_path), "data.eval_path": str(eval_path),
-        "output.dir": str(job), "train.objective": "dpo", "train.max_steps": steps, "train.micro_batch_size": 4,
-        "train.grad_accum": 2, "train.lr": lr, "train.warmup_steps": 2, "template.max_seq_len": 192,
-        "preference.beta": beta, "train.precision": "fp32"})
+        "output.dir": str(job), "train.objective": "dpo", "train.max_steps": steps,
+        "train.micro_batch_size": pairs_per_step, "train.grad_accum": 1, "train.lr": lr, "train.warmup_steps": 1,
+        "template.max_seq_len": 128, "template.system_prompt": "Answer the question.", "preference.beta": beta,
+        "train.precision": "fp32"})
     tokenizer = load_tokenizer(str(MODEL))
     held_out, _ = build_preference_examples(load_dataset(eval_path).conversations, tokenizer, cfg.template)
     base = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32)
@@ -101,6 +102,7 @@ def run(work: Path, steps: int, n_train: int, n_eval: int, lr: float = 1e-3, bet
     after = pair_accuracy(tuned, cfg, held_out, tokenizer.pad_token_id)
     train_events, eval_events = read_events(job, "train"), read_events(job, "eval")
     return {"before": before, "after": after, "held_out_pairs": len(held_out), "steps": steps,
+            "pairs_per_step": pairs_per_step, "lr": lr,
             "train_pairs": n_train, "seconds": seconds, "first_loss": train_events[0]["loss"],
             "last_loss": train_events[-1]["loss"], "eval_reward_accuracy": eval_events[-1]["reward_accuracy"],
             "eval_margin": eval_events[-1]["reward_margin"]}
@@ -109,11 +111,13 @@ def run(work: Path, steps: int, n_train: int, n_eval: int, lr: float = 1e-3, bet
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--pairs-per-step", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-pairs", type=int, default=240)
     p.add_argument("--eval-pairs", type=int, default=100)
     p.add_argument("--work", default=str(ROOT / "workdir" / "bench" / "dpo_learning"))
     args = p.parse_args()
-    r = run(Path(args.work), args.steps, args.train_pairs, args.eval_pairs)
+    r = run(Path(args.work), args.steps, args.train_pairs, args.eval_pairs, args.pairs_per_step, args.lr)
     command = "python bench/dpo_learning.py " + " ".join(sys.argv[1:])
     table = "\n".join([
         "# DPO learning on a real preference set (chatterbot, SmolLM2-135M-Instruct, LoRA r=16, CPU)",
@@ -122,7 +126,7 @@ def main() -> int:
         "| train loss first → last | steps × pairs | time |",
         "|---|---|---|---|---|---|---|---|",
         f"| {r['held_out_pairs']} | {r['before']:.1%} | {r['after']:.1%} | {r['eval_reward_accuracy']:.1%} "
-        f"| {r['eval_margin']:.3f} | {r['first_loss']:.4f} → {r['last_loss']:.4f} | {r['steps']} × 8 "
+        f"| {r['eval_margin']:.3f} | {r['first_loss']:.4f} → {r['last_loss']:.4f} | {r['steps']} × {r['pairs_per_step']} "
         f"| {r['seconds']:.0f} s |", "",
         "Accuracy = share of held-out pairs (questions never trained on) whose chosen answer has the higher mean "
         "log-prob per token than the other question's answer.", ""])
