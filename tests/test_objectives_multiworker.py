@@ -30,7 +30,7 @@ def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, m
         "data": {"path": str(data)},
         "template": {"max_seq_len": 64, "packing": True},
         "lora": {"r": 8, "alpha": 16},
-        "train": {"objective": "dpo", "max_steps": 5, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
+        "train": {"objective": "dpo", "max_steps": 5, "micro_batch_size": micro, "grad_accum": accum, "lr": 2e-3,
                   "scheduler": "constant", "precision": "fp32", "gradient_checkpointing": "off", "seed": 0,
                   "max_grad_norm": MAX_NORM},
         "preference": {"beta": 0.5},
