@@ -65,7 +65,9 @@ def test_dpo_n_workers_equal_one_worker_on_the_union(setup, workers, micro, accu
     our_events, ref_events = read_events(tmp / name, "train"), read_events(tmp / "one", "train")
     assert [e["step"] for e in our_events] == [1, 2, 3, 4, 5]
     for a, b in zip(our_events, ref_events):
-        for key in ("loss", "rewards_chosen", "rewards_rejected", "reward_accuracy"):
+        # Step 1: the policy is its reference, every reward is 0 up to rounding, and which side of 0 a
+        # rounding error falls on is not a property of the run: accuracy is compared from step 2.
+        for key in ("loss", "rewards_chosen", "rewards_rejected") + (("reward_accuracy",) if a["step"] > 1 else ()):
             assert a[key] == pytest.approx(b[key], abs=1e-5), key
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
         assert a["grad_norm"] > MAX_NORM   # clipped: equality proves the sync happens before clipping
