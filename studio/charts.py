@@ -7,13 +7,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from studio.i18n import t
-from trainer_backend.contracts import Status
+from trainer_backend.contracts import PREFERENCE_METRICS, Status
 
 
 def new_series(job_id: str) -> dict[str, Any]:
     return {"job": job_id, "next": 0, "step": [], "loss": [], "lr": [], "tps": [], "mem": [], "attempt": [],
             "eval_step": [], "eval_loss": [], "total": None, "eta_s": None, "status": None, "error": None,
-            "stage": None, "retries": []}
+            "stage": None, "retries": [], "pref_step": [], "pref": {name: [] for name in PREFERENCE_METRICS}}
 
 
 def _attempt_of(series: dict[str, Any], step: int | None) -> int:
@@ -37,6 +37,10 @@ def absorb(series: dict[str, Any], events: list[dict]) -> None:
             mem = ev.get("gpu_mem_gib") or []          # empty on a CPU job
             series["mem"].append(max(mem) if mem else None)
             series["eta_s"] = ev.get("eta_s")
+            if any(name in ev for name in PREFERENCE_METRICS):
+                series["pref_step"].append(ev.get("step"))
+                for name in PREFERENCE_METRICS:
+                    series["pref"][name].append(ev.get(name))
         elif kind == "eval":
             series["eval_step"].append(ev.get("step"))
             series["eval_loss"].append(ev.get("loss"))
@@ -94,6 +98,30 @@ def system_figure(s: dict[str, Any], lang: str) -> go.Figure:
         fig.add_annotation(text=t(lang, "mon.no_gpu"), showarrow=False, xref="paper", yref="paper",
                            x=(x0 + x1) / 2, y=(y0 + y1) / 2, font=dict(size=13, color="#666"))
     fig.update_layout(height=240, margin=dict(l=50, r=10, t=40, b=30), uirevision=s["job"])
+    return fig
+
+
+# Panels of the preference chart: (title key, metrics drawn in it).
+PREFERENCE_PANELS = (("mon.rewards", ("rewards_chosen", "rewards_rejected", "reward_margin")),
+                     ("mon.reward_accuracy", ("reward_accuracy",)),
+                     ("mon.objective_parts", ("nll_loss", "log_odds_ratio", "kl")))
+
+
+def has_preference(s: dict[str, Any]) -> bool:
+    return bool(s["pref_step"])
+
+
+def preference_figure(s: dict[str, Any], lang: str) -> go.Figure:
+    """Rewards of chosen and rejected completions and their margin, the fraction of pairs ranked
+    right, and the objective's own parts (ORPO's NLL and odds-ratio term, KTO's KL)."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t(lang, title) for title, _ in PREFERENCE_PANELS])
+    for col, (_, names) in enumerate(PREFERENCE_PANELS, start=1):
+        for name in names:
+            values = s["pref"][name]
+            if any(v is not None for v in values):
+                fig.add_trace(go.Scatter(x=s["pref_step"], y=values, mode="lines", name=t(lang, f"mon.{name}")),
+                              row=1, col=col)
+    fig.update_layout(height=260, margin=dict(l=50, r=10, t=40, b=30), uirevision=s["job"])
     return fig
 
 

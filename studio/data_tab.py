@@ -68,13 +68,19 @@ def table_frame(rows: list[dict], columns: tuple[str, ...], lang: str) -> pd.Dat
     return frame.rename(columns={c: t(lang, f"data.col.{c}") for c in columns})
 
 
+# Preference rows show their last user turn and chosen completion, plus the rejected one or the label.
+EXTRA_COLUMN = {"preference": "rejected", "kto": "desirable"}
+
+
 def conversations_table(data: LoadedDataset, lang: str) -> pd.DataFrame:
     rows = []
+    extra = EXTRA_COLUMN.get(data.format)
     for conv in data.conversations[:TABLE_ROWS]:
         first = {m.role: m.content for m in reversed(conv.messages)}
         rows.append({"row": conv.row, "turns": len(conv.messages), "system": first.get("system", ""),
-                     "user": first.get("user", conv.text or ""), "assistant": first.get("assistant", "")})
-    return table_frame(rows, ROW_COLUMNS, lang)
+                     "user": first.get("user", conv.text or ""), "assistant": first.get("assistant", ""),
+                     **({extra: getattr(conv, extra)} if extra else {})})
+    return table_frame(rows, (*ROW_COLUMNS, *([extra] if extra else [])), lang)
 
 
 def errors_table(data: LoadedDataset, lang: str) -> pd.DataFrame:

@@ -8,7 +8,8 @@ from typing import Any
 
 import gradio as gr
 
-from studio.charts import absorb, eta_text, loss_figure, new_series, system_figure
+from studio.charts import (absorb, eta_text, has_preference, loss_figure, new_series, preference_figure,
+                           system_figure)
 from studio.common import job_choices
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.evaluation_view import absorb_evaluation, metrics_markdown, samples_frame
@@ -65,6 +66,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
     summary = gr.Markdown(elem_id="mon-summary")
     loss_plot = L.add(gr.Plot(elem_id="mon-loss"), label="mon.loss")
     system_plot = L.add(gr.Plot(elem_id="mon-system"), label="mon.system")
+    preference_plot = gr.Plot(elem_id="mon-preference", visible=False)   # shown for preference objectives
     metrics_md = gr.Markdown(elem_id="mon-metrics")
     samples = L.add(gr.Dataframe(interactive=False, wrap=True, elem_id="mon-samples"), label="mon.samples")
     log = L.add(gr.Textbox(lines=LOG_LINES, max_lines=LOG_LINES, interactive=False, elem_id="mon-log",
@@ -87,7 +89,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
 
     def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
         if not job_id:
-            return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), "", None, gr.update(interactive=False,
+            return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), gr.skip(), "", None, gr.update(interactive=False,
                                                                                         variant="secondary"), "", None
         user = user_of(request)
         fresh = s is None or s["job"] != job_id
@@ -99,13 +101,15 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             events, s["next"] = ctx.runner.events(job_id, user, s["next"])
             log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
         except JOB_ERRORS as err:
-            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), "", None, gr.skip(), "", None
+            return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), gr.skip(), "", None, gr.skip(), "", None
         absorb(s, events)
         evaluated = absorb_evaluation(s, events) or fresh or relabelled
         evaluation = (metrics_markdown(s["metrics"], lang_v), samples_frame(s["samples"])) if evaluated \
             else (gr.skip(), gr.skip())
         draw = fresh or relabelled or any(e.get("kind") in ("train", "eval") for e in events)
-        charts = (loss_figure(s, lang_v), system_figure(s, lang_v)) if draw else (gr.skip(), gr.skip())
+        preference = gr.update(value=preference_figure(s, lang_v), visible=True) if has_preference(s) else \
+            gr.update(visible=False)
+        charts = (loss_figure(s, lang_v), system_figure(s, lang_v), preference) if draw else (gr.skip(),) * 3
         text = relative_paths(progress_text(info, s, lang_v), ctx.settings.workdir, user)
         log_text = relative_paths(log_text, ctx.settings.workdir, user)
         # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
@@ -134,7 +138,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             return t(lang_v, "mon.job_error", error=str(err))
         return t(lang_v, "mon.stopping", job=job_id)
 
-    outs = [summary, loss_plot, system_plot, log, series, stop, metrics_md, samples]
+    outs = [summary, loss_plot, system_plot, preference_plot, log, series, stop, metrics_md, samples]
     timer.tick(tick, [job, series, lang], outs, show_progress="hidden", queue=False)
     timer.tick(relabel, [shown_choices, lang], [job, shown_choices], show_progress="hidden", queue=False)
     job.change(tick, [job, series, lang], outs, show_progress="hidden", api_name="monitor")

@@ -3,6 +3,7 @@
 It previews the run the Train tab prepares (model, template, lengths): what it shows is what trains."""
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -36,6 +37,10 @@ def checks(analysis: dict[str, Any], lang: str) -> list[str]:
     if no_trained:
         rows = [i["row"] for i in rep["issues"] if "no trained token" in i["message"]][:10]
         out.append("⚠ " + t(lang, "tpl.check_no_trained_rows", n=no_trained, rows=", ".join(map(str, rows))))
+    for reason, n in sorted(rep["dropped"].items()):
+        if reason not in NO_TRAINED_REASONS:
+            rows = [i["row"] for i in rep["issues"] if reason in i["message"]][:10]
+            out.append("⚠ " + t(lang, "tpl.check_dropped", n=n, reason=reason, rows=", ".join(map(str, rows))))
     if rep["truncated"]:
         out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"],
                                  cut=rep["cut_tokens"]))
@@ -64,7 +69,19 @@ def row_view(analysis: dict[str, Any] | None, index: int, lang: str) -> tuple[st
         info += " · " + t(lang, "tpl.truncated")
     if ex["dropped"]:
         info += " · " + t(lang, "tpl.dropped", reason=ex["dropped"])
+    if "rejected_runs" in ex:   # a preference pair: both sequences, the shared prompt masked in each
+        return info, (md_html(t(lang, "tpl.chosen")) + runs_html(ex["runs"]) +
+                      md_html(t(lang, "tpl.rejected")) + runs_html(ex["rejected_runs"]))
+    if "desirable" in ex:
+        return info, md_html(t(lang, "tpl.desirable" if ex["desirable"] else "tpl.undesirable")) + runs_html(ex["runs"])
     return info, runs_html(ex["runs"])
+
+
+def md_html(text: str) -> str:
+    """A caption above a token view: the strings' **bold** as <b>, the rest escaped."""
+    parts = html.escape(text).split("**")
+    return "<p>" + "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts)) + "</p>"
+
 
 
 def basis_text(run: RunConfig, analysis: dict[str, Any] | None, lang: str) -> str:

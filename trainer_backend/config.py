@@ -51,8 +51,9 @@ class ModelConfig(_Section):
 
 class DataConfig(_Section):
     path: str = Field("samples/demo_alpaca.jsonl", description="JSON, JSONL, CSV, Parquet file or a datasets save_to_disk folder.")
-    format: Literal["auto", "alpaca", "sharegpt", "messages", "text"] = Field(
-        "auto", description="Dataset layout; auto detects it from the columns.")
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "text", "preference", "kto"] = Field(
+        "auto", description="Dataset layout; auto detects it from the columns. preference = prompt/chosen/rejected "
+                            "(strings or message lists), kto = prompt/completion/label.")
     columns: dict[str, str] = Field(default_factory=dict,
                                     description="Map your column names to the format's fields, e.g. {prompt: instruction, response: output}.")
     strict: bool = Field(False, description="Fail on the first invalid row instead of skipping invalid rows.")
@@ -100,7 +101,15 @@ class QloraConfig(_Section):
         "auto", description="Dtype the 4-bit weights are dequantized to for each matmul (auto = train.precision).")
 
 
+Objective = Literal["sft", "dpo", "orpo", "simpo", "kto"]
+PREFERENCE_OBJECTIVES = ("dpo", "orpo", "simpo")   # trained on prompt/chosen/rejected pairs
+REFERENCE_OBJECTIVES = ("dpo", "kto")              # need the reference model's log-probabilities
+
+
 class TrainConfig(_Section):
+    objective: Objective = Field(
+        "sft", description="The loss: sft (next-token loss on the trained tokens), dpo, orpo, simpo (preference "
+                           "pairs) or kto (completions labelled desirable or not); parameters in `preference`.")
     max_steps: int = Field(-1, description="Optimizer steps; -1 = run `epochs` over the data.")
 
     @field_validator("max_steps")
@@ -150,6 +159,21 @@ class TrainConfig(_Section):
         if v != "auto" and v < 1:
             raise ValueError("must be >= 1 or 'auto'")
         return v
+
+
+class PreferenceConfig(_Section):
+    beta: float = Field(0.1, gt=0, description="dpo, simpo, kto: how far the policy may move from the reference "
+                                               "(DPO/KTO) or the reward scale (SimPO).")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field(
+        "sigmoid", description="dpo: the loss on the reward margin (sigmoid = DPO, ipo = IPO, hinge = SLiC, "
+                               "robust = rDPO with label_smoothing).")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="dpo robust, simpo: assumed rate of "
+                                                                     "flipped preference labels.")
+    simpo_gamma: float = Field(0.5, ge=0.0, description="simpo: target reward margin.")
+    orpo_lambda: float = Field(0.1, gt=0, description="orpo: weight of the odds-ratio term next to the NLL "
+                                                      "of the chosen sequence.")
+    kto_desirable_weight: float = Field(1.0, gt=0, description="kto: weight of desirable completions.")
+    kto_undesirable_weight: float = Field(1.0, gt=0, description="kto: weight of undesirable completions.")
 
 
 class SyncConfig(_Section):
@@ -228,6 +252,7 @@ class RunConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     qlora: QloraConfig = Field(default_factory=QloraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

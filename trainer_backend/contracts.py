@@ -237,3 +237,10 @@ def sync_job_id(job_dir: Path) -> str:
     path = str(Path(job_dir).resolve())
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name)[:40] or "job"
     return f"studio-{name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+# Fields a preference objective adds to its train and eval events (means over the step's units):
+# implicit rewards beta·(log π − log π_ref) of chosen and rejected completions (ORPO, SimPO: beta ·
+# mean log π), their margin, the fraction of pairs ranked right, ORPO's NLL and odds-ratio parts,
+# KTO's KL estimate.
+PREFERENCE_METRICS = ("rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy",
+                      "nll_loss", "log_odds_ratio", "log_odds_chosen", "kl")

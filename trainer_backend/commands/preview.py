@@ -1,7 +1,9 @@
 """`preview --data D --model M`: the rendered text of each row and exactly which tokens are trained.
 
 With --json: one JSON object per row, {"row", "input_ids", "trained", "text", "truncated"}.
-Without: the decoded row with trained spans between [[ and ]]. Rows dropped by the length policy and
+Without: the decoded row with trained spans between [[ and ]]. Preference files (DPO, ORPO, SimPO)
+show each pair's chosen and rejected sequence (JSON: {"row", "prompt_len", "chosen": {...},
+"rejected": {...}}), KTO files each completion with its label ("desirable"). Rows dropped by the length policy and
 the counts go to stderr. Bad input: one line on stderr, exit 2.
 """
 from __future__ import annotations
@@ -18,12 +20,13 @@ from trainer_backend.config import ConfigError, ModelConfig, TemplateConfig, loa
 from trainer_backend.data import DataError, load_dataset
 from trainer_backend.templates import (TEMPLATE_CHOICES, Example, TemplateError, build_examples,
                                        load_tokenizer_for_preview, token_texts)
+from trainer_backend.templates.pairs import build_preference_examples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset file or folder (see `inspect`)")
     parser.add_argument("--model", required=True, help="model/tokenizer folder, or a preset name (see presets/)")
-    parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "messages", "text"])
+    parser.add_argument("--format", default="auto", choices=DataConfig.model_fields["format"].annotation.__args__)
     parser.add_argument("--template", choices=TEMPLATE_CHOICES, help="default: the preset's, else auto")
     parser.add_argument("--loss", choices=["response_only", "last_turn", "full"])
     parser.add_argument("--max-seq-len", type=int, dest="max_seq_len")
@@ -77,16 +80,36 @@ def run(args: argparse.Namespace) -> int:
     if stand_in:
         print(f"preview: the model hub cannot be reached: rendered with the offline tokenizer {stand_in} "
               f"(same family as {model.name_or_path})", file=sys.stderr)
-    examples, report = build_examples(conversations, tokenizer, tcfg)
+    preference = dataset.format in ("preference", "kto")
+    examples, report = (build_preference_examples if preference else build_examples)(conversations, tokenizer, tcfg)
     for example in examples:
-        if args.json:
-            print(json.dumps({"row": example.row, "input_ids": example.input_ids, "trained": example.trained,
-                              "text": example.text, "truncated": example.truncated}, ensure_ascii=False))
+        if preference:
+            show_sequences(example, tokenizer, args.json)
         else:
-            flag = ", truncated" if example.truncated else ""
-            print(f"--- row {example.row}: {len(example.input_ids)} tokens, {example.n_trained} trained{flag}")
-            print(marked_text(example, tokenizer))
+            show(example, example.row, "", tokenizer, args.json)
     for issue in report.issues:
         print(f"preview: {issue}", file=sys.stderr)
     print(f"preview: {report.summary()}", file=sys.stderr)
     return 0 if examples else 2
+
+
+def show(example: Example, row: int, what: str, tokenizer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"row": row, "input_ids": example.input_ids, "trained": example.trained,
+                          "text": example.text, "truncated": example.truncated}, ensure_ascii=False))
+        return
+    flag = ", truncated" if example.truncated else ""
+    print(f"--- row {row}{what}: {len(example.input_ids)} tokens, {example.n_trained} trained{flag}")
+    print(marked_text(example, tokenizer))
+
+
+def show_sequences(unit, tokenizer, as_json: bool) -> None:
+    """A pair's two sequences, or a KTO row's one with its label."""
+    sides = [("chosen", unit.chosen), ("rejected", unit.rejected)] if hasattr(unit, "chosen") else \
+        [("desirable" if unit.desirable else "undesirable", unit.sequence)]
+    if as_json:
+        print(json.dumps({"row": unit.row, "prompt_len": unit.prompt_len, **{name: {
+            "input_ids": e.input_ids, "trained": e.trained, "truncated": e.truncated} for name, e in sides}}))
+        return
+    for name, example in sides:
+        show(example, unit.row, f" {name}", tokenizer, False)

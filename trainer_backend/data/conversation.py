@@ -59,10 +59,10 @@ class DataError(ValueError):
 @dataclass
 class LoadedDataset:
     path: str
-    format: str            # alpaca | sharegpt | messages | text
+    format: str            # alpaca | sharegpt | messages | text | preference | kto
     reason: str            # why this format was chosen (detected or given)
     rows: int              # rows read from the file
-    conversations: list[Conversation] = field(default_factory=list)
+    conversations: list[Conversation] = field(default_factory=list)   # PreferenceRows for preference and kto
     errors: list[RowError] = field(default_factory=list)
     trimmed_rows: list[int] = field(default_factory=list)   # chats whose trailing user turn was dropped
 

@@ -11,6 +11,8 @@ from .readers import Record
 FORMATS = tuple(FORMAT_FIELDS)
 # First match wins: chat columns are checked before `text`, which many chat datasets also carry.
 _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("preference", ("prompt", "chosen", "rejected")),
+    ("kto", ("prompt", "completion", "label")),
     ("messages", ("messages",)),
     ("sharegpt", ("conversations",)),
     ("alpaca", ("instruction", "output")),
@@ -62,5 +64,6 @@ def choose_format(requested: str, columns: list[str], mapping: dict[str, str], p
             return name, f"{noun} {'/'.join(needed)} found{mapped} → {name}"
     found = ", ".join(columns) if columns else "none"
     raise DataError(path, f"cannot detect the format from the columns ({found}); expected instruction+output "
-                    "(alpaca), conversations (sharegpt), messages or text; pass a format and a column mapping "
+                    "(alpaca), conversations (sharegpt), messages, text, prompt+chosen+rejected (preference) or "
+                    "prompt+completion+label (kto); pass a format and a column mapping "
                     "such as prompt=instruction,response=output")

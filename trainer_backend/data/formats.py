@@ -27,6 +27,8 @@ FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
     "sharegpt": ("conversations", "system"),
     "messages": ("messages",),
     "text": ("text",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
 }
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 MESSAGES_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
@@ -130,3 +132,11 @@ CONVERTERS: dict[str, Converter] = {
     "messages": _chat_converter("messages", "role", "content", MESSAGES_ROLES, system_column=False),
     "text": convert_text,
 }
+
+
+def _register_preference() -> None:
+    from .preference import convert_kto, convert_preference   # imports this module's role table
+    CONVERTERS.update(preference=convert_preference, kto=convert_kto)
+
+
+_register_preference()

@@ -220,9 +220,9 @@ def _read_hub(hub_id: str, repo: str, config: str | None, split: str) -> RawRows
     try:
         loaded = datasets.load_dataset(repo, config, split=split)
     except ConnectionError as err:
-        raise DataError(f"{hub_id}: the hub dataset could not be fetched ({err}); with no network, load it once "
+        raise DataError(hub_id, f"the hub dataset could not be fetched ({err}); with no network, load it once "
                         "on a machine that has one and copy its datasets cache (HF_DATASETS_CACHE) here, or save it "
                         "to a JSONL file or a save_to_disk folder and set data.path to that") from None
     except (FileNotFoundError, ValueError) as err:  # unknown dataset, config or split
-        raise DataError(f"{hub_id}: {err}") from None
+        raise DataError(hub_id, str(err)) from None
     return RawRows(loaded.to_list())

@@ -40,7 +40,7 @@ def _conversations(cfg: RunConfig, data: str | None, data_format: str):
     if data:
         loaded = load_dataset(data, format=data_format)
         if not loaded.conversations:
-            raise DataError(f"{data}: no valid row to evaluate ({len(loaded.errors)} invalid rows)")
+            raise DataError(data, f"no valid row to evaluate ({len(loaded.errors)} invalid rows)")
         return loaded.conversations, data
     held = read_split(cfg, _Quiet())[1]
     if not held:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainer_backend.config import ConfigError, RunConfig
+from trainer_backend.config import PREFERENCE_OBJECTIVES, REFERENCE_OBJECTIVES, ConfigError, RunConfig
 from trainer_backend.planner.architecture import Architecture, architecture_of, lora_targets
 from trainer_backend.planner.calibration import Calibration, load_calibration
 
@@ -35,6 +35,7 @@ class RunShape:
     lora_targets: tuple[str, ...]
     optimizer: str
     precision: str         # bf16 | fp16 | fp32
+    sequences_per_example: int = 1   # 2 for preference pairs: chosen and rejected in the same pass
     shards: int = 0        # GPUs the model is sharded over with FSDP2; 0 = not sharded
 
     @property
@@ -43,7 +44,7 @@ class RunShape:
 
     @property
     def tokens(self) -> int:
-        return self.micro_batch_size * self.seq_len
+        return self.micro_batch_size * self.sequences_per_example * self.seq_len
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def run_shape(cfg: RunConfig) -> RunShape:
                     lora_r=cfg.lora.r, lora_targets=tuple(lora_targets(cfg.lora.target_modules)),
                     optimizer=cfg.train.optimizer,
                     precision="bf16" if cfg.train.precision == "auto" else cfg.train.precision,
+                    sequences_per_example=2 if cfg.train.objective in PREFERENCE_OBJECTIVES else 1,
                     shards=len(cfg.sync.devices) if cfg.sync.sharding == "fsdp" else 0)
 
 
@@ -118,6 +120,14 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
     return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
 
 
+REFERENCE_MODEL_BYTES = 0.0
+"""The reference model of DPO and KTO costs no weights: with adapters it is the same model with
+its adapters disabled; with full fine-tuning its log-probs are computed once before training and
+kept as two floats a pair. Its forward runs under no_grad before the policy's, so its buffers
+are freed before the policy's activations build up. Shown as its own row so that the estimate
+says so."""
+
+
 def fsdp_buffer_bytes(arch: Architecture, s: RunShape) -> float:
     """What FSDP2 holds unsharded on each GPU: the root unit (embeddings, head) for the whole step,
     two decoder layers at a time (the one computing and the one prefetched) and, for full
@@ -132,7 +142,7 @@ def fsdp_buffer_bytes(arch: Architecture, s: RunShape) -> float:
 
 
 def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
-                   gpu_mem_gib: float | None = None) -> Estimate:
+                   gpu_mem_gib: float | None = None, reference: bool = False) -> Estimate:
     e = cal.engines[s.engine]
     per_gpu = max(s.shards, 1)  # sharded state is split evenly over the GPUs
     parts = {
@@ -141,6 +151,7 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
         "activations": activation_bytes(arch, s, cal) / GIB,
         "logits / cross-entropy": e.logits_bytes_per_vocab * arch.vocab * s.tokens / GIB,
         "workspace": e.workspace_gib,
+        **({"reference model (adapters disabled or precomputed)": REFERENCE_MODEL_BYTES} if reference else {}),
     }
     if s.sharded:
         parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB
@@ -156,4 +167,5 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
 def estimate_resolved(cfg: RunConfig, gpu_mem_gib: float | None = None,
                       cal: Calibration | None = None) -> Estimate:
     """Estimate a config with no `auto` left in the fields the formula reads."""
-    return estimate_shape(architecture_of(cfg), run_shape(cfg), cal or load_calibration(), gpu_mem_gib)
+    return estimate_shape(architecture_of(cfg), run_shape(cfg), cal or load_calibration(), gpu_mem_gib,
+                          reference=cfg.train.objective in REFERENCE_OBJECTIVES)

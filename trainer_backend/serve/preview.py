@@ -60,19 +60,51 @@ def preview_rows(convs, tokenizer, tcfg, eot: set[int]) -> list[dict[str, Any]]:
     return [shown[c.row] for c in convs]
 
 
+def sequence_runs(example, tokenizer) -> list[list[Any]]:
+    """Runs of one rendered sequence (possibly truncated): its tokens' own texts, as the trainer sees them."""
+    from trainer_backend.templates import token_texts
+
+    _, pieces = token_texts(tokenizer, example.text)
+    return token_runs(pieces[:len(example.input_ids)], example.trained)
+
+
+def preference_preview(unit, tokenizer, eot: set[int]) -> dict[str, Any]:
+    """A kept pair (chosen runs, rejected runs) or KTO row (its completion, `desirable`)."""
+    first = _first_trained(unit)
+    out = {"row": unit.row, "runs": sequence_runs(first, tokenizer),
+           "n_tokens": len(unit.input_ids), "n_trained": unit.n_trained, "truncated": unit.truncated,
+           "dropped": None, "eot_trained": any(t and i in eot for i, t in zip(first.input_ids, first.trained))}
+    if hasattr(unit, "rejected"):
+        out["rejected_runs"] = sequence_runs(unit.rejected, tokenizer)
+    else:
+        out["desirable"] = unit.desirable
+    return out
+
+
+def _first_trained(unit):
+    """The sequence whose end-of-turn token the checks look at: an SFT example, a pair's chosen one."""
+    return unit.chosen if hasattr(unit, "chosen") else getattr(unit, "sequence", unit)
+
+
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
     from trainer_backend.config import TemplateConfig
     from trainer_backend.data import load_dataset
     from trainer_backend.templates import build_examples, load_tokenizer_for_preview
+    from trainer_backend.templates.pairs import build_preference_examples
 
     columns = json.loads(args.columns) if args.columns else None
     data = load_dataset(args.data, format=args.format, columns=columns,
                         drop_trailing_user=not args.keep_trailing_user)
     tcfg = TemplateConfig.model_validate_json(args.template_config)
     tokenizer, stand_in = load_tokenizer_for_preview(args.model, tcfg.name, args.offline_tokenizer or None)
-    examples, report = build_examples(data.conversations, tokenizer, tcfg)
     eot = end_of_turn_ids(tokenizer)
     later = [conv for conv in data.conversations if conv.row >= args.start_row]
+    if data.format in ("preference", "kto"):   # the same builder as the trainer's for these objectives
+        examples, report = build_preference_examples(data.conversations, tokenizer, tcfg)
+        shown = [preference_preview(unit, tokenizer, eot) for unit in examples if unit.row >= args.start_row][: args.rows]
+    else:
+        examples, report = build_examples(data.conversations, tokenizer, tcfg)
+        shown = preview_rows(later[: args.rows], tokenizer, tcfg, eot)
     return {
         "model": args.model, "template": tcfg.name, "format": data.format, "stand_in": stand_in,
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": tcfg.max_seq_len,
@@ -81,9 +113,10 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
                    "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),
-        "eot_trained_rows": sum(any(t and i in eot for i, t in zip(e.input_ids, e.trained)) for e in examples),
-        "unlike_inference_rows": sum(e.unlike_inference > 0 for e in examples),
-        "examples": preview_rows(later[: args.rows], tokenizer, tcfg, eot),
+        "eot_trained_rows": sum(any(t and i in eot for i, t in zip(f.input_ids, f.trained))
+                                for f in map(_first_trained, examples)),
+        "unlike_inference_rows": sum(getattr(_first_trained(e), "unlike_inference", 0) > 0 for e in examples),
+        "examples": shown,
     }
 
 

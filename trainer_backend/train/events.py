@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import contracts
-from ..contracts import EventKind, JobPaths, Reason, Stage, Status
+from ..contracts import PREFERENCE_METRICS, EventKind, JobPaths, Reason, Stage, Status
 
 
 class EventLog:
@@ -53,23 +53,27 @@ class EventLog:
         self._append(self.log_path, f"{stamp} {self.prefix}{message}")
 
     def train(self, step: int, *, loss: float, lr: float, grad_norm: float, tokens_per_s: float,
-              epoch: float, eta_s: float, gpu_mem_gib: list[float]) -> dict | None:
+              epoch: float, eta_s: float, gpu_mem_gib: list[float],
+              metrics: dict[str, float] | None = None) -> dict | None:
+        """`metrics`: PREFERENCE_METRICS of a preference objective."""
         if not self.primary:
             return None
+        extra = _metric_fields(metrics)
         fields = dict(loss=_finite(loss), lr=lr, grad_norm=_finite(grad_norm),
                       tokens_per_s=round(tokens_per_s, 1), epoch=round(epoch, 4), eta_s=round(eta_s, 1),
-                      gpu_mem_gib=[round(m, 3) for m in gpu_mem_gib])
+                      gpu_mem_gib=[round(m, 3) for m in gpu_mem_gib], **extra)
         self.log(f"step {step} loss {loss:.4f} lr {lr:.3g} grad_norm {grad_norm:.3f} "
-                 f"tokens/s {tokens_per_s:.0f} epoch {epoch:.2f}")
-        self._scalars(step, "train", {k: fields[k] for k in ("loss", "lr", "grad_norm", "tokens_per_s")})
+                 f"tokens/s {tokens_per_s:.0f} epoch {epoch:.2f}" + _metric_text(extra))
+        self._scalars(step, "train", {k: fields[k] for k in ("loss", "lr", "grad_norm", "tokens_per_s", *extra)})
         return self.emit(EventKind.TRAIN, step, **fields)
 
-    def eval(self, step: int, loss: float) -> dict | None:
+    def eval(self, step: int, loss: float, metrics: dict[str, float] | None = None) -> dict | None:
         if not self.primary:
             return None
-        self.log(f"step {step} eval loss {loss:.4f}")
-        self._scalars(step, "eval", {"loss": _finite(loss)})
-        return self.emit(EventKind.EVAL, step, loss=_finite(loss))
+        extra = _metric_fields(metrics)
+        self.log(f"step {step} eval loss {loss:.4f}" + _metric_text(extra))
+        self._scalars(step, "eval", {"loss": _finite(loss), **extra})
+        return self.emit(EventKind.EVAL, step, loss=_finite(loss), **extra)
 
     def eval_metrics(self, step: int, model: str, metrics: dict[str, float | None], rows: int) -> dict | None:
         """Held-out metrics of `model` (base | fine-tuned) at `step` (see trainer_backend.evaluation)."""
@@ -100,6 +104,17 @@ class EventLog:
     def error(self, step: int, reason: Reason, message: str) -> dict:
         self.log(f"error ({reason}): {message}")
         return self.emit(EventKind.ERROR, step, reason=str(reason), message=message)
+
+
+def _metric_fields(metrics: dict[str, float] | None) -> dict[str, float | None]:
+    unknown = set(metrics or ()) - set(PREFERENCE_METRICS)
+    if unknown:
+        raise ValueError(f"not event metrics: {sorted(unknown)}")   # a new field is declared above first
+    return {k: _finite(v) for k, v in (metrics or {}).items()}
+
+
+def _metric_text(metrics: dict[str, float | None]) -> str:
+    return "".join(f" {k} {v:.4f}" for k, v in metrics.items() if v is not None)
 
 
 def _finite(value: Any) -> Any:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 import random
 
-from ..config import RunConfig
+from ..config import PREFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..contracts import Stage
 from ..data import Conversation, DataError, load_dataset
 from ..templates import build_examples, load_tokenizer
 from ..templates.example import Example
+from ..templates.pairs import build_preference_examples
 from .events import EventLog
+
+# The data format each objective trains on (formats not named here are SFT formats).
+OBJECTIVE_FORMATS = {**{o: "preference" for o in PREFERENCE_OBJECTIVES}, "kto": "kto"}
 
 
 def split_eval(convs: list[Conversation], ratio: float, seed: int) -> tuple[list[Conversation], list[Conversation]]:
@@ -24,9 +28,26 @@ def split_eval(convs: list[Conversation], ratio: float, seed: int) -> tuple[list
     return [c for i, c in enumerate(convs) if i not in held], [c for i, c in enumerate(convs) if i in held]
 
 
+def check_objective_format(objective: str, data_format: str, path: str) -> None:
+    """An objective reads one kind of file: pairs for dpo/orpo/simpo, labelled completions for kto,
+    conversations or text for sft."""
+    wanted = OBJECTIVE_FORMATS.get(objective)
+    is_preference = data_format in OBJECTIVE_FORMATS.values()
+    if wanted == data_format or (wanted is None and not is_preference):
+        return
+    if wanted is None:
+        fits = "dpo, orpo or simpo" if data_format == "preference" else "kto"
+        raise ConfigError(f"'train.objective': sft cannot train on {path}, a {data_format} file; "
+                          f"set train.objective to {fits}")
+    raise ConfigError(f"'train.objective': {objective} trains on {wanted} rows ("
+                      f"{'prompt/chosen/rejected' if wanted == 'preference' else 'prompt/completion/label'}), "
+                      f"but {path} is a {data_format} file; choose a matching file or objective")
+
+
 def _read(path: str, cfg: RunConfig, events: EventLog, what: str) -> list[Conversation]:
     loaded = load_dataset(path, format=cfg.data.format, columns=cfg.data.columns or None, strict=cfg.data.strict,
                           drop_trailing_user=cfg.data.drop_trailing_user)
+    check_objective_format(cfg.train.objective, loaded.format, path)
     events.log(f"{what} data {path}: {loaded.format} ({loaded.reason}), {loaded.rows} rows, "
                f"{loaded.invalid_rows} invalid rows skipped, {len(loaded.trimmed_rows)} trailing user turns dropped")
     for err in loaded.errors[:5]:
@@ -48,12 +69,15 @@ def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Exampl
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
     train_convs, eval_convs = read_split(cfg, events)
     events.stage(Stage.RENDERING, f"rendering and tokenizing {len(train_convs) + len(eval_convs)} rows")
-    train, report = build_examples(train_convs, tokenizer, cfg.template)
+    build = build_examples if cfg.train.objective == "sft" else build_preference_examples
+    train, report = build(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")
+    for issue in report.issues[:5]:
+        events.log(f"  {issue}")
     if not train:
         raise DataError(cfg.data.path, f"no row is left to train on ({report.summary()}); "
                         "check data.format, template.max_seq_len and the row errors in train.log")
-    evals, eval_report = build_examples(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
+    evals, eval_report = build(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
     if eval_report is not None:
         events.log(f"eval examples: {eval_report.summary()}")
     return tokenizer, train, evals

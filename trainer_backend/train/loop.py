@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import ConfigError, RunConfig
+from ..config import REFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..contracts import ExitCode, JobPaths, Reason, Stage, Status, disk_full_message, oom_message
 from ..models.engine import import_engine, resolve_device, resolve_engine
 from ..models.loading import LoadedModel, load_for_training
@@ -36,6 +36,7 @@ from .checkpoint import (DiskFull, TrainState, load_checkpoint, prune_checkpoint
                          save_sharded_checkpoint)
 from .events import EventLog
 from .mirrors import open_mirrors
+from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes
 from .startup import AttentionWarmUp, StartupClock
@@ -221,6 +222,11 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         events.status(0, Status.STARTED, f"{len(train)} examples, {total} steps, {cfg.model.engine} engine, "
                                     f"{cfg.method}, {t.precision}", total)
     progress.step, progress.total_steps = step, total
+    if t.objective != "sft" and sync.sharded:
+        raise ConfigError(f"'train.objective': {t.objective} does not run with sharded weights (FSDP) yet; "
+                          "use method: lora or qlora, or GPUs that hold the model whole")
+    if t.objective in REFERENCE_OBJECTIVES and cfg.method == "full":
+        precompute_reference(model, [*train, *evals], cfg, pad_id, device)
 
     evals_at: dict[int, float] = {}    # eval loss by step, recorded with the checkpoint of that step
 
@@ -240,8 +246,12 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
                       seconds=round(time.perf_counter() - started, 3))
 
     def run_eval() -> None:
-        evals_at[step] = evaluate(model, evals, cfg, sync, pad_id, device)
-        events.eval(step, evals_at[step])
+        if t.objective == "sft":
+            evals_at[step], metrics = evaluate(model, evals, cfg, sync, pad_id, device), None
+        else:
+            share = shard_for_rank(evals, sync.world_size, sync.rank)
+            evals_at[step], metrics = preference_evaluate(model, step_passes(share, cfg), cfg, sync, pad_id, device)
+        events.eval(step, evals_at[step], metrics)
         if on_eval is not None:
             on_eval(model, step, evals_at[step])
 
@@ -251,7 +261,11 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     while step < total:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = step_passes(share, cfg)
-        step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+        if t.objective == "sft":
+            step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+            sums = torch.zeros(0, dtype=torch.float64, device=device)
+        else:
+            step_loss, counts, sums = preference_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
         if step_loss is None:
             break  # a stop was requested during the previous step: this one is not run
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
@@ -261,14 +275,16 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
         steps_run += 1
         progress.step = step
         if step % t.log_every == 0 or step == total:
-            loss = sync.all_reduce_scalars(step_loss.double().reshape(1)).item()
+            reduced = sync.all_reduce_scalars(torch.cat([step_loss.double().reshape(1), sums])).tolist()
+            loss = reduced[0]
             now = time.perf_counter()
             tokens = window_counts[1].item()
             events.train(step, loss=loss, lr=lr, grad_norm=float(grad_norm),
                          tokens_per_s=tokens / max(now - window_start, 1e-9),
                          epoch=step / batches.per_epoch,
                          eta_s=(now - run_start) / steps_run * (total - step),
-                         gpu_mem_gib=gpu_mem_gib(device))
+                         gpu_mem_gib=gpu_mem_gib(device),
+                         metrics=metric_values(reduced[1:], t.objective) if t.objective != "sft" else {})
             window_counts.zero_()
             window_start = time.perf_counter()
         if evals and t.eval_every and step % t.eval_every == 0:

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from ..config import RunConfig
+from ..config import PREFERENCE_OBJECTIVES, RunConfig
 from ..models.attention import BLOCK, document_block_mask
 from ..models.unsloth_attention import MASK_ATTRIBUTE
 from ..packing import collate_packed
@@ -31,8 +31,10 @@ from .batching import micro_batches, pass_token_budget
 
 
 def step_passes(share: Sequence[Example], cfg: RunConfig) -> list[list[Example]]:
-    """This rank's share of a step cut into passes of at most the planned token budget."""
-    budget = pass_token_budget(int(cfg.train.micro_batch_size), cfg.template.max_seq_len)
+    """This rank's share of a step cut into passes of at most the planned token budget. A
+    preference pair is one unit of `micro_batch_size` holding two sequences."""
+    sequences = 2 if cfg.train.objective in PREFERENCE_OBJECTIVES else 1
+    budget = pass_token_budget(int(cfg.train.micro_batch_size), sequences * cfg.template.max_seq_len)
     return micro_batches(share, budget, cfg.template.packing)
 
 

@@ -1,0 +1,203 @@
+"""DPO throughput and memory: our trainer vs TRL's DPOTrainer on Unsloth, same pairs, one command.
+
+    python bench/dpo_bench.py --out bench/results/dpo_bench.md [--arch qwen2.5-7b] [--steps 12] [--batch 2]
+
+Model: a random-init Qwen2.5-7B shape (random weights train at the speed of real ones) with the
+benches' ChatML byte tokenizer, LoRA r=16 on all linear layers, bf16, one GPU. Data: the same
+preference pairs for both (prompt 128 letters, chosen and rejected 384 letters each, i.e. about
+540 tokens a sequence with the template), `--batch` pairs a step, no accumulation.
+- "TRL + Unsloth": `import unsloth` first (it patches TRL's trainers), FastLanguageModel +
+  get_peft_model(use_gradient_checkpointing="unsloth"), then trl.DPOTrainer with DPOConfig's
+  defaults (sigmoid loss, beta 0.1, reference = adapters disabled, fused LM head) except the
+  batch, steps, learning rate and bf16. It tokenizes the conversational pairs with the same chat
+  template.
+- "ours": the trainer's loading path and loop (train.objective dpo, engine unsloth, checkpointing on).
+tokens/s counts the tokens of both sequences of every pair, over the steps after the first 3.
+Peak = torch.cuda.max_memory_allocated; the planner's estimate of our run is printed next to it
+(`allocated` is the comparable figure; `peak` adds the allocator reserve and the CUDA context).
+Each run is its own subprocess (importing unsloth patches transformers and TRL).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import random_models  # noqa: E402
+
+WARMUP = 3
+PROMPT, COMPLETION, SEQ = 128, 384, 1024
+
+
+def write_pairs(path: Path, n: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    rows = [{"prompt": [{"role": "user", "content": random_models.letters(rng, PROMPT)}],
+             "chosen": [{"role": "assistant", "content": random_models.letters(rng, COMPLETION)}],
+             "rejected": [{"role": "assistant", "content": random_models.letters(rng, COMPLETION)}]}
+            for _ in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def our_config(folder: str, data: Path, job: Path, batch: int, steps: int):
+    from trainer_backend.config import RunConfig
+
+    return RunConfig.model_validate({
+        "method": "lora", "model": {"name_or_path": folder, "engine": "unsloth"},
+        "data": {"path": str(data)}, "template": {"max_seq_len": SEQ, "packing": False},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+        "train": {"objective": "dpo", "micro_batch_size": batch, "grad_accum": 1, "max_steps": steps, "lr": 5e-6,
+                  "scheduler": "constant", "precision": "bf16", "gradient_checkpointing": "on", "seed": 0},
+        "preference": {"beta": 0.1, "loss_type": "sigmoid"},
+        "sync": {"devices": [0]}, "output": {"dir": str(job)},
+    })
+
+
+def pair_tokens(folder: str, data: Path, batch: int, steps: int) -> int:
+    """Tokens of both sequences of the pairs one step trains (the same for every step here)."""
+    from trainer_backend.data import load_dataset
+    from trainer_backend.templates import load_tokenizer
+    from trainer_backend.templates.pairs import build_preference_examples
+
+    cfg = our_config(folder, data, Path("/tmp"), batch, steps)
+    pairs, _ = build_preference_examples(load_dataset(data).conversations, load_tokenizer(folder), cfg.template)
+    return sum(len(p.input_ids) for p in pairs[:batch])
+
+
+def child_trl(folder: str, data: Path, batch: int, steps: int) -> dict:
+    import unsloth  # noqa: F401  (before trl and transformers: it patches them)
+    import torch
+    from datasets import load_dataset
+    from transformers import TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(folder, max_seq_length=SEQ, dtype=torch.bfloat16,
+                                                         load_in_4bit=False, local_files_only=True)
+    model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=32, lora_dropout=0.0, bias="none",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                             "up_proj", "down_proj"],
+                                             use_gradient_checkpointing="unsloth", random_state=0)
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            torch.cuda.synchronize()
+            times.append(time.perf_counter())
+
+    args = DPOConfig(output_dir="/tmp/dpo_bench_trl", per_device_train_batch_size=batch,
+                     gradient_accumulation_steps=1, max_steps=steps, learning_rate=5e-6, bf16=True,
+                     logging_steps=1, report_to=[], save_strategy="no", max_length=SEQ, seed=0)
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
+                         train_dataset=load_dataset("json", data_files=str(data), split="train"),
+                         callbacks=[Clock()])
+    torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    return {"seconds_per_step": (times[-1] - times[WARMUP - 1]) / (steps - WARMUP),
+            "first_loss": trainer.state.log_history[0].get("loss")}
+
+
+def child_ours(folder: str, data: Path, batch: int, steps: int) -> dict:
+    import unsloth  # noqa: F401  (first, as the trainer's CLI does for GPU runs)
+    import torch
+
+    from trainer_backend.models.engine import resolve_engine
+    from trainer_backend.planner.estimate import estimate_resolved
+    from trainer_backend.train.events import read_events
+    from trainer_backend.train.loop import train_rank
+    from trainer_backend.train.sync.local import LocalSync
+
+    job = Path("/tmp/dpo_bench_ours")
+    shutil.rmtree(job, ignore_errors=True)
+    cfg = resolve_engine(our_config(folder, data, job, batch, steps), torch.device("cuda", 0))
+    estimate = estimate_resolved(cfg)
+    torch.cuda.reset_peak_memory_stats()
+    code = train_rank(cfg, 0, 1, 0, LocalSync(), job)
+    if code != 0:
+        raise RuntimeError(f"training exited {code}: {(job / 'train.log').read_text()[-500:]}")
+    t = {e["step"]: e["t"] for e in read_events(job, "train")}
+    first = read_events(job, "train")[0]["loss"]
+    return {"seconds_per_step": (t[steps] - t[WARMUP]) / (steps - WARMUP), "first_loss": first,
+            "planner_peak_gib": estimate.peak_gib, "planner_allocated_gib": estimate.allocated_gib}
+
+
+def child(mode: str, arch: str, batch: int, steps: int) -> None:
+    if mode == "trl":
+        import unsloth  # noqa: F401
+    import torch
+
+    folder = str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), random_models.architecture(arch)))
+    data = write_pairs(Path("/tmp/dpo_bench_pairs.jsonl"), batch * steps)
+    result = (child_trl if mode == "trl" else child_ours)(folder, data, batch, steps)
+    tokens = pair_tokens(folder, data, batch, steps)
+    result.update(mode=mode, tokens_per_s=tokens / result["seconds_per_step"], tokens_per_step=tokens,
+                  peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(mode: str, arch: str, batch: int, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--arch", arch, "--batch", str(batch), "--steps", str(steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]
+    return {"mode": mode, "error": " | ".join(tail)[:400]}
+
+
+def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    command = "python bench/dpo_bench.py " + " ".join(a for a in sys.argv[1:])
+    lines = [f"# DPO: ours vs TRL DPOTrainer on Unsloth ({arch} shape, LoRA r=16, bf16)", "",
+             f"{time.strftime('%Y-%m-%d')}, {device}, `{command.strip()}`, {batch} pairs a step, {steps} steps", "",
+             "| run | tokens/s | peak GiB (measured) | planner allocated / peak GiB | step-1 loss |",
+             "|---|---|---|---|---|"]
+    by_mode = {r["mode"]: r for r in results}
+    for mode, label in (("trl", "TRL DPOTrainer + Unsloth (defaults)"), ("ours", "ours (train.objective: dpo)")):
+        r = by_mode.get(mode, {})
+        if "error" in r or not r:
+            lines.append(f"| {label} | failed: {r.get('error', 'not run')} | | | |")
+            continue
+        plan = f"{r['planner_allocated_gib']:.2f} / {r['planner_peak_gib']:.2f}" if "planner_peak_gib" in r else "–"
+        lines.append(f"| {label} | {r['tokens_per_s']:.0f} | {r['peak_gib']:.2f} | {plan} | {r['first_loss']:.4f} |")
+    if all(m in by_mode and "error" not in by_mode[m] for m in ("trl", "ours")):
+        ours, trl = by_mode["ours"], by_mode["trl"]
+        lines += ["", f"ours / TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
+                      f"{ours['peak_gib'] / trl['peak_gib']:.2f}× peak memory; planner allocated vs measured: "
+                      f"{100 * (ours['planner_allocated_gib'] / ours['peak_gib'] - 1):+.1f}%"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", choices=["trl", "ours"])
+    p.add_argument("--arch", default="qwen2.5-7b")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "dpo_bench.md"))
+    args = p.parse_args()
+    if args.child:
+        child(args.child, args.arch, args.batch, args.steps)
+        return 0
+    results = [run_child(mode, args.arch, args.batch, args.steps) for mode in ("trl", "ours")]
+    text = table(results, args.arch, args.batch, args.steps)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Preference objectives in the loop (tiny random llama, CPU, fp32): the reference is the initial
+model in both of its forms, and accumulation regroups the same global batch exactly."""
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer_backend.config import RunConfig
+from trainer_backend.data import load_dataset
+from trainer_backend.models.loading import load_for_training
+from trainer_backend.templates import load_tokenizer
+from trainer_backend.templates.pairs import build_preference_examples
+from trainer_backend.train.events import EventLog, read_events
+from trainer_backend.train.loop import StopFlag, fit, prepare_config
+from trainer_backend.train.sync.local import LocalSync
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("objective-data")
+    rng = random.Random(0)
+    words = lambda p: " ".join(f"{p}{rng.randrange(40)}" for _ in range(rng.randint(1, 12)))  # noqa: E731
+    pairs, kto = tmp / "pairs.jsonl", tmp / "kto.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Q{i} {words('q')}", "chosen": words("a"),
+                                         "rejected": words("b")}) + "\n" for i in range(16)))
+    kto.write_text("".join(json.dumps({"prompt": f"Q{i} {words('q')}", "completion": words("a"),
+                                       "label": i % 3 != 0}) + "\n" for i in range(16)))
+    return {"pairs": pairs, "kto": kto}
+
+
+def run(model_dir: Path, data: Path, job: Path, objective: str, method: str = "lora", micro: int = 4,
+        accum: int = 1, steps: int = 2, packing: bool = False):
+    cfg = prepare_config(RunConfig.model_validate({
+        "method": method, "model": {"name_or_path": str(model_dir), "engine": "hf"},
+        "template": {"packing": packing, "max_seq_len": 64}, "lora": {"r": 8, "alpha": 16},
+        "train": {"objective": objective, "micro_batch_size": micro, "grad_accum": accum, "lr": 1e-3,
+                  "scheduler": "constant", "precision": "fp32", "gradient_checkpointing": "off", "seed": 0,
+                  "max_steps": steps},
+        "output": {"dir": str(job)},
+    }), CPU)
+    tokenizer = load_tokenizer(str(model_dir))
+    units, _ = build_preference_examples(load_dataset(data).conversations, tokenizer, cfg.template)
+    loaded = load_for_training(cfg, CPU)
+    fit(loaded, cfg, units, units[:4], job, sync=LocalSync(), device=CPU, events=EventLog(job), stop=StopFlag(),
+        pad_id=tokenizer.pad_token_id)
+    return {n: p.detach().clone() for n, p in loaded.trainable()}, read_events(job, "train")
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_the_first_dpo_step_sees_the_policy_as_its_own_reference(tiny_llama_dir, files, tmp_path, method):
+    """LoRA: the reference is the model with adapters disabled, and B = 0 makes them equal at step 1.
+    Full fine-tuning: the reference log-probs are computed before the first update."""
+    _, events = run(tiny_llama_dir, files["pairs"], tmp_path / method, "dpo", method=method)
+    first, second = events
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert first["rewards_chosen"] == pytest.approx(0, abs=1e-6) and first["reward_margin"] == pytest.approx(0, abs=1e-6)
+    assert second["reward_margin"] > 0 and second["loss"] < math.log(2)   # the update separates the pairs
+    assert {e["kind"] for e in read_events(tmp_path / method)} >= {"train", "eval"}
+
+
+@pytest.mark.parametrize("objective,data,packing", [("orpo", "pairs", True), ("kto", "kto", False),
+                                                    ("simpo", "pairs", False)])   # DPO: the multi-worker test
+def test_accumulation_equals_one_big_batch(tiny_llama_dir, files, tmp_path, objective, data, packing):
+    """Global normalization: ORPO's NLL by all chosen tokens of the step, KTO's KL over the whole
+    step, every loss by the step's unit count."""
+    a, ea = run(tiny_llama_dir, files[data], tmp_path / "a", objective, micro=2, accum=4, packing=packing)
+    b, eb = run(tiny_llama_dir, files[data], tmp_path / "b", objective, micro=8, accum=1, packing=packing)
+    start = {n: p.detach() for n, p in load_for_training(prepare_config(RunConfig.model_validate({
+        "model": {"name_or_path": str(tiny_llama_dir), "engine": "hf"}, "lora": {"r": 8, "alpha": 16},
+        "train": {"precision": "fp32", "gradient_checkpointing": "off", "seed": 0}}), CPU), CPU).trainable()}
+    assert any((a[n] - start[n]).abs().max() > 1e-4 for n in a), "the weights must have moved"
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=0)
+    for x, y in zip(ea, eb):
+        for key in ("loss", "rewards_chosen", "rewards_rejected", "nll_loss", "kl"):
+            if key in x:
+                assert x[key] == pytest.approx(y[key], abs=1e-5), key
