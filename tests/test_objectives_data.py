@@ -141,7 +141,7 @@ def test_template_preview_shows_both_sequences_and_the_drops(smollm2_dir, tmp_pa
     from trainer_backend.serve.preview import analyze, parse_args
 
     path = write_jsonl(tmp_path / "p.jsonl", PAIRS + [{"prompt": "word " * 80, "chosen": "a", "rejected": "b"}])
-    result = analyze(parse_args(["--data", str(path), "--model", str(smollm2_dir), "--max-seq-len", "64"]))
+    result = analyze(parse_args(["--data", str(path), "--model", str(smollm2_dir), "--template-config", TemplateConfig(max_seq_len=64).model_dump_json()]))
     first = result["examples"][0]
     assert [text for text, trained in first["runs"] if trained] == ["Paris.<|im_end|>"]
     assert [text for text, trained in first["rejected_runs"] if trained] == ["Berlin, I think.<|im_end|>"]

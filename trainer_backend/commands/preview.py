@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
 
-from trainer_backend.config import ConfigError, ModelConfig, TemplateConfig, load_config, resolve_config_path
+from trainer_backend.config import ConfigError, DataConfig, ModelConfig, TemplateConfig, load_config, resolve_config_path
 from trainer_backend.data import DataError, load_dataset
 from trainer_backend.templates import (TEMPLATE_CHOICES, Example, TemplateError, build_examples,
                                        load_tokenizer_for_preview, token_texts)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .conversation import Conversation, Message, RowError
-from .formats import MESSAGES_ROLES
+from .conversation import Conversation, Message
+from .formats import MESSAGES_ROLES, Converted
 from .text import type_name
 from .turns import RowIssues, Turn
 from .validate import check_turns
@@ -80,19 +80,20 @@ def _label(record: dict, issues: RowIssues) -> bool | None:
     return None
 
 
-def _finish(issues: RowIssues, prompt: list[Turn], completions: dict[str, str | None], **extra) -> \
-        tuple[PreferenceRow | None, list[RowError]]:
+def _finish(issues: RowIssues, prompt: list[Turn], completions: dict[str, str | None], **extra) -> Converted:
     for key, text in completions.items():
         if text is not None and not issues.errors:
             check_turns(prompt + [Turn("assistant", text, key)], issues, "prompt")
     if issues.errors:
-        return None, issues.errors
+        return Converted(None, issues.errors)
     first = next(iter(completions.values()))
     messages = tuple(Message(t.role, t.content) for t in prompt) + (Message("assistant", first),)
-    return PreferenceRow(row=issues.row, messages=messages, **extra), []
+    return Converted(PreferenceRow(row=issues.row, messages=messages, **extra), [])
 
 
-def convert_preference(row: int, record: dict) -> tuple[PreferenceRow | None, list[RowError]]:
+# A preference row ends on its completions by construction: no trailing user turn to drop, so the
+# loader's `drop_trailing_user` does not apply to these converters.
+def convert_preference(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
     issues = RowIssues(row)
     prompt = _prompt_turns(record, issues)
     chosen, rejected = _completion(record, "chosen", issues), _completion(record, "rejected", issues)
@@ -101,7 +102,7 @@ def convert_preference(row: int, record: dict) -> tuple[PreferenceRow | None, li
     return _finish(issues, prompt, {"chosen": chosen, "rejected": rejected}, rejected=rejected)
 
 
-def convert_kto(row: int, record: dict) -> tuple[PreferenceRow | None, list[RowError]]:
+def convert_kto(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
     issues = RowIssues(row)
     prompt = _prompt_turns(record, issues)
     completion = _completion(record, "completion", issues)

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from ..config import TemplateConfig
 from ..data.conversation import RowError
 from ..data.preference import PreferenceRow
-from .build import MAX_ISSUES, NO_TRAINED_AFTER_TRUNCATION, TEMPLATE_ERROR, BuildReport, apply_length_policy
+from .build import MAX_ISSUES, NO_TRAINED_AFTER_TRUNCATION, TEMPLATE_ERROR, TOO_LONG, BuildReport, apply_length_policy
 from .example import Example
 from .render import render_and_mask_many
 
@@ -145,6 +145,9 @@ def build_preference_examples(rows: Sequence[PreferenceRow], tokenizer: PreTrain
 
 def _pair(r: PreferenceRow, by_key: dict, tcfg: TemplateConfig) -> PairExample | LabelledExample | tuple[str, str]:
     """The training unit of one row, or (field, reason) when it is dropped."""
+    for side in ("completion",) if r.rejected is None else ("chosen", "rejected"):
+        if not any(by_key[r.row, side].trained):   # rendering stopped at max_seq_len inside the prompt
+            return side, TOO_LONG if tcfg.overflow == "drop" else EMPTY_AFTER_TRUNCATION
     if r.rejected is None:
         sequence, prompt_len = _through_completion(by_key[r.row, "completion"])
         checked = _length_checked(sequence, tcfg)

@@ -38,7 +38,7 @@ from .events import EventLog
 from .mirrors import open_mirrors
 from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step
 from .optim import build_optimizer, build_scheduler
-from .passes import pass_inputs, step_passes
+from .passes import pass_inputs, step_passes, zero_missing_grads
 from .startup import AttentionWarmUp, StartupClock
 
 class StopFlag:
@@ -110,10 +110,8 @@ def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig
                      use_cache=False).loss
         (scaler.scale(loss) if scaler is not None else loss).backward()
         step_loss += loss.detach().float()
-    if not passes:  # more ranks than examples: this rank adds zero gradients to the sum
-        for p in model.parameters():
-            if p.requires_grad and p.grad is None:
-                p.grad = torch.zeros_like(p)
+    if not passes:
+        zero_missing_grads(model)
     sync.finish()
     return step_loss, counts
 

@@ -61,3 +61,11 @@ def pass_inputs(examples: Sequence[Example], cfg: RunConfig, pad_id: int, device
     elif flex:
         inputs["attention_mask"] = document_block_mask(b.cu_seqlens.diff().to(device), device, total)
     return inputs
+
+
+def zero_missing_grads(model: torch.nn.Module) -> None:
+    """A rank with nothing to run this step (more ranks than units) still adds its zero gradients
+    to the sum, so that every rank takes part in the exchange."""
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)

@@ -20,6 +20,7 @@ import torch
 from ...config import REFERENCE_OBJECTIVES, RunConfig
 from ...templates.pairs import LabelledExample
 from . import losses
+from ..passes import zero_missing_grads
 from .logps import sequence_logps
 
 # Sums accumulated over a step's units and all-reduced when logged; `metric_values` turns them into means.
@@ -138,10 +139,8 @@ def preference_step(model: torch.nn.Module, passes: list[list], cfg: RunConfig, 
         loss = pass_loss(model, units, cfg, counts, kl, pad_id, device, sums)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         step_loss += loss.detach().float()
-    if not passes:  # more ranks than pairs: this rank adds zero gradients to the sum
-        for p in model.parameters():
-            if p.requires_grad and p.grad is None:
-                p.grad = torch.zeros_like(p)
+    if not passes:
+        zero_missing_grads(model)
     sync.finish()
     return step_loss, counts, sums
 
