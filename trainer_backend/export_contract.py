@@ -54,11 +54,12 @@ class MergeCheck:
         path = Path(folder) / MERGE_CHECK_FILE
         return cls(**json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
 
+ADAPTER_CONFIG = "adapter_config.json"   # present in output/ when the job trained an adapter
 
 
 def has_output(job_dir: Path) -> bool:
     output = JobPaths(Path(job_dir)).output
-    return (output / "config.json").exists() or (output / "adapter_config.json").exists()
+    return (output / "config.json").exists() or (output / ADAPTER_CONFIG).exists()
 
 
 def exportable(job_dir: Path) -> bool:

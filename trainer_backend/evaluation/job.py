@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import GENERATION_METRICS, ConfigError, RunConfig, load_config
-from ..models.export import ADAPTER_CONFIG
+from ..export_contract import ADAPTER_CONFIG
 from .heldout import BASE, FINE_TUNED, HeldOut, Measurement
 from .metrics import LOWER_IS_BETTER
 

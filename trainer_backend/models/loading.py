@@ -116,8 +116,11 @@ def _load_hf(cfg: RunConfig, device: torch.device, dtype: torch.dtype) -> torch.
     return get_peft_model(model, _peft_config(cfg, lora_targets(cfg, model)))
 
 
-def hf_attention(kernel: str) -> str:
-    """The transformers `attn_implementation` of a resolved kernel name (models.engine)."""
+def hf_attention(kernel: str) -> str | None:
+    """The transformers `attn_implementation` of a kernel name (models.engine); None (transformers'
+    own default) for a config loaded without resolving its engine."""
+    if kernel == "auto":
+        return None
     if kernel == "flex":
         from .attention import register_hf_implementation
 
