@@ -97,7 +97,8 @@ def test_the_train_tab_estimate_shows_the_sharded_plan_per_gpu():
     cfg = config(QWEN14B, method="full", **{"train.micro_batch_size": "auto"})
     per_gpu = plan(cfg, 79).peak_gib
     for lang, words in (("en", "sharded over 2 GPUs"), ("vi", "chia trên 2 GPU")):
-        text = estimate_text(cfg, gpus, [0, 1], lang)
+        text = estimate_text(cfg, cfg, gpus, lang)
         assert text.startswith("✔ ") and f"{per_gpu:.1f} GiB" in text and words in text
-    one = estimate_text(config(method="lora", devices=(0,)), gpus, [0], "en")
+    single = config(method="lora", devices=(0,))
+    one = estimate_text(single, single, gpus, "en")
     assert "sharded" not in one
