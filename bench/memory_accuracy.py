@@ -40,6 +40,15 @@ GROUPS = [
     ("qwen2.5-1.5b", "unsloth", "lora", "off", [(2, 1024), (4, 2048), (2, 4096)]),
     ("qwen2.5-7b", "hf", "lora", "on", [(1, 2048), (2, 2048)]),
 ]
+# Full fine-tuning (bf16 weights, torch AdamW).
+FULL_GROUPS = [
+    ("qwen2.5-1.5b", "hf", "full", "off", [(2, 1024), (4, 1024), (4, 2048)]),
+    ("qwen2.5-1.5b", "unsloth", "full", "off", [(2, 1024), (4, 1024)]),
+    ("qwen2.5-1.5b", "hf", "full", "on", [(4, 2048), (8, 2048)]),
+    ("qwen2.5-1.5b", "unsloth", "full", "on", [(4, 2048), (8, 2048)]),
+    ("qwen2.5-0.5b", "hf", "full", "off", [(4, 1024), (8, 1024)]),
+]
+SETS = {"lora": GROUPS, "full": FULL_GROUPS}
 
 
 def make_models(names: list[str]) -> None:
@@ -52,9 +61,10 @@ def make_models(names: list[str]) -> None:
     print("DEVICE " + torch.cuda.get_device_name(0), flush=True)
 
 
-def prepare_models(script: str = __file__) -> str:
+def prepare_models(group_set: str = "lora", script: str = __file__) -> str:
     """Build the random-init models in a subprocess (so this process holds no CUDA context)."""
-    proc = subprocess.run([sys.executable, script, "--make"], capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, script, "--make", "--set", group_set], capture_output=True, text=True,
+                          check=True)
     return next(line[7:] for line in proc.stdout.splitlines() if line.startswith("DEVICE "))
 
 
@@ -155,6 +165,7 @@ def run_group(group: tuple, steps: int, timeout: int) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results/plan_memory_accuracy.md")
+    ap.add_argument("--set", choices=sorted(SETS), default="lora", help="which groups to measure")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=150, help="seconds per group")
     ap.add_argument("--budget-s", type=float, default=540, help="start no group after this many seconds")
@@ -173,18 +184,19 @@ def main() -> int:
         measure_group(arch, engine, method, ckpt, [tuple(s) for s in shapes], args.steps)
         return 0
     if args.make:
-        make_models(sorted({g[0] for g in GROUPS}))
+        make_models(sorted({g[0] for g in SETS[args.set]}))
         return 0
     start = time.time()
-    device = prepare_models()
+    device = prepare_models(args.set)
     rows = []
-    for group in GROUPS:
+    for group in SETS[args.set]:
         if time.time() - start > args.budget_s:
             print(f"time budget spent: skipping {group[:4]}", file=sys.stderr)
             continue
         rows += run_group(group, args.steps, args.timeout)
         Path(args.out).with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    Path(args.out).write_text(table(rows, "python bench/memory_accuracy.py --out " + args.out, device))
+    command = f"python bench/memory_accuracy.py --set {args.set} --out {args.out}"
+    Path(args.out).write_text(table(rows, command, device))
     print(Path(args.out).read_text())
     return 0
 

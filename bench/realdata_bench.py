@@ -92,6 +92,8 @@ def trainer_run(model: Path, data: Path, out: Path, extra: dict | None = None) -
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "trainer_backend", "train", "qwen2.5-7b-instruct", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if os.environ.get("REALDATA_STDERR_DIR"):  # e.g. with TORCH_LOGS=recompiles, to see what compiles when
+        Path(os.environ["REALDATA_STDERR_DIR"], out.name + ".stderr.txt").write_text(proc.stderr)
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()] \
         if (out / "events.jsonl").exists() else []
     train = [e for e in events if e["kind"] == "train"]
@@ -250,6 +252,7 @@ def main() -> int:
     ap.add_argument("--sets", default="chitchat,alpaca")
     ap.add_argument("--runs", default="auto,recipe,recipe-packed,fixed")
     ap.add_argument("--launch-0.5b", dest="launch_05b", action="store_true")
+    ap.add_argument("--keep", metavar="JSONL", help="rows of an earlier run of the same sitting to show beside these")
     ap.add_argument("--recipe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.recipe:
@@ -264,15 +267,19 @@ def main() -> int:
     paths = write_sets(Path(args.cache), work, tok)
     sets = args.sets.split(",")
     stats = {name: data_tokens(paths[name], tok) for name in sets}
-    bytes_model = make_model_dir(work / "qwen7b-bytes", architecture("qwen2.5-7b"))
+    runs = [r for r in args.runs.split(",") if r]
+    bytes_model = work / "qwen7b-bytes"
     qwen_model = work / "qwen7b-qwen"
-    qwen_model.mkdir(exist_ok=True)
-    for f in bytes_model.iterdir():  # the same weights, with the Qwen tokenizer
-        if f.suffix in (".safetensors", ".json") and "token" not in f.name and not (qwen_model / f.name).exists():
-            (qwen_model / f.name).symlink_to(f)
-    tok.save_pretrained(qwen_model)
-    runs = args.runs.split(",")
+    if runs:  # the 7B shape is built only for runs that use it (it takes a minute)
+        make_model_dir(bytes_model, architecture("qwen2.5-7b"))
+        qwen_model.mkdir(exist_ok=True)
+        for f in bytes_model.iterdir():  # the same weights, with the Qwen tokenizer
+            if f.suffix in (".safetensors", ".json") and "token" not in f.name and not (qwen_model / f.name).exists():
+                (qwen_model / f.name).symlink_to(f)
+        tok.save_pretrained(qwen_model)
     results: dict = {}
+    for row in ([json.loads(line) for line in Path(args.keep).read_text().splitlines() if line] if args.keep else []):
+        results[row.pop("data"), row.pop("run")] = row
     device = torch.cuda.get_device_name(0)
     command = "python bench/realdata_bench.py " + " ".join(sys.argv[1:])
 
@@ -301,10 +308,11 @@ def main() -> int:
             fixed_run()
     variants = [(name, packing) for name in sets for packing, run in ((False, "recipe"), (True, "recipe-packed"))
                 if run in runs]
-    for (name, packing), r in zip(variants, recipe_runs(qwen_model, [(paths[n], p) for n, p in variants],
-                                                     Path(args.out).with_name("recipe_stdout.txt"))):
-        results[name, "Unsloth recipe" + (", packing=True" if packing else "")] = r
-    report()
+    if variants:
+        for (name, packing), r in zip(variants, recipe_runs(qwen_model, [(paths[n], p) for n, p in variants],
+                                                         Path(args.out).with_name("recipe_stdout.txt"))):
+            results[name, "Unsloth recipe" + (", packing=True" if packing else "")] = r
+        report()
     if args.launch_05b:
         small = make_model_dir(work / "qwen05b", QWEN_05B)
         tok.save_pretrained(small)

@@ -69,11 +69,5 @@ def test_one_gpu_sharded_equals_unsharded_and_the_planned_peak(tmp_path):
     if os.environ.get("FSDP_GPU_RESULTS"):
         Path(os.environ["FSDP_GPU_RESULTS"]).write_text(json.dumps(
             {"losses": losses, "lora_b_relative_diff": diff / norm, "memory": measured}, indent=1))
-    lora = measured["lora"]
-    assert lora["measured_allocated_gib"] == pytest.approx(lora["planner_allocated_gib"], rel=0.10)
-    # Full fine-tuning is over-predicted (27.2 measured vs 36.1 GiB on an H200, 2026-12-01): the hf
-    # engine's activation coefficients were fitted on LoRA runs, and at grad accum 1 the gradients
-    # never coexist with the forward's activations. Until it is calibrated, it must at least never
-    # under-predict (a plan that fits must run).
-    full = measured["full"]
-    assert full["planner_allocated_gib"] >= full["measured_allocated_gib"]
+    for method, m in measured.items():
+        assert m["measured_allocated_gib"] == pytest.approx(m["planner_allocated_gib"], rel=0.10), method

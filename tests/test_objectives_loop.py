@@ -82,3 +82,42 @@ def test_accumulation_equals_one_big_batch(tiny_llama_dir, files, tmp_path, obje
         for key in ("loss", "rewards_chosen", "rewards_rejected", "nll_loss", "kl"):
             if key in x:
                 assert x[key] == pytest.approx(y[key], abs=1e-5), key
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_the_chunked_lm_head_gives_the_whole_logits_logps_and_gradients(tiny_llama_dir, files, monkeypatch, packing):
+    """Chunks of 7 positions, recomputed in the backward: the same log-probs and the same adapter
+    gradients as the model's own forward with its whole (positions x vocabulary) logits."""
+    from trainer_backend.train.objectives import logps
+
+    cfg = prepare_config(RunConfig.model_validate({
+        "method": "lora", "model": {"name_or_path": str(tiny_llama_dir), "engine": "hf"},
+        "template": {"packing": packing, "max_seq_len": 64}, "lora": {"r": 8, "alpha": 16},
+        "train": {"objective": "dpo", "precision": "fp32", "micro_batch_size": 4, "gradient_checkpointing": "off"}}), CPU)
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    units, _ = build_preference_examples(load_dataset(files["pairs"]).conversations, tokenizer, cfg.template)
+    sequences = [u.chosen for u in units[:3]] + [u.rejected for u in units[:3]]
+    model = load_for_training(cfg, CPU).model
+    for p in model.parameters():  # LoRA B starts at zero: give the adapters a gradient path that matters
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)
+
+    def logps_and_grads(chunk: int):
+        monkeypatch.setattr(logps, "LOGP_HEAD_CHUNK", chunk)
+        model.zero_grad(set_to_none=True)
+        out = logps.sequence_logps(model, sequences, cfg, tokenizer.pad_token_id, CPU).completion
+        out.sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    whole, whole_grads = logps_and_grads(10 ** 6)
+    chunked, chunked_grads = logps_and_grads(7)
+    with torch.no_grad():   # the reference: each sequence alone through the model's own forward
+        expected = []
+        for e in sequences:
+            logits = model(input_ids=torch.tensor([e.input_ids]), use_cache=False).logits[0].float()
+            token = torch.log_softmax(logits[:-1], -1).gather(-1, torch.tensor(e.input_ids[1:])[:, None]).squeeze(-1)
+            expected.append(token[torch.tensor(e.trained[1:])].sum())
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    assert torch.allclose(chunked, torch.stack(expected), atol=1e-4)
+    for name, g in whole_grads.items():
+        assert torch.allclose(chunked_grads[name], g, rtol=1e-4, atol=1e-6), name  # fp32 sums in another order

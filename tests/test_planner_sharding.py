@@ -40,8 +40,18 @@ def test_full_fine_tuning_counts_the_weights_once_with_moments_in_their_dtype():
     est = estimate(config(method="full", devices=(0,), **{"model.engine": "hf"}))
     params = Architecture.from_fields(QWEN7B, "test").total_params()
     assert est.breakdown["weights"] == pytest.approx(params * 2 / GIB)
-    # bf16 gradients + AdamW's two bf16 moments (torch keeps them in the parameter's dtype)
-    assert est.breakdown["trainable params + grads + optimizer"] == pytest.approx(params * (2 + 4) / GIB)
+    # AdamW's two bf16 moments (torch keeps them in the parameter's dtype)
+    assert est.breakdown["trainable params + grads + optimizer"] == pytest.approx(params * 4 / GIB)
+    # bf16 gradients: with accumulation they add to the activations; with one pass a step they are
+    # written while the backward frees them, and only their excess over the live buffers counts.
+    accum = estimate(config(method="full", devices=(0,), **{"model.engine": "hf", "train.grad_accum": 2}))
+    assert accum.breakdown["gradients"] == pytest.approx(params * 2 / GIB)
+    live = est.breakdown["activations"] + est.breakdown["logits / cross-entropy"]
+    assert est.breakdown["gradients"] == pytest.approx(max(0.0, params * 2 / GIB - live))
+    small = estimate(config(method="full", devices=(0,), **{"model.engine": "hf", "train.micro_batch_size": 1,
+                                                            "template.max_seq_len": 128}))
+    small_live = small.breakdown["activations"] + small.breakdown["logits / cross-entropy"]
+    assert small.breakdown["gradients"] == pytest.approx(params * 2 / GIB - small_live) and small_live < params * 2 / GIB
 
 
 def test_auto_shards_full_fine_tuning_of_a_14b_only_when_one_gpu_cannot_hold_it():

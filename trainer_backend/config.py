@@ -104,6 +104,9 @@ class QloraConfig(_Section):
 Objective = Literal["sft", "dpo", "orpo", "simpo", "kto"]
 PREFERENCE_OBJECTIVES = ("dpo", "orpo", "simpo")   # trained on prompt/chosen/rejected pairs
 REFERENCE_OBJECTIVES = ("dpo", "kto")              # need the reference model's log-probabilities
+# Every objective but sft scores sequences by their log-probs (train/objectives/logps.py): the LM
+# head runs over this many positions at a time, its logits recomputed in the backward.
+LOGP_HEAD_CHUNK = 512
 
 
 class TrainConfig(_Section):

@@ -19,11 +19,16 @@ class EngineConstants:
     workspace_gib: float
     allocator_reserve_fraction: float
     inputs_on_gpu: dict[str, bool]      # per checkpointing mode: are layer inputs kept on the GPU?
-    # model_type -> method -> checkpointing -> measured activations / formula (1.0 when absent)
+    # model_type (or "*") -> method -> checkpointing -> measured activations / formula (1.0 when absent)
     activation_factors: dict[str, dict[str, dict[str, float]]]
 
     def activation_factor(self, model_type: str, method: str, checkpointing: str) -> float:
-        return self.activation_factors.get(model_type, {}).get(method, {}).get(checkpointing, 1.0)
+        """The model type's own factor, else the one for every model type ("*"), else 1."""
+        for key in (model_type, "*"):
+            factor = self.activation_factors.get(key, {}).get(method, {}).get(checkpointing)
+            if factor is not None:
+                return factor
+        return 1.0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainer_backend.config import PREFERENCE_OBJECTIVES, REFERENCE_OBJECTIVES, ConfigError, RunConfig
+from trainer_backend.config import (LOGP_HEAD_CHUNK, PREFERENCE_OBJECTIVES, REFERENCE_OBJECTIVES, ConfigError,
+                                   RunConfig)
 from trainer_backend.planner.architecture import Architecture, architecture_of, lora_targets
 from trainer_backend.planner.calibration import Calibration, load_calibration
 
@@ -36,7 +37,9 @@ class RunShape:
     optimizer: str
     precision: str         # bf16 | fp16 | fp32
     sequences_per_example: int = 1   # 2 for preference pairs: chosen and rejected in the same pass
+    grad_accum: int = 1    # passes per optimizer step: with more than one, full fine-tuning's gradients persist
     shards: int = 0        # GPUs the model is sharded over with FSDP2; 0 = not sharded
+    chunked_head: bool = False  # log-prob objectives: the LM head runs LOGP_HEAD_CHUNK positions at a time
 
     @property
     def sharded(self) -> bool:
@@ -85,7 +88,9 @@ def run_shape(cfg: RunConfig) -> RunShape:
                     optimizer=cfg.train.optimizer,
                     precision="bf16" if cfg.train.precision == "auto" else cfg.train.precision,
                     sequences_per_example=2 if cfg.train.objective in PREFERENCE_OBJECTIVES else 1,
-                    shards=len(cfg.sync.devices) if cfg.sync.sharding == "fsdp" else 0)
+                    grad_accum=cfg.train.grad_accum,
+                    shards=len(cfg.sync.devices) if cfg.sync.sharding == "fsdp" else 0,
+                    chunked_head=cfg.train.objective != "sft")
 
 
 def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
@@ -98,13 +103,24 @@ def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
 
 
 def trainable_bytes(arch: Architecture, s: RunShape) -> float:
-    """Trainable params + their grads + optimizer states (a full fine-tune trains the weights
-    themselves: they are counted once, under weights)."""
+    """Trainable params + their grads + optimizer states. A full fine-tune trains the weights
+    themselves (counted once, under weights) and its gradients have a row of their own."""
     if s.method == "full":
-        width = 4.0 if s.precision == "fp32" else 2.0
-        return arch.total_params() * (width + optimizer_bytes(s.optimizer, width))
+        return arch.total_params() * optimizer_bytes(s.optimizer, 4.0 if s.precision == "fp32" else 2.0)
     # Adapters are kept in fp32 (PEFT and Unsloth upcast them), as are their grads.
     return arch.lora_params(s.lora_r, list(s.lora_targets)) * (4.0 + 4.0 + optimizer_bytes(s.optimizer, 4.0))
+
+
+def full_gradient_bytes(arch: Architecture, s: RunShape, live_bytes: float) -> float:
+    """A full fine-tune's gradients (in the weights' dtype) at the step's peak. With accumulation
+    they outlive each pass and add to the next pass's activations. With one pass a step the
+    backward writes them while it frees that pass's activations, so only what they exceed the
+    live activations by adds to the peak (measured: full fine-tuning of Qwen2.5-1.5B peaks at
+    weights + optimizer + activations, calibration.yaml)."""
+    if s.method != "full":
+        return 0.0
+    grads = arch.total_params() * (4.0 if s.precision == "fp32" else 2.0) / max(s.shards, 1)
+    return grads if s.grad_accum > 1 else max(0.0, grads - live_bytes)
 
 
 def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
@@ -118,6 +134,15 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
     if not e.inputs_on_gpu[s.checkpointing]:
         return live  # each layer's input waits in CPU memory
     return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
+
+
+def logits_bytes(arch: Architecture, s: RunShape, e) -> float:
+    """SFT: the engine's cross-entropy buffers per token (Unsloth fuses and chunks them: none).
+    Log-prob objectives: one chunk's fp32 logits, their exponentials and their gradient, whatever
+    the engine (the chunk is recomputed in the backward, so only one exists at a time)."""
+    if s.chunked_head:
+        return 3 * 4.0 * LOGP_HEAD_CHUNK * arch.vocab
+    return e.logits_bytes_per_vocab * arch.vocab * s.tokens
 
 
 REFERENCE_MODEL_BYTES = 0.0
@@ -149,10 +174,13 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
         "weights": weights_bytes(arch, s, cal) / per_gpu / GIB,
         "trainable params + grads + optimizer": trainable_bytes(arch, s) / per_gpu / GIB,
         "activations": activation_bytes(arch, s, cal) / GIB,
-        "logits / cross-entropy": e.logits_bytes_per_vocab * arch.vocab * s.tokens / GIB,
+        "logits / cross-entropy": logits_bytes(arch, s, e) / GIB,
         "workspace": e.workspace_gib,
         **({"reference model (adapters disabled or precomputed)": REFERENCE_MODEL_BYTES} if reference else {}),
     }
+    live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
+    if s.method == "full":
+        parts["gradients"] = full_gradient_bytes(arch, s, live) / GIB
     if s.sharded:
         parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB
     allocated = sum(parts.values())

@@ -23,7 +23,6 @@ class PlanError(ConfigError):
 @dataclass(frozen=True)
 class Candidate:
     shape: RunShape
-    grad_accum: int
     estimate: Estimate
     speed: float       # relative tokens/s, higher is better
     fits: bool
@@ -91,7 +90,7 @@ def sharding_choices(cfg: RunConfig, engine: str) -> list[tuple[int, str]]:
     return choices
 
 
-def candidate_shapes(cfg: RunConfig) -> list[tuple[RunShape, int]]:
+def candidate_shapes(cfg: RunConfig) -> list[RunShape]:
     concrete = cfg.model_copy(deep=True)
     methods = ["lora", "qlora"] if cfg.method == "auto" else [cfg.method]
     modes = list(CHECKPOINTING_MODES) if cfg.train.gradient_checkpointing == "auto" \
@@ -100,7 +99,8 @@ def candidate_shapes(cfg: RunConfig) -> list[tuple[RunShape, int]]:
     concrete.train.micro_batch_size = 1
     concrete.sync.sharding = "none"
     base = run_shape(concrete)
-    return [(replace(base, method=m, checkpointing=c, micro_batch_size=b, shards=n, engine=e), grad_accum_for(cfg, b))
+    return [replace(base, method=m, checkpointing=c, micro_batch_size=b, shards=n, engine=e,
+                    grad_accum=grad_accum_for(cfg, b))
             for m, c, b, (n, e) in product(methods, modes, micro_batch_choices(cfg), sharding_choices(cfg, base.engine))
             if not (n and m == "qlora")]
 
@@ -108,10 +108,10 @@ def candidate_shapes(cfg: RunConfig) -> list[tuple[RunShape, int]]:
 def score(cfg: RunConfig, budget_gib: float, cal: Calibration) -> list[Candidate]:
     arch = architecture_of(cfg)
     out = []
-    for shape, accum in candidate_shapes(cfg):
+    for shape in candidate_shapes(cfg):
         est = estimate_shape(arch, shape, cal, budget_gib)
         fits = est.peak_gib * (1 + cal.planning_margin_fraction) <= budget_gib
-        out.append(Candidate(shape, accum, est, relative_speed(shape, cal), fits))
+        out.append(Candidate(shape, est, relative_speed(shape, cal), fits))
     return sorted(out, key=lambda c: (-c.speed, c.estimate.peak_gib))
 
 
@@ -127,7 +127,7 @@ def apply(cfg: RunConfig, chosen: Candidate) -> RunConfig:
     out.method = chosen.shape.method
     out.train.gradient_checkpointing = chosen.shape.checkpointing
     out.train.micro_batch_size = chosen.shape.micro_batch_size
-    out.train.grad_accum = chosen.grad_accum
+    out.train.grad_accum = chosen.shape.grad_accum
     out.sync.sharding = "fsdp" if chosen.shape.sharded else "none"
     if chosen.shape.sharded and out.model.engine == "auto":
         out.model.engine = "hf"
@@ -138,7 +138,7 @@ def apply(cfg: RunConfig, chosen: Candidate) -> RunConfig:
 def describe(chosen: Candidate, cands: list[Candidate], budget_gib: float) -> str:
     s = chosen.shape
     why = (f"{s.method}, checkpointing {s.checkpointing}, micro-batch {s.micro_batch_size} x "
-           f"grad accum {chosen.grad_accum}: peak {chosen.estimate.peak_gib:.1f} GiB within "
+           f"grad accum {chosen.shape.grad_accum}: peak {chosen.estimate.peak_gib:.1f} GiB within "
            f"{budget_gib:.1f} GiB (budget minus headroom)")
     if s.sharded:
         whole = [c for c in cands if not c.shape.sharded and c.shape.method == s.method]
