@@ -52,21 +52,9 @@ def first_step_loss(engine: str, model_dir: str, job_dir: str, packing: str) -> 
 
 @pytest.mark.gpu
 def test_unsloth_and_hf_engines_agree_on_the_first_step_padded_and_packed(tmp_path):
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+    from gpu_models import small_qwen_dir
 
-    model_dir = tmp_path / "qwen-small"
-    cfg = AutoConfig.for_model("qwen2", hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
-                               num_attention_heads=8, num_key_value_heads=2, vocab_size=151936,
-                               max_position_embeddings=4096, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(model_dir)
-    vocab = {f"t{i}": i for i in range(1000)} | {"<pad>": 1000, "<eos>": 1001, "<unk>": 1002}
-    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="<eos>",
-                            unk_token="<unk>").save_pretrained(model_dir)
+    model_dir = small_qwen_dir(tmp_path / "qwen-small", layers=4, vocab_size=151936)
     losses = {}
     for engine in ("hf", "unsloth"):
         for packing in ("padded", "packed"):

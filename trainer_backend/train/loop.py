@@ -39,7 +39,7 @@ from .mirrors import open_mirrors
 from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step
 from .optim import build_optimizer, build_scheduler
 from .passes import pass_inputs, step_passes, zero_missing_grads
-from .startup import AttentionWarmUp, StartupClock
+from .startup import AttentionWarmUp, StartupClock, warm_up_model
 
 class StopFlag:
     """Set by SIGTERM/SIGINT (or `request()`); the loop finishes the current step, checkpoints
@@ -380,6 +380,8 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         warm_up.join()
         clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        warm_up_model(loaded.model, cfg, device, pad_id)
+        clock.lap("warm-up pass")
         held_out = TrainingEval.start(loaded.model, cfg, tokenizer, evals, pad_id, job_dir, events, rank == 0,
                                       lambda: evaluate(loaded.model, evals, cfg, sync, pad_id, device))
         stop.install()

@@ -1,5 +1,6 @@
 """Launch to first step: how long each stage of a starting worker takes (written to train.log,
-so a slow start shows where its time went), and the attention warm-up that runs beside the loading."""
+so a slow start shows where its time went), the attention warm-up that runs beside the loading,
+and one packed pass through the loaded model before the first step."""
 from __future__ import annotations
 
 import threading
@@ -61,3 +62,25 @@ class AttentionWarmUp:
         if self.error is not None:
             self.events.log(f"attention warm-up failed ({type(self.error).__name__}: {self.error}); "
                             "the first step compiles the kernels")
+
+
+def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int) -> None:
+    """One packed pass of two short documents (and the row's untrained tail) through the loaded
+    model, forward and backward, where packed rows run FlexAttention. The attention warm-up
+    compiles the kernels on look-alike tensors; any guard the model's real call differs on (the
+    layout Unsloth's RoPE leaves q and k in, a scale, a dtype) would compile them again inside the
+    first step, where the user sees a step that takes ten times the others. Gradients and random
+    state are left as they were."""
+    if device.type != "cuda" or cfg.model.attn_implementation != "flex":
+        return
+    from ..models.attention import BLOCK
+    from ..templates.example import Example
+    from .passes import pass_inputs
+
+    docs = [Example(row=-1, input_ids=[pad_id] * n, trained=[False] + [True] * (n - 1), text="")
+            for n in (BLOCK + 3, BLOCK - 10)]
+    with torch.random.fork_rng(devices=[device]):
+        n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
+        model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items, use_cache=False).loss.backward()
+    for p in model.parameters():
+        p.grad = None
