@@ -9,6 +9,7 @@ import json
 import random
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,9 @@ def first_step_compiles(engine: str, model_dir: str) -> dict:
             torch.bfloat16)
     compiled = {"attention warm-up": counters["frames"]["ok"]}
     rng = torch.cuda.get_rng_state()
-    warm_up_model(model, cfg, device, pad_id=0)
+    logged = []
+    warm_up_model(model, cfg, device, 0, SimpleNamespace(log=logged.append))
+    assert not logged, logged
     compiled["warm-up pass"] = counters["frames"]["ok"]
     untouched = all(p.grad is None for p in model.parameters()) and torch.equal(rng, torch.cuda.get_rng_state())
     rows = random.Random(1)

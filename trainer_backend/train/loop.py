@@ -380,7 +380,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         warm_up.join()
         clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        warm_up_model(loaded.model, cfg, device, pad_id)
+        warm_up_model(loaded.model, cfg, device, pad_id, events)
         clock.lap("warm-up pass")
         held_out = TrainingEval.start(loaded.model, cfg, tokenizer, evals, pad_id, job_dir, events, rank == 0,
                                       lambda: evaluate(loaded.model, evals, cfg, sync, pad_id, device))

@@ -64,13 +64,14 @@ class AttentionWarmUp:
                             "the first step compiles the kernels")
 
 
-def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int) -> None:
+def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int,
+                  events: EventLog) -> None:
     """One packed pass of two short documents (and the row's untrained tail) through the loaded
     model, forward and backward, where packed rows run FlexAttention. The attention warm-up
     compiles the kernels on look-alike tensors; any guard the model's real call differs on (the
     layout Unsloth's RoPE leaves q and k in, a scale, a dtype) would compile them again inside the
     first step, where the user sees a step that takes ten times the others. Gradients and random
-    state are left as they were."""
+    state are left as they were; a failure is logged and left to the first step, as above."""
     if device.type != "cuda" or cfg.model.attn_implementation != "flex":
         return
     from ..models.attention import BLOCK
@@ -79,8 +80,15 @@ def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, 
 
     docs = [Example(row=-1, input_ids=[pad_id] * n, trained=[False] + [True] * (n - 1), text="")
             for n in (BLOCK + 3, BLOCK - 10)]
-    with torch.random.fork_rng(devices=[device]):
-        n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
-        model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items, use_cache=False).loss.backward()
-    for p in model.parameters():
-        p.grad = None
+    try:
+        with torch.random.fork_rng(devices=[device]):
+            n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
+            model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
+                  use_cache=False).loss.backward()
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the first step compiles (or fails) as it would anyway
+        events.log(f"warm-up pass failed ({type(err).__name__}: {err}); the first step compiles the kernels")
+    finally:
+        for p in model.parameters():
+            p.grad = None
