@@ -66,25 +66,26 @@ class AttentionWarmUp:
 
 def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int,
                   events: EventLog) -> None:
-    """One packed pass of two short documents (and the row's untrained tail) through the loaded
+    """Two packed passes of two short documents (and the row's untrained tail) through the loaded
     model, forward and backward, where packed rows run FlexAttention. The attention warm-up
     compiles the kernels on look-alike tensors; any guard the model's real call differs on (the
     layout Unsloth's RoPE leaves q and k in, a scale, a dtype) would compile them again inside the
     first step, where the user sees a step that takes ten times the others. Gradients and random
     state are left as they were; a failure is logged and left to the first step, as above."""
-    if device.type != "cuda" or cfg.model.attn_implementation != "flex":
-        return
-    from ..models.attention import BLOCK
+    if device.type != "cuda" or cfg.model.attn_implementation != "flex" or cfg.sync.sharding == "fsdp":
+        return  # sharded runs compile in their first step: a pass here would be one more collective to agree on
+    from ..models.attention import WARM_UP_LENGTHS
     from ..templates.example import Example
     from .passes import pass_inputs
 
-    docs = [Example(row=-1, input_ids=[pad_id] * n, trained=[False] + [True] * (n - 1), text="")
-            for n in (BLOCK + 3, BLOCK - 10)]
     try:
         with torch.random.fork_rng(devices=[device]):
-            n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
-            model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
-                  use_cache=False).loss.backward()
+            for lengths in WARM_UP_LENGTHS:  # two row lengths, as in attention.warm_up, with a tail each
+                docs = [Example(row=-1, input_ids=[pad_id] * (n - 7), trained=[False] + [True] * (n - 8), text="")
+                        for n in lengths]
+                n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
+                model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
+                      use_cache=False).loss.backward()
     except torch.OutOfMemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - the first step compiles (or fails) as it would anyway
