@@ -82,3 +82,19 @@ def test_every_preset_is_described_in_vietnamese():
         assert vi != p.description and "the planner" not in vi and " for a " not in vi, p.name
     assert preset_text("qwen2.5-7b-instruct-24gb", "", "qlora", 24.0, "vi") == (
         "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng Trung; qlora cho GPU 24 GB")
+
+
+def test_every_field_label_and_hint_names_a_field_of_the_form():
+    """A key left in the tables after its field left the form (or written twice, the first copy
+    silently lost) is dead text nobody maintains."""
+    import ast
+
+    from studio.i18n import _FIELD_INFO, _FIELD_LABELS
+
+    keys = {s.key for s in field_specs()}
+    assert sorted(set(_FIELD_LABELS) - keys) == [] and sorted(set(_FIELD_INFO) - keys) == []
+    tree = ast.parse((STUDIO / "i18n.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            literal = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert len(literal) == len(set(literal)), [k for k in literal if literal.count(k) > 1]
