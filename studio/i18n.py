@@ -7,6 +7,9 @@ from typing import Any
 
 import gradio as gr
 
+from studio.backend_texts import VIETNAMESE
+from trainer_backend.messages import ENGLISH, Notice
+
 LANGUAGES = {"en": "English", "vi": "Tiếng Việt"}
 
 # key: (English, Vietnamese). Placeholders in {braces} are filled by t().
@@ -55,9 +58,6 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.field.text": ("text (raw text)", "text (văn bản thô)"),
     "data.map_below": ("Pick the format and, for each of its fields, the column that holds it below; then press "
                        "Apply.", "Chọn định dạng và, với mỗi trường, cột chứa nó ở bên dưới; rồi nhấn Áp dụng."),
-    "data.reason_given": ("as chosen", "theo lựa chọn của bạn"),
-    "data.reason_detected": ("detected from the columns {columns}", "nhận ra từ các cột {columns}"),
-    "data.reason_mapped": ("after mapping {pairs}", "sau khi ánh xạ {pairs}"),
     "data.trimmed": ("{n} chats ended on a user turn: that turn was dropped.",
                      "{n} hội thoại kết thúc bằng lượt người dùng: lượt đó đã được bỏ."),
     "data.col.row": ("row", "dòng"), "data.col.turns": ("turns", "số lượt"), "data.col.system": ("system", "hệ thống"),
@@ -271,7 +271,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
                       "Một công việc đã xong: mô hình gốc trả lời bên trái, mô hình tinh chỉnh bên phải."),
     "chat.refresh": ("Refresh", "Làm mới"), "chat.max_new": ("Max new tokens", "Số token tối đa"),
     "chat.base": ("Base", "Gốc"), "chat.tuned": ("Fine-tuned", "Đã tinh chỉnh"),
-    "chat.prompt": ("Message", "Tin nhắn"), "chat.prompt_ph": ("Ask both models…", "Hỏi cả hai mô hình…"),
+    "chat.prompt": ("Notice", "Tin nhắn"), "chat.prompt_ph": ("Ask both models…", "Hỏi cả hai mô hình…"),
     "chat.send": ("Send", "Gửi"), "chat.clear": ("Clear", "Xoá"),
     "chat.empty": ("Type a message first.", "Hãy nhập tin nhắn trước."),
     "chat.thinking": ("Answering… (the first message loads the models)",
@@ -517,6 +517,15 @@ def t(lang: str, key: str, **params: Any) -> str:
     table = STRINGS.get(lang, STRINGS["en"])
     text = table.get(key) or STRINGS["en"][key]
     return text.format(**params) if params else text
+
+
+# The backend's messages (row errors, detection reasons, failure reasons) by language.
+MESSAGE_TEXTS: dict[str, dict[str, str]] = {"en": ENGLISH, "vi": VIETNAMESE}
+
+
+def say(lang: str, message: Notice) -> str:
+    """A backend message in the user's language."""
+    return message.render(MESSAGE_TEXTS.get(lang, ENGLISH))
 
 
 def field_label_key(key: str) -> str:

@@ -41,7 +41,7 @@ def preview_rows(convs, tokenizer, tcfg, eot: set[int]) -> list[dict[str, Any]]:
     from trainer_backend.templates import apply_length_policy, render_and_mask_many, token_texts
 
     examples, errors = render_and_mask_many(convs, tokenizer, tcfg)
-    shown = {e.row: {"row": e.row, "error": e.message} for e in errors}
+    shown = {e.row: {"row": e.row, "error": e.message.to_json()} for e in errors}
     for example in examples:
         outcome = apply_length_policy(example, tcfg)
         kept = example if isinstance(outcome, str) else outcome
@@ -110,7 +110,7 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": tcfg.max_seq_len,
         "report": {"rows_in": report.rows_in, "kept": report.kept, "truncated": report.truncated,
                    "cut_tokens": report.cut_tokens, "split": report.split, "dropped": report.dropped,
-                   "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
+                   "issues": [{"row": e.row, "field": e.field, "message": e.message.to_json()} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),
         "eot_trained_rows": sum(any(t and i in eot for i, t in zip(f.input_ids, f.trained))

@@ -8,6 +8,7 @@ import random
 from ..config import PREFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..contracts import Stage
 from ..data import Conversation, DataError, load_dataset
+from ..messages import msg
 from ..templates import build_examples, load_tokenizer
 from ..templates.example import Example
 from ..templates.pairs import build_preference_examples
@@ -75,8 +76,7 @@ def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Exampl
     for issue in report.issues[:5]:
         events.log(f"  {issue}")
     if not train:
-        raise DataError(cfg.data.path, f"no row is left to train on ({report.summary()}); "
-                        "check data.format, template.max_seq_len and the row errors in train.log")
+        raise DataError(cfg.data.path, msg("file.nothing_to_train", summary=report.summary()))
     evals, eval_report = build(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
     if eval_report is not None:
         events.log(f"eval examples: {eval_report.summary()}")
