@@ -11,6 +11,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .child_env import PROJECT_ROOT
+from .messages import Notice, msg
 from .safe_yaml import MAX_FIELD_BYTES, YamlError, YamlRefused, dump_yaml, load_yaml, load_yaml_file
 
 Auto = Literal["auto"]
@@ -27,7 +28,15 @@ def unavailable_keys() -> set[str]:
 
 
 class ConfigError(ValueError):
-    """A user-fixable problem with a run config; the message names the key."""
+    """A user-fixable problem with a run config; the message names the key. `notice` is the message
+    to show in the user's language (a plain text travels as the argument of `detail`)."""
+
+    def __init__(self, message: str | Notice):
+        super().__init__(str(message))
+        self.notice = message if isinstance(message, Notice) else msg("detail", detail=str(message))
+
+    def __reduce__(self):
+        return type(self), (self.notice,)
 
 
 class _Section(BaseModel):
