@@ -23,7 +23,7 @@ from pathlib import Path
 
 from trainer_backend.config import load_config
 from trainer_backend.contracts import (EventKind, ExitCode, JobPaths, Reason, Stage, Status, oom_message, sync_job_id,
-                                      sync_root, write_event, write_status)
+                                      sync_root, write_error, write_event, write_status)
 
 CHILD_CODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -76,7 +76,8 @@ class Run:
                     f"devices={self.config.sync.devices} micro={micro} accum={self.config.train.grad_accum}", total)
         if "oom_above" in self.opts and micro > self.opts["oom_above"]:
             message = oom_message(step, micro, self.config.template.max_seq_len, self.config.method)
-            self.emit(EventKind.ERROR, step, reason=Reason.OOM, message=message)
+            write_error(self.paths.events, step, Reason.OOM, message)
+            self.log(EventKind.ERROR, step, {"reason": Reason.OOM, "message": str(message)})
             print(message, file=sys.stderr)
             return ExitCode.OOM
         if self.opts.get("child"):

@@ -43,8 +43,12 @@ def test_a_starting_job_without_progress_fails_as_stalled_and_the_monitor_shows_
 
     wait_until(lambda: runner.get(job_id, "ann").state == "failed", timeout_s=60, runner=runner)
     info = runner.get(job_id, "ann")
-    assert info.exit_reason.startswith("stalled: no progress for 3 s while rendering and tokenizing 5000 rows")
+    assert info.exit_reason.startswith("stalled: no progress for 3 s while rendering data (no event, no CPU time")
     assert [(e["reason"], e["message"]) for e in error_events(runner, job_id)] == [("stalled", info.exit_reason)]
+    # The error event carries the reason's key and arguments: the Monitor says it in Vietnamese.
+    absorb(series, runner.events(job_id, "ann")[0])
+    assert progress_text(info, series, "vi").split("\n\n")[-1].startswith(
+        "Lý do: bị treo: không có tiến triển trong 3 giây khi đang dựng dữ liệu (không sự kiện")
 
 
 def test_stop_waits_for_a_slow_step_and_its_checkpoint_and_resume_says_from_where(tmp_path):

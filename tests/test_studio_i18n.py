@@ -98,3 +98,81 @@ def test_every_field_label_and_hint_names_a_field_of_the_form():
         if isinstance(node, ast.Dict):
             literal = [k.value for k in node.keys if isinstance(k, ast.Constant)]
             assert len(literal) == len(set(literal)), [k for k in literal if literal.count(k) > 1]
+
+
+def test_every_backend_message_has_a_vietnamese_text_with_the_same_placeholders():
+    from studio.backend_texts import VIETNAMESE
+    from trainer_backend.messages import ENGLISH
+
+    assert sorted(set(ENGLISH) - set(VIETNAMESE)) == [] and sorted(set(VIETNAMESE) - set(ENGLISH)) == []
+    fields = lambda s: {f for _, f, _, _ in string.Formatter().parse(s) if f}  # noqa: E731
+    for key, en in ENGLISH.items():
+        assert fields(en) == fields(VIETNAMESE[key]), key
+        # Only a text that is nothing but its arguments may read the same in both languages.
+        assert VIETNAMESE[key] != en or not re.sub(r"\{\w+\}|[\W\d_]", "", en) or key.startswith("job.bad_loss"), key
+
+
+BACKEND = Path(__file__).resolve().parent.parent / "trainer_backend"
+
+
+def test_every_message_key_the_backend_writes_has_a_text():
+    """A key typed in a msg(...) call (or built from a prefix) exists, so no notice fails to render."""
+    from trainer_backend.messages import ENGLISH
+
+    written = set()
+    for path in BACKEND.rglob("*.py"):
+        written |= set(re.findall(r'msg\(f?"([a-z0-9_.]+)', path.read_text(encoding="utf-8")))
+    prefixes = {k for k in written if k.endswith(".") or k.endswith("_")}
+    assert sorted(written - prefixes - set(ENGLISH)) == []
+    for prefix in prefixes:
+        assert any(k.startswith(prefix) for k in ENGLISH), prefix
+
+
+def test_a_row_error_a_detection_reason_and_a_load_failure_read_in_vietnamese(tmp_path):
+    import json
+
+    from studio.common import DataSource
+    from studio.data_tab import inspect
+
+    rows = tmp_path / "chats.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in [
+        {"conversations": [{"from": "human", "value": "Chào"}, {"from": "gpt", "value": "Xin chào"}]},
+        {"conversations": [{"from": "robot", "value": "?"}, {"from": "gpt", "value": "a"}]},
+        {"conversations": [{"from": "human", "value": "q"}]}]) + "\n", encoding="utf-8")
+    seen = inspect(DataSource(str(rows), "chats.jsonl"), "auto", {}, True, "vi")
+    assert "định dạng **sharegpt** (có cột conversations → sharegpt)" in seen.status
+    assert seen.errors.values.tolist() == [
+        [1, "conversations[0].from", "vai trò 'robot' không hợp lệ; hãy dùng system, human, user, gpt, assistant"],
+        [2, "conversations[0].from", "hội thoại phải kết thúc bằng một lượt assistant, không phải lượt user"]]
+    english = inspect(DataSource(str(rows), "chats.jsonl"), "auto", {}, True, "en")
+    assert english.errors.values.tolist()[0][2] == "unknown role 'robot'; use system, human, user, gpt, assistant"
+
+    broken = tmp_path / "notes.csv"
+    broken.write_text("title,price\nlamp,12\n", encoding="utf-8")
+    failed = inspect(DataSource(str(broken), "notes.csv", ("title", "price")), "auto", {}, True, "vi")
+    assert failed.status.startswith("✖ Không dùng được **notes.csv**: không nhận ra định dạng từ các cột (title, price)")
+    assert str(tmp_path) not in failed.status
+
+
+def test_a_failure_reason_read_back_from_a_job_file_is_shown_in_vietnamese(tmp_path):
+    from studio.charts import absorb, new_series
+    from trainer_backend.contracts import Reason, oom_message, read_events, write_error
+
+    events = tmp_path / "events.jsonl"
+    write_error(events, 3, Reason.OOM, oom_message(3, 8, 2048, "lora"))
+    series = new_series("job")
+    absorb(series, read_events(events))
+    from studio.i18n import say
+    assert say("vi", series.error).startswith("hết bộ nhớ GPU ở bước 3 (train.micro_batch_size 8, "
+                                              "template.max_seq_len 2048, phương pháp lora): hãy giảm")
+    assert say("en", series.error) == read_events(events)[0]["message"]
+
+
+def test_a_config_refusal_of_the_train_tab_reads_in_vietnamese():
+    from studio.train_tab import estimate_text, on_devices
+    from trainer_backend.presets import load_preset
+
+    run = load_preset("smollm2-135m-demo").with_overrides({"method": "qlora", "train.optimizer": "adamw_8bit"})
+    text = estimate_text(run, on_devices(run, []), [], "vi")
+    assert ("'method': qlora nạp mô hình 4-bit bằng bitsandbytes, vốn cần GPU CUDA; trên CPU hãy dùng method: lora; "
+            "'train.optimizer': adamw_8bit (bitsandbytes) cần GPU CUDA") in text and "needs" not in text

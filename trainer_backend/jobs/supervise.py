@@ -23,7 +23,8 @@ from pathlib import Path
 
 from . import registry
 from ..contracts import (EventKind, Reason, Status, disk_full_message, last_log_line, sync_job_id, sync_root,
-                         write_event, write_status)
+                         write_error, write_status)
+from ..messages import Notice, msg
 from .disk import disk_is_full
 from .eventfile import count_lines, progress_of, read_events_since
 from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
@@ -112,11 +113,12 @@ class Supervisor:
         outcome = classify(exit_code, stop_requested, errors, last, job.grace_s,
                            checkpoint.name if checkpoint is not None else None)
         if stalled is not None:
-            outcome = Outcome(FAILED, stalled, exit_code, kind=Reason.STALLED)
+            outcome = Outcome.failed(stalled, exit_code, kind=Reason.STALLED)
         elif outcome.state == FAILED and outcome.kind != Reason.DISK_FULL and disk_is_full(self.paths.dir):
             # The trainer could not say it: its events, its log, its checkpoint all live on that disk.
-            reason = f"{disk_full_message(self.paths.dir, 'training')} (the trainer ended with: {outcome.reason})"
-            outcome = Outcome(FAILED, reason, exit_code, kind=Reason.DISK_FULL)
+            full = disk_full_message(self.paths.dir, msg("job.while_training"))
+            outcome = Outcome.failed(msg("job.disk_full_after", full=full, detail=_notice(outcome)), exit_code,
+                                     kind=Reason.DISK_FULL)
         if outcome.state == FAILED and not errors:
             self._report(outcome)
         return outcome
@@ -124,12 +126,11 @@ class Supervisor:
     def _report(self, outcome: Outcome) -> None:
         progress, _ = progress_of(self.paths.events)
         try:
-            write_event(self.paths.events, EventKind.ERROR, progress.step, reason=str(outcome.kind or Reason.CRASH),
-                        message=outcome.reason or "")
+            write_error(self.paths.events, progress.step, outcome.kind or Reason.CRASH, _notice(outcome))
         except OSError as err:  # a full disk: the registry still gets the reason
             _note(f"could not write the error event: {err}")
 
-    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, str | None]:
+    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, Notice | None]:
         """Wait for the train command: (exit code, stop requested, why the watchdog killed it or
         None). A stop request SIGTERMs its group and SIGKILLs it after the grace period."""
         term_at: float | None = None
@@ -200,6 +201,11 @@ class Supervisor:
                             exit_code=outcome.exit_code,
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
                             train_pid=None, pgid=None)
+
+
+def _notice(outcome: Outcome) -> Notice:
+    """A failure's reason as a notice (the supervisor's own failures have English text only)."""
+    return outcome.notice or msg("detail", detail=outcome.reason or "")
 
 
 def _note(message: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import contracts
 from ..contracts import PREFERENCE_METRICS, EventKind, JobPaths, Reason, Stage, Status
+from ..messages import Notice
 
 
 class EventLog:
@@ -101,9 +102,9 @@ class EventLog:
         """What a starting job is doing now (the Monitor shows it until the first step)."""
         return self.status(0, Status.PREPARING, message, 0, stage=str(stage))
 
-    def error(self, step: int, reason: Reason, message: str) -> dict:
+    def error(self, step: int, reason: Reason, message: Notice) -> dict:
         self.log(f"error ({reason}): {message}")
-        return self.emit(EventKind.ERROR, step, reason=str(reason), message=message)
+        return contracts.write_error(self.events_path, step, reason, message)
 
 
 def _metric_fields(metrics: dict[str, float] | None) -> dict[str, float | None]:
