@@ -135,6 +135,19 @@ VIETNAMESE: dict[str, str] = {
                    "CPU, không đọc ghi đĩa); trình huấn luyện đã bị dừng. Xem train.log; nếu máy chỉ đang rất bận, hãy "
                    "tiếp tục công việc hoặc tăng --stall-timeout của studio",
     "job.starting": "khởi động",
+    "job.stopped": "đã dừng theo yêu cầu; {resume}",
+    "job.stopped_before_first_step": "đã dừng theo yêu cầu trước bước đầu tiên; {resume}",
+    "job.stopped_killed": "đã dừng theo yêu cầu; bị buộc dừng sau thời gian chờ {grace} giây (bước hiện tại chưa được "
+                          "lưu checkpoint); {resume}",
+    "job.stopped_before_command": "đã dừng theo yêu cầu trước khi lệnh huấn luyện bắt đầu",
+    "job.stopped_before_start": "đã dừng theo yêu cầu trước khi bắt đầu",
+    "job.resume_from_zero": "chưa có checkpoint nào: tiếp tục sẽ bắt đầu lại từ bước 0",
+    "job.resume_from": "tiếp tục sẽ chạy từ checkpoint {checkpoint}",
+    "job.lost": "mất dấu: tiến trình giám sát ({pid}) không còn",
+    "job.lost_disk_full": "mất dấu: tiến trình giám sát ({pid}) không còn khi đĩa của {workdir} đầy: hãy giải phóng "
+                          "chỗ trống rồi tiếp tục công việc",
+    "job.supervisor_error": "lỗi của tiến trình giám sát: {error}: {detail}",
+    "job.no_start": "không khởi động được lệnh huấn luyện {command}: {detail}",
     "stage.planning": "lập kế hoạch", "stage.loading_data": "nạp dữ liệu", "stage.rendering": "dựng dữ liệu",
     "stage.loading_model": "nạp mô hình",
     "job.killed": "bị dừng bởi {signal} từ bên ngoài công việc",

@@ -10,7 +10,7 @@ import gradio as gr
 
 from studio.charts import (Series, absorb, eta_text, has_preference, loss_figure, new_series, preference_figure,
                            system_figure)
-from studio.common import job_choices
+from studio.common import ended_reason, job_choices
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.evaluation_view import absorb_evaluation, metrics_markdown, samples_frame
 from studio.i18n import say, t
@@ -51,7 +51,7 @@ def progress_text(info: JobInfo, s: Series, lang: str) -> str:
         text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=message)
     for n, message in enumerate(s.retries, start=1):
         text += "\n\n" + t(lang, "mon.retry", n=n, change=message)
-    reason = say(lang, s.error) if s.error else info.exit_reason
+    reason = say(lang, s.error) if s.error else ended_reason(info, lang)
     if reason and info.state not in (RUNNING, QUEUED):
         text += "\n\n" + t(lang, "mon.reason", reason=reason)
     return text

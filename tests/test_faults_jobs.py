@@ -49,6 +49,10 @@ def test_a_starting_job_without_progress_fails_as_stalled_and_the_monitor_shows_
     absorb(series, runner.events(job_id, "ann")[0])
     assert progress_text(info, series, "vi").split("\n\n")[-1].startswith(
         "Lý do: bị treo: không có tiến triển trong 3 giây khi đang dựng dữ liệu (không sự kiện")
+    # So does the registry: the Jobs tab shows the reason in the user's language too.
+    from studio.jobs_tab import job_row
+    assert str(info.exit_notice) == info.exit_reason
+    assert job_row(info, "vi")["reason"].startswith("bị treo: không có tiến triển trong 3 giây")
 
 
 def test_stop_waits_for_a_slow_step_and_its_checkpoint_and_resume_says_from_where(tmp_path):
@@ -61,6 +65,8 @@ def test_stop_waits_for_a_slow_step_and_its_checkpoint_and_resume_says_from_wher
     step = info.progress.step
     assert info.exit_code == 10
     assert info.exit_reason == f"stopped on request; a resume continues from checkpoint step_{step}"
+    from studio.common import ended_reason
+    assert ended_reason(info, "vi") == f"đã dừng theo yêu cầu; tiếp tục sẽ chạy từ checkpoint step_{step}"
     assert (info.job_dir / "checkpoints" / f"step_{step}" / "state.json").is_file()
     assert runner.resume(job_id, "ann") == f"step_{step}"
 

@@ -209,6 +209,19 @@ ENGLISH: dict[str, str] = {
                    "trainer was killed. See train.log; if the machine is only very busy, resume the job or raise the "
                    "studio's --stall-timeout",
     "job.starting": "starting",
+    "job.stopped": "stopped on request; {resume}",
+    "job.stopped_before_first_step": "stopped on request before the first step; {resume}",
+    "job.stopped_killed": "stopped on request; killed after the {grace} s grace period (the current step was not "
+                          "checkpointed); {resume}",
+    "job.stopped_before_command": "stopped on request before the train command started",
+    "job.stopped_before_start": "stopped on request before it started",
+    "job.resume_from_zero": "no checkpoint was written: a resume starts from step 0",
+    "job.resume_from": "a resume continues from checkpoint {checkpoint}",
+    "job.lost": "lost: its supervisor process ({pid}) is gone",
+    "job.lost_disk_full": "lost: its supervisor process ({pid}) is gone while the disk of {workdir} was full: free "
+                          "space, then resume the job",
+    "job.supervisor_error": "job supervisor error: {error}: {detail}",
+    "job.no_start": "could not start the train command {command}: {detail}",
     "stage.planning": "planning", "stage.loading_data": "loading data", "stage.rendering": "rendering data",
     "stage.loading_model": "loading the model",
     "job.killed": "killed by {signal} from outside the job",

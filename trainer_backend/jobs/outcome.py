@@ -20,16 +20,20 @@ class Outcome:
     notice: Notice | None = None   # a failure's reason, to show in the user's language
 
     @classmethod
+    def ended(cls, state: str, notice: Notice) -> "Outcome":
+        return cls(state, str(notice), notice=notice)
+
+    @classmethod
     def failed(cls, notice: Notice, exit_code: int | None = None, oom: bool = False,
                kind: Reason | None = None) -> "Outcome":
         return cls(FAILED, str(notice), exit_code, oom, kind, notice)
 
 
-def resume_point(checkpoint: str | None) -> str:
+def resume_point(checkpoint: str | None) -> Notice:
     """Where a resume of the job would continue, as the Monitor and the Jobs tab say it."""
     if checkpoint is None:
-        return "no checkpoint was written: a resume starts from step 0"
-    return f"a resume continues from checkpoint {checkpoint}"
+        return msg("job.resume_from_zero")
+    return msg("job.resume_from", checkpoint=checkpoint)
 
 
 def classify(exit_code: int, stop_requested: bool, error_events: list[dict], last_stderr: str | None,
@@ -46,12 +50,11 @@ def _classify(exit_code: int, stop_requested: bool, error_events: list[dict], la
     if exit_code == ExitCode.OK:
         return Outcome(COMPLETED, None)
     if exit_code == ExitCode.STOPPED:
-        return Outcome(STOPPED, f"stopped on request; {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped", resume=resume_point(checkpoint)))
     if stop_requested and exit_code == -signal.SIGTERM:  # the trainer keeps SIGTERM's default until step 1
-        return Outcome(STOPPED, f"stopped on request before the first step; {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped_before_first_step", resume=resume_point(checkpoint)))
     if stop_requested and exit_code < 0:
-        return Outcome(STOPPED, f"stopped on request; killed after the {grace_s:g} s grace period "
-                                f"(the current step was not checkpointed); {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped_killed", grace=f"{grace_s:g}", resume=resume_point(checkpoint)))
     if oom_events:  # the trainer's message names the step, the batch and the levers
         return Outcome.failed(_detail(oom_events, None), oom=True, kind=Reason.OOM)
     kind, notice = _failure(exit_code, detail)

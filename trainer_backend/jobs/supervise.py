@@ -60,7 +60,7 @@ class Supervisor:
         except BaseException as err:
             # A bug here must not leave the job "running" with an unsupervised trainer.
             kill_group(self.train_pgid, self.train_started)
-            self._finish(Outcome(FAILED, f"job supervisor error: {type(err).__name__}: {err}"))
+            self._finish(Outcome.failed(msg("job.supervisor_error", error=type(err).__name__, detail=str(err))))
             raise
 
     def _claim(self) -> registry.JobRow | None:
@@ -75,7 +75,7 @@ class Supervisor:
         retries = job.retries
         while True:
             if self._stop_requested():
-                return Outcome(STOPPED, "stopped on request before the train command started")
+                return Outcome.ended(STOPPED, msg("job.stopped_before_command"))
             outcome = self._attempt(job)
             if not (outcome.oom and retries < min(job.max_retries, MAX_OOM_RETRIES)) or self._stop_requested():
                 return outcome
@@ -98,7 +98,7 @@ class Supervisor:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=env, cwd=job.cwd)
         except OSError as err:
-            return Outcome(FAILED, f"could not start the train command {argv[0]}: {err.strerror or err}")
+            return Outcome.failed(msg("job.no_start", command=argv[0], detail=str(err.strerror or err)))
         self.train_pgid, self.train_started = proc.pid, start_time(proc.pid)
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, train_pid=proc.pid, pgid=proc.pid)
@@ -197,8 +197,8 @@ class Supervisor:
             job = registry.fetch(conn, self.job_id)
             if job is None or job.supervisor_pid != os.getpid() or job.state not in ACTIVE_STATES:
                 return
-            registry.update(conn, self.job_id, state=outcome.state, exit_reason=outcome.reason,
-                            exit_code=outcome.exit_code,
+            registry.update(conn, self.job_id, state=outcome.state, exit_code=outcome.exit_code,
+                            **registry.ending(_notice(outcome) if outcome.reason else None),
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
                             train_pid=None, pgid=None)
 
