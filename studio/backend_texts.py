@@ -95,6 +95,7 @@ VIETNAMESE: dict[str, str] = {
     "detect.columns": "có các cột {columns} → {format}",
     "detect.column_mapped": "có cột {columns} (sau khi ánh xạ {pairs}) → {format}",
     "detect.columns_mapped": "có các cột {columns} (sau khi ánh xạ {pairs}) → {format}",
+    "preview.timeout": "bản xem trước chạy lâu hơn {seconds} giây",
     "config.unsloth_needs_cuda": "'model.engine': unsloth cần GPU CUDA mà lần chạy này ở trên {device}; hãy dùng "
                                  "engine: hf (hoặc auto)",
     "config.fp16_needs_cuda": "'train.precision': fp16 cần GPU CUDA; trên CPU hãy dùng fp32 hoặc bf16",

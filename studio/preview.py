@@ -16,7 +16,11 @@ PREVIEW_TIMEOUT_S = 600
 
 
 class PreviewError(RuntimeError):
-    """A user-fixable problem reported by the preview process (one line)."""
+    """A user-fixable problem reported by the preview process (one line), with its notice."""
+
+    def __init__(self, notice: Notice):
+        super().__init__(str(notice))
+        self.notice = notice
 
 
 class PreviewTimeout(PreviewError):
@@ -141,10 +145,19 @@ def run_preview(request: PreviewRequest, python: str) -> PreviewReport:
         proc = subprocess.run(request.argv(python), capture_output=True, text=True,
                               timeout=PREVIEW_TIMEOUT_S, env=_quiet_env())
     except subprocess.TimeoutExpired:
-        raise PreviewTimeout(f"the preview took longer than {PREVIEW_TIMEOUT_S} s") from None
+        raise PreviewTimeout(msg("preview.timeout", seconds=PREVIEW_TIMEOUT_S)) from None
     if proc.returncode != 0:
-        raise PreviewError(last_line(proc.stderr) or f"preview exited with code {proc.returncode}")
+        raise PreviewError(_failure(proc))
     return PreviewReport.from_json(json.loads(proc.stdout))
+
+
+def _failure(proc: subprocess.CompletedProcess) -> Notice:
+    """The notice the preview process printed, else its last stderr line (a crash)."""
+    try:
+        notice = Notice.from_json(json.loads(proc.stdout).get("error"))
+    except (ValueError, AttributeError):
+        notice = None
+    return notice or msg("detail", detail=last_line(proc.stderr) or f"preview exited with code {proc.returncode}")
 
 
 def _quiet_env() -> dict[str, str]:

@@ -134,7 +134,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         except PreviewTimeout:
             return t(lang_v, "tpl.timeout"), "", None, 0
         except PreviewError as err:
-            return t(lang_v, "tpl.failed", error=space.shown(str(err))), "", None, 0
+            return t(lang_v, "tpl.failed", error=space.shown(say(lang_v, err.notice))), "", None, 0
         done = t(lang_v, "tpl.done", model=space.shown(result.model), template=cfg.template.name,
                  rows=result.counts.rows_in)
         if result.stand_in:

@@ -5,9 +5,11 @@ import re
 import string
 from pathlib import Path
 
+import pytest
+
 from studio.config_form import NOT_ON_FORM, field_specs
 from studio.data_tab import ERROR_COLUMNS, FIELDS, ROW_COLUMNS
-from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, t
+from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, say, t
 
 STUDIO = Path(__file__).resolve().parent.parent / "studio"
 KEY = re.compile(r'"((?:app|tab|data|tpl|train|mon|jobs|chat|export|cfg\.section)\.[a-z_]+)"')
@@ -162,7 +164,6 @@ def test_a_failure_reason_read_back_from_a_job_file_is_shown_in_vietnamese(tmp_p
     write_error(events, 3, Reason.OOM, oom_message(3, 8, 2048, "lora"))
     series = new_series("job")
     absorb(series, read_events(events))
-    from studio.i18n import say
     assert say("vi", series.error).startswith("hết bộ nhớ GPU ở bước 3 (train.micro_batch_size 8, "
                                               "template.max_seq_len 2048, phương pháp lora): hãy giảm")
     assert say("en", series.error) == read_events(events)[0]["message"]
@@ -176,3 +177,16 @@ def test_a_config_refusal_of_the_train_tab_reads_in_vietnamese():
     text = estimate_text(run, on_devices(run, []), [], "vi")
     assert ("'method': qlora nạp mô hình 4-bit bằng bitsandbytes, vốn cần GPU CUDA; trên CPU hãy dùng method: lora; "
             "'train.optimizer': adamw_8bit (bitsandbytes) cần GPU CUDA") in text and "needs" not in text
+
+
+def test_a_preview_that_fails_on_the_data_says_why_in_vietnamese(tmp_path):
+    import sys
+
+    from studio.preview import PreviewError, PreviewRequest, run_preview
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(PreviewError) as caught:
+        run_preview(PreviewRequest(str(empty), "unused-model"), sys.executable)
+    assert str(caught.value) == f"{empty}: no rows found"            # the CLI's English line
+    assert say("vi", caught.value.notice) == f"{empty}: không tìm thấy dòng nào"

@@ -167,6 +167,7 @@ ENGLISH: dict[str, str] = {
     "detect.columns": "columns {columns} found → {format}",
     "detect.column_mapped": "column {columns} found (after mapping {pairs}) → {format}",
     "detect.columns_mapped": "columns {columns} found (after mapping {pairs}) → {format}",
+    "preview.timeout": "the preview took longer than {seconds} s",
     # ---- what a run cannot do on its devices (ConfigError) -----------------------------------
     "config.unsloth_needs_cuda": "'model.engine': unsloth needs a CUDA GPU and this run is on {device}; use engine: hf "
                                  "(or auto)",

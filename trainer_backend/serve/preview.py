@@ -136,6 +136,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def failure_notice(err: Exception):
+    """What a user-fixable failure says, as a notice the studio shows in the user's language."""
+    from trainer_backend.data import DataError
+    from trainer_backend.messages import msg
+    from trainer_backend.templates import TemplateError
+
+    if isinstance(err, DataError):
+        return msg("job.at", where=err.path, message=err.message)
+    if isinstance(err, TemplateError):
+        return err.message
+    return msg("detail", detail=str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
 def main(argv: list[str] | None = None) -> int:
     from trainer_backend.data import DataError
     from trainer_backend.templates import TemplateError
@@ -144,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = analyze(args)
     except (DataError, TemplateError, ValueError, OSError) as err:
-        # A user-fixable problem: one line the studio shows as is.
-        print(str(err).splitlines()[0] if str(err) else type(err).__name__, file=sys.stderr)
+        # A user-fixable problem: one English line on stderr, and its notice on stdout for the studio.
+        notice = failure_notice(err)
+        print(str(notice).splitlines()[0], file=sys.stderr)
+        json.dump({"error": notice.to_json()}, sys.stdout, ensure_ascii=False)
         return 2
     json.dump(result, sys.stdout, ensure_ascii=False)
     return 0
