@@ -136,6 +136,13 @@ VIETNAMESE: dict[str, str] = {
                    "CPU, không đọc ghi đĩa); trình huấn luyện đã bị dừng. Xem train.log; nếu máy chỉ đang rất bận, hãy "
                    "tiếp tục công việc hoặc tăng --stall-timeout của studio",
     "job.starting": "khởi động",
+    "prep.reading": "đọc {path}",
+    "prep.rendering": "dựng và tách token {n} dòng",
+    "prep.planning": "phân giải cấu hình cho {device}",
+    "prep.loading_model": "nạp {model} ({method})",
+    "job.retry": "hết bộ nhớ: thử lại lần {n} với {change}",
+    "job.retry_change": "micro_batch_size {micro} -> {half}, grad_accum {accum} -> {double} (batch hiệu dụng {batch} "
+                        "mỗi thiết bị không đổi)",
     "job.stopped": "đã dừng theo yêu cầu; {resume}",
     "job.stopped_before_first_step": "đã dừng theo yêu cầu trước bước đầu tiên; {resume}",
     "job.stopped_killed": "đã dừng theo yêu cầu; bị buộc dừng sau thời gian chờ {grace} giây (bước hiện tại chưa được "

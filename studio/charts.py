@@ -29,8 +29,8 @@ class Series:
     eta_s: float | None = None
     status: str | None = None
     error: Notice | None = None          # why the job failed, in the words of its error event
-    stage: tuple[str | None, str | None] | None = None   # (stage, message) while preparing
-    retries: list = field(default_factory=list)
+    stage: tuple[str | None, Notice] | None = None   # (stage, what it does) while preparing
+    retries: list[Notice] = field(default_factory=list)  # the change of each out-of-memory retry
     pref_step: list = field(default_factory=list)
     pref: dict[str, list] = field(default_factory=lambda: {name: [] for name in PREFERENCE_METRICS})
     metrics: list[dict] = field(default_factory=list)   # eval_metrics events (evaluation_view)
@@ -51,9 +51,9 @@ def _attempt_of(series: Series, step: int | None) -> int:
     return last + 1 if step is not None and last_step is not None and step <= last_step else last
 
 
-def error_notice(event: dict) -> Notice:
-    """The failure an error event reports: its notice, or (a job of an older studio) its English text."""
-    return Notice.from_json(event.get("notice")) or msg("detail", detail=f"{event.get('reason')}: {event.get('message')}")
+def event_notice(event: dict, key: str = "notice", text: str | None = None) -> Notice:
+    """What an event says: its notice, or (a job of an older studio) its English text."""
+    return Notice.from_json(event.get(key)) or msg("detail", detail=str(text if text is not None else event.get("message")))
 
 
 def absorb(series: Series, events: list[dict]) -> None:
@@ -80,12 +80,12 @@ def absorb(series: Series, events: list[dict]) -> None:
             series.status = ev.get("status")
             series.total = ev.get("total_steps") or series.total
             # A starting job says which stage it is in; a retry after out of memory starts over.
-            series.stage = (ev.get("stage"), ev.get("message")) if ev.get("status") == Status.PREPARING else None
+            series.stage = (ev.get("stage"), event_notice(ev)) if ev.get("status") == Status.PREPARING else None
             if ev.get("status") == Status.RETRY:
-                series.retries.append(ev.get("change") or ev.get("message"))
+                series.retries.append(event_notice(ev, "change_notice", ev.get("change") or ev.get("message")))
                 series.error = None  # the attempt that failed is being retried
         elif kind == "error":
-            series.error = error_notice(ev)
+            series.error = event_notice(ev, text=f"{ev.get('reason')}: {ev.get('message')}")
 
 
 def attempts(s: Series, key: str) -> list[tuple[int, list, list]]:

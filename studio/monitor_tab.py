@@ -48,9 +48,9 @@ def progress_text(info: JobInfo, s: Series, lang: str) -> str:
     if s.stage and info.state == RUNNING:  # before the first step, say what the job is doing
         stage, message = s.stage
         named = t(lang, f"stage.{stage}") if stage in STAGES else str(stage)
-        text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=message)
-    for n, message in enumerate(s.retries, start=1):
-        text += "\n\n" + t(lang, "mon.retry", n=n, change=message)
+        text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=say(lang, message))
+    for n, change in enumerate(s.retries, start=1):
+        text += "\n\n" + t(lang, "mon.retry", n=n, change=say(lang, change))
     reason = say(lang, s.error) if s.error else ended_reason(info, lang)
     if reason and info.state not in (RUNNING, QUEUED):
         text += "\n\n" + t(lang, "mon.reason", reason=reason)

@@ -24,6 +24,7 @@ from pathlib import Path
 from trainer_backend.config import load_config
 from trainer_backend.contracts import (EventKind, ExitCode, JobPaths, Reason, Stage, Status, oom_message, sync_job_id,
                                       sync_root, write_error, write_event, write_status)
+from trainer_backend.messages import msg
 
 CHILD_CODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -69,7 +70,7 @@ class Run:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "grads.bin").write_bytes(b"\0" * 4096)
         if self.opts.get("hang_prepare"):
-            write_status(self.paths.events, 0, Status.PREPARING, "rendering and tokenizing 5000 rows", 0,
+            write_status(self.paths.events, 0, Status.PREPARING, msg("prep.rendering", n=5000), 0,
                          stage=Stage.RENDERING)
             time.sleep(3600)
         self.status(step, Status.STARTED, f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} "

@@ -40,6 +40,7 @@ def test_a_starting_job_without_progress_fails_as_stalled_and_the_monitor_shows_
     assert running.state == "running"
     assert progress_text(running, series, "en") == (
         "**running** · preparing: rendering data (rendering and tokenizing 5000 rows)")
+    assert progress_text(running, series, "vi") == "**đang chạy** · đang chuẩn bị: dựng dữ liệu (dựng và tách token 5000 dòng)"
 
     wait_until(lambda: runner.get(job_id, "ann").state == "failed", timeout_s=60, runner=runner)
     info = runner.get(job_id, "ann")
@@ -117,6 +118,8 @@ def test_studio_retries_out_of_memory_by_default_and_the_monitor_shows_each_retr
     assert text.split("\n\n")[1:] == [
         "Out-of-memory retry 1: micro_batch_size 4 -> 2, grad_accum 1 -> 2 (effective batch 4 per device unchanged)",
         "Out-of-memory retry 2: micro_batch_size 2 -> 1, grad_accum 2 -> 4 (effective batch 4 per device unchanged)"]
+    assert progress_text(runner.get(job_id, "ann"), series, "vi").split("\n\n")[1].endswith(
+        "micro_batch_size 4 -> 2, grad_accum 1 -> 2 (batch hiệu dụng 4 mỗi thiết bị không đổi)")
 
 
 def test_invalid_utf8_in_one_jobs_events_hides_nothing_else(tmp_path):

@@ -178,9 +178,12 @@ def write_error(path: Path, step: int, reason: Reason, message: Notice) -> dict:
     return write_event(path, EventKind.ERROR, step, reason=str(reason), message=str(message), notice=message.to_json())
 
 
-def write_status(path: Path, step: int, status: Status, message: str, total_steps: int | None,
+def write_status(path: Path, step: int, status: Status, message: str | Notice, total_steps: int | None,
                  **fields: Any) -> dict:
-    return write_event(path, EventKind.STATUS, step, status=str(status), message=message,
+    """A status event; a message that is a notice is written with its key and arguments too."""
+    if isinstance(message, Notice):
+        fields["notice"] = message.to_json()
+    return write_event(path, EventKind.STATUS, step, status=str(status), message=str(message),
                        total_steps=int(total_steps or 0), **fields)
 
 

@@ -210,6 +210,13 @@ ENGLISH: dict[str, str] = {
                    "trainer was killed. See train.log; if the machine is only very busy, resume the job or raise the "
                    "studio's --stall-timeout",
     "job.starting": "starting",
+    "prep.reading": "reading {path}",
+    "prep.rendering": "rendering and tokenizing {n} rows",
+    "prep.planning": "resolving the config for {device}",
+    "prep.loading_model": "loading {model} ({method})",
+    "job.retry": "out of memory: retry {n} with {change}",
+    "job.retry_change": "micro_batch_size {micro} -> {half}, grad_accum {accum} -> {double} (effective batch {batch} "
+                        "per device unchanged)",
     "job.stopped": "stopped on request; {resume}",
     "job.stopped_before_first_step": "stopped on request before the first step; {resume}",
     "job.stopped_killed": "stopped on request; killed after the {grace} s grace period (the current step was not "

@@ -172,10 +172,10 @@ class Supervisor:
             job = registry.fetch(conn, self.job_id)
         return job is None or job.state == STOPPING
 
-    def _record_retry(self, retries: int, change: str) -> None:
+    def _record_retry(self, retries: int, change: Notice) -> None:
         progress, _ = progress_of(self.paths.events)
-        write_status(self.paths.events, progress.step, Status.RETRY, f"out of memory: retry {retries} with {change}",
-                     progress.total, retry=retries, change=change)
+        write_status(self.paths.events, progress.step, Status.RETRY, msg("job.retry", n=retries, change=change),
+                     progress.total, retry=retries, change=str(change), change_notice=change.to_json())
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, retries=retries)
 

@@ -92,13 +92,13 @@ class EventLog:
             return None
         return self.emit(EventKind.SAMPLES, step, model=model, samples=samples)
 
-    def status(self, step: int, status: Status, message: str, total_steps: int, **fields: Any) -> dict | None:
+    def status(self, step: int, status: Status, message: str | Notice, total_steps: int, **fields: Any) -> dict | None:
         if not self.primary:
             return None
         self.log(f"status {status}: {message}")
         return contracts.write_status(self.events_path, step, status, message, total_steps, **fields)
 
-    def stage(self, stage: Stage, message: str) -> dict | None:
+    def stage(self, stage: Stage, message: Notice) -> dict | None:
         """What a starting job is doing now (the Monitor shows it until the first step)."""
         return self.status(0, Status.PREPARING, message, 0, stage=str(stage))
 

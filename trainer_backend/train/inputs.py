@@ -66,10 +66,10 @@ def read_split(cfg: RunConfig, events: EventLog) -> tuple[list[Conversation], li
 
 def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Example], list[Example]]:
     """(tokenizer, train examples, eval examples) of a run."""
-    events.stage(Stage.LOADING_DATA, f"reading {cfg.data.path}")
+    events.stage(Stage.LOADING_DATA, msg("prep.reading", path=cfg.data.path))
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
     train_convs, eval_convs = read_split(cfg, events)
-    events.stage(Stage.RENDERING, f"rendering and tokenizing {len(train_convs) + len(eval_convs)} rows")
+    events.stage(Stage.RENDERING, msg("prep.rendering", n=len(train_convs) + len(eval_convs)))
     build = build_examples if cfg.train.objective == "sft" else build_preference_examples
     train, report = build(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")

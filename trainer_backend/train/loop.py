@@ -361,7 +361,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     try:
         clock = StartupClock(events)
         device = resolve_device(device)
-        events.stage(Stage.PLANNING, f"resolving the config for {device}")
+        events.stage(Stage.PLANNING, msg("prep.planning", device=str(device)))
         cfg = prepare_config(cfg, device)
         import_engine(cfg.model.engine)
         clock.lap("plan and engine import")
@@ -374,7 +374,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
         clock.lap("data render")
-        events.stage(Stage.LOADING_MODEL, f"loading {cfg.model.name_or_path} ({cfg.method})")
+        events.stage(Stage.LOADING_MODEL, msg("prep.loading_model", model=cfg.model.name_or_path, method=cfg.method))
         loaded = load_for_training(cfg, device)
         clock.lap("model load")
         for warning in cfg.warnings() + context_warnings(cfg, loaded.model):
