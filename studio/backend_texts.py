@@ -105,7 +105,37 @@ VIETNAMESE: dict[str, str] = {
                                   "train.precision; hãy giữ các thiết lập qlora đó hoặc dùng model.engine: hf",
     "config.optimizer_needs_cuda": "'train.optimizer': {optimizer} (bitsandbytes) cần GPU CUDA; trên CPU hãy dùng "
                                    "optimizer: adamw",
-    "config.and": "{first}; {rest}",
+    "and": "{first}; {rest}",
+    "config.invalid": "cấu hình không hợp lệ: {problems}",
+    "config.unknown_key": "khoá '{key}' không tồn tại",
+    "config.bad_value": "'{key}': {problem} (nhận được {value})",
+    "config.not_sections": "cấu hình không hợp lệ: cấp trên cùng phải là các mục (section) gồm các khoá",
+    "config.no_layer": "không nêu lớp nào; hãy liệt kê các lớp như [q_proj, v_proj] hoặc dùng all-linear",
+    "config.steps": "phải là -1 (chạy theo epoch) hoặc một số bước dương",
+    "config.batch": "phải >= 1 hoặc 'auto'",
+    "config.no_device": "cần ít nhất một thiết bị",
+    "config.mixed_devices": "trộn worker cpu và GPU",
+    "config.gpu_twice": "liệt kê một GPU hai lần",
+    "config.eval_needs_rows": "eval: các chỉ số và câu trả lời mẫu được đo trên các dòng giữ lại; hãy đặt "
+                              "data.eval_ratio (vd 0.1) hoặc data.eval_path",
+    "config.sharded_generation": "eval: câu trả lời được sinh bởi một rank, điều mà mô hình phân mảnh không làm được; "
+                                 "với sync.sharding fsdp hãy giữ eval.metrics là perplexity và eval.samples là 0, hoặc "
+                                 "chạy `python -m trainer_backend evaluate` trên công việc đã xong",
+    "config.fsdp_qlora": "sync.sharding: fsdp không phân mảnh trọng số 4-bit (QLoRA) của bitsandbytes; hãy dùng method: "
+                         "lora hoặc full với fsdp, hoặc sync.sharding: none cho QLoRA",
+    "config.fsdp_unsloth": "sync.sharding: fsdp chạy trên bộ máy hf (nhân của Unsloth không hỗ trợ FSDP); hãy đặt "
+                           "model.engine: auto hoặc hf, hoặc sync.sharding: none",
+    "config.fsdp_shm": "sync.sharding: fsdp trao đổi các mảnh qua torch.distributed (nccl, gloo trên CPU); hãy đặt "
+                       "sync.backend: auto hoặc nccl",
+    "value.greater_than": "giá trị phải lớn hơn {gt}",
+    "value.greater_than_equal": "giá trị phải lớn hơn hoặc bằng {ge}",
+    "value.less_than": "giá trị phải nhỏ hơn {lt}",
+    "value.less_than_equal": "giá trị phải nhỏ hơn hoặc bằng {le}",
+    "value.literal_error": "giá trị phải là {expected}",
+    "value.int_parsing": "giá trị phải là số nguyên, không đọc được chuỗi thành số nguyên",
+    "value.int_from_float": "giá trị phải là số nguyên, nhưng là số có phần thập phân",
+    "value.float_parsing": "giá trị phải là một số, không đọc được chuỗi thành số",
+    "value.bool_parsing": "giá trị phải là true hoặc false, không hiểu được giá trị nhập",
     "job.oom": "hết bộ nhớ GPU ở bước {step} (train.micro_batch_size {micro_batch_size}, template.max_seq_len "
                "{max_seq_len}, phương pháp {method}): {levers}",
     "job.oom_exit": "hết bộ nhớ ({detail}): {levers}",

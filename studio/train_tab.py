@@ -21,7 +21,8 @@ from studio.quota import NoRoom, check_room
 from studio.space import PathRefused, refusal_text, relative_paths, user_space
 from studio.uploads import sanitize_name, user_dir
 from trainer_backend.config import ConfigError, RunConfig
-from trainer_backend.device_rules import check_devices, cpu_problems, joined
+from trainer_backend.device_rules import check_devices, cpu_problems
+from trainer_backend.messages import joined
 from trainer_backend.presets import list_presets, load_preset
 
 JOB_DIR_SHOWN = "jobs/<the job id, given at launch>"

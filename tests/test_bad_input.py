@@ -97,7 +97,7 @@ def test_max_steps_zero_names_the_key_without_the_whole_config(tmp_path):
     path = write_yaml(tmp_path, "name: x\ntrain:\n  max_steps: 0\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
-    assert str(raised.value) == (f"{path}: invalid run config: 'train.max_steps': Value error, must be -1 "
+    assert str(raised.value) == (f"{path}: invalid run config: 'train.max_steps': must be -1 "
                                  "(use epochs) or a positive number of steps (got 0)")
 
 

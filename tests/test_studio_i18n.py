@@ -190,3 +190,15 @@ def test_a_preview_that_fails_on_the_data_says_why_in_vietnamese(tmp_path):
         run_preview(PreviewRequest(str(empty), "unused-model"), sys.executable)
     assert str(caught.value) == f"{empty}: no rows found"            # the CLI's English line
     assert say("vi", caught.value.notice) == f"{empty}: không tìm thấy dòng nào"
+
+
+def test_a_bad_value_of_the_form_is_refused_in_vietnamese():
+    from trainer_backend.config import ConfigError, RunConfig
+
+    for overrides, vi in [({"train.lr": 0}, "'train.lr': giá trị phải lớn hơn 0 (nhận được 0)"),
+                          ({"train.max_steps": 0}, "'train.max_steps': phải là -1 (chạy theo epoch) hoặc một số bước dương"),
+                          ({"sync.devices": ["cpu", 0]}, "'sync.devices': trộn worker cpu và GPU")]:
+        with pytest.raises(ConfigError) as caught:
+            RunConfig().with_overrides(overrides)
+        assert str(caught.value).startswith("invalid run config: '")       # the CLI's English stays
+        assert say("vi", caught.value.notice).startswith(f"cấu hình không hợp lệ: {vi}"), overrides

@@ -3,7 +3,7 @@ it with the same messages the trainer raises when it starts."""
 from __future__ import annotations
 
 from .config import ConfigError, RunConfig
-from .messages import Notice, msg
+from .messages import Notice, joined, msg
 
 CUDA_ONLY_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")   # bitsandbytes
 
@@ -32,14 +32,6 @@ def cpu_problems(cfg: RunConfig) -> list[Notice]:
     if cfg.train.optimizer in CUDA_ONLY_OPTIMIZERS:
         problems.append(optimizer_needs_cuda(cfg.train.optimizer))
     return problems
-
-
-def joined(notices: list[Notice]) -> Notice:
-    """Several problems as one message, separated by semicolons."""
-    out = notices[-1]
-    for notice in reversed(notices[:-1]):
-        out = msg("config.and", first=notice, rest=out)
-    return out
 
 
 def check_devices(cfg: RunConfig) -> None:
