@@ -93,7 +93,7 @@ def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing
     try:
         data = load_dataset(source.path, format=fmt, columns=columns or None, drop_trailing_user=drop_trailing_user)
     except DataError as err:
-        status = t(lang, "data.load_failed", name=source.name, error=say(lang, err.message))
+        status = t(lang, "data.load_failed", name=source.name, error=say(lang, err.notice))
         if source.columns:
             status += "\n\n" + t(lang, "data.map_below")
         return Inspection(status, table_frame([], ROW_COLUMNS, lang), table_frame([], ERROR_COLUMNS, lang), None,

@@ -20,6 +20,17 @@ Arg = Any   # str | int | float | Notice
 
 @dataclass(frozen=True)
 class Notice:
+    """One message as a key of ENGLISH and its arguments, e.g.
+
+        >>> n = msg("row.not_string", type="number")
+        >>> str(n)
+        'must be a string, got number'
+        >>> n.to_json()
+        {'key': 'row.not_string', 'args': {'type': 'number'}}
+        >>> Notice.from_json(n.to_json()) == n
+        True
+
+    Frozen and made of tuples, so it can sit in a gradio State and compare by value."""
     key: str
     args: tuple[tuple[str, Arg], ...] = ()
 

@@ -50,21 +50,16 @@ class DataError(ValueError):
     """A dataset that cannot be used as a whole (unreadable file, undetectable format, a row that
     fails in strict mode); the message names the file and, where there is one, the row.
 
-    `message` is what is wrong without the file, for a UI that names the file its own way (a
-    server's upload folder is no business of the user's) and in the user's language; `detail` is
-    its English text."""
+    `notice` is what is wrong without the file, for a UI that names the file its own way (a
+    server's upload folder is no business of the user's) and in the user's language."""
 
-    def __init__(self, path: str | Path, message: Notice):
-        super().__init__(f"{path}: {message}")
+    def __init__(self, path: str | Path, notice: Notice):
+        super().__init__(f"{path}: {notice}")
         self.path = str(path)
-        self.message = message
-
-    @property
-    def detail(self) -> str:
-        return str(self.message)
+        self.notice = notice
 
     def __reduce__(self):  # pickles (a worker pool's errors) with both arguments
-        return DataError, (self.path, self.message)
+        return DataError, (self.path, self.notice)
 
 
 @dataclass

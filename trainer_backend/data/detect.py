@@ -21,11 +21,6 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def signature(format: str) -> tuple[str, ...]:
-    """The columns whose presence makes `auto` choose `format`."""
-    return dict(_SIGNATURES)[format]
-
-
 def file_columns(records: Iterable[Record | None]) -> list[str]:
     seen: dict[str, None] = {}
     for record in records:

@@ -15,9 +15,9 @@ from ..messages import Notice, msg
 class FieldProblem(ValueError):
     """The value of one field is unusable; the caller adds the row and field path."""
 
-    def __init__(self, message: Notice):
-        super().__init__(str(message))
-        self.message = message
+    def __init__(self, notice: Notice):
+        super().__init__(str(notice))
+        self.notice = notice
 
 
 _JSON_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",

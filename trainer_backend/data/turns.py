@@ -47,7 +47,7 @@ class RowIssues:
         try:
             return clean_text(value)
         except FieldProblem as problem:
-            self.add(field_path, problem.message)
+            self.add(field_path, problem.notice)
             return None
 
     def required_text(self, record: dict, key: str) -> str | None:

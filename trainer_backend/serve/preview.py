@@ -143,9 +143,9 @@ def failure_notice(err: Exception):
     from trainer_backend.templates import TemplateError
 
     if isinstance(err, DataError):
-        return msg("job.at", where=err.path, message=err.message)
+        return msg("job.at", where=err.path, message=err.notice)
     if isinstance(err, TemplateError):
-        return err.message
+        return err.notice
     return msg("detail", detail=str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 

@@ -11,4 +11,4 @@ class TemplateError(ValueError):
 
     def __init__(self, message: Notice | str):
         super().__init__(str(message))
-        self.message = message if isinstance(message, Notice) else msg("detail", detail=message)
+        self.notice = message if isinstance(message, Notice) else msg("detail", detail=message)

@@ -513,7 +513,7 @@ def render_and_mask_many(convs: Iterable[Conversation], tokenizer: PreTrainedTok
     rendered, errors = [], []
     for conv, outcome in zip(convs, _render_all(convs, renderer, workers)):
         if isinstance(outcome, TemplateError):
-            errors.append(RowError(conv.row, "messages", outcome.message))
+            errors.append(RowError(conv.row, "messages", outcome.notice))
         else:
             rendered.append(outcome)
     return tokenize_rendered(rendered, tokenizer, fast), errors

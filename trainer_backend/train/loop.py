@@ -404,10 +404,10 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         return _fail(events, progress, Reason.OOM,
                      oom_message(progress.step, t.micro_batch_size, cfg.template.max_seq_len, cfg.method), ExitCode.OOM)
     except DataError as err:
-        return _fail(events, progress, Reason.DATA, msg("job.at", where=err.path, message=err.message),
+        return _fail(events, progress, Reason.DATA, msg("job.at", where=err.path, message=err.notice),
                      ExitCode.BAD_INPUT)
     except TemplateError as err:
-        return _fail(events, progress, Reason.DATA, err.message, ExitCode.BAD_INPUT)
+        return _fail(events, progress, Reason.DATA, err.notice, ExitCode.BAD_INPUT)
     except ConfigError as err:
         return _fail(events, progress, Reason.CONFIG, err.notice, ExitCode.BAD_INPUT)
     except Diverged as err:
