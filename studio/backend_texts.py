@@ -5,6 +5,8 @@ from __future__ import annotations
 
 VIETNAMESE: dict[str, str] = {
     "row.missing": "bị thiếu",
+    "type.null": "null", "type.boolean": "giá trị đúng/sai", "type.number": "số", "type.string": "chuỗi",
+    "type.list": "danh sách", "type.object": "đối tượng",
     "row.not_string": "phải là chuỗi, nhưng là {type}",
     "row.not_utf8": "chứa byte không phải UTF-8 hợp lệ; hãy lưu lại tệp dưới dạng UTF-8",
     "row.null_list": "phải là danh sách, nhưng là null",

@@ -102,6 +102,8 @@ EMPTY_AFTER_TRUNCATION = "drop.empty_after_truncation"
 ENGLISH: dict[str, str] = {
     # ---- one field of one row (RowError.message) ----------------------------------------------
     "row.missing": "is missing",
+    "type.null": "null", "type.boolean": "boolean", "type.number": "number", "type.string": "string",
+    "type.list": "list", "type.object": "object",
     "row.not_string": "must be a string, got {type}",
     "row.not_utf8": "contains bytes that are not valid UTF-8; re-save the file as UTF-8",
     "row.null_list": "must be a list, got null",

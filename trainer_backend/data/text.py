@@ -24,9 +24,10 @@ _JSON_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "numbe
                list: "list", tuple: "list", dict: "object"}
 
 
-def type_name(value: Any) -> str:
-    """The JSON name of a value's type, as users see it in their files."""
-    return _JSON_NAMES.get(type(value), type(value).__name__)
+def type_name(value: Any) -> Notice:
+    """The JSON name of a value's type, as users see it in their files (another type by its Python name)."""
+    name = _JSON_NAMES.get(type(value))
+    return msg(f"type.{name}") if name else msg("detail", detail=type(value).__name__)
 
 
 def is_utf8(text: str) -> bool:
