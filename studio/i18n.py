@@ -174,6 +174,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "Chạy lại y hệt không cần giao diện: `python -m trainer_backend train config.yaml`"),
     "train.download": ("Download config.yaml", "Tải config.yaml"),
     "train.bad_config": ("✖ Fix the form: {error}", "✖ Hãy sửa biểu mẫu: {error}"),
+    "train.form_too_long": ("'{field}': {size} bytes is over the {limit}-byte limit of a field",
+                            "'{field}': {size} byte vượt giới hạn {limit} byte của một trường"),
+    "train.form_not_int": ("'{field}': '{value}' is neither a whole number nor auto",
+                           "'{field}': '{value}' không phải số nguyên cũng không phải auto"),
     "train.cpu_blocked": ("This run cannot train on the CPU: {problems}. Pick a GPU above or change these fields.",
                           "Lần chạy này không huấn luyện được trên CPU: {problems}. Hãy chọn GPU ở trên hoặc đổi các "
                           "trường này."),

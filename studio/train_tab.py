@@ -136,8 +136,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         try:
             return on_devices(from_form(run, specs, values), picked), ""
         except (FormError, ConfigError) as err:
-            return None, t(lang_v, "train.bad_config", error=say(lang_v, err.notice) if isinstance(err, ConfigError)
-                           else str(err))
+            said = say(lang_v, err.notice) if isinstance(err, ConfigError) else err.text(lang_v)
+            return None, t(lang_v, "train.bad_config", error=said)
 
     def on_preset(evt: gr.SelectData, dataset: DatasetChoice | None, lang_v: str):
         # On select, not change: picking the preselected demo again re-applies it (resets the form).

@@ -205,3 +205,14 @@ def test_a_bad_value_of_the_form_is_refused_in_vietnamese():
             RunConfig().with_overrides(overrides)
         assert str(caught.value).startswith("invalid run config: '")       # the CLI's English stays
         assert say("vi", caught.value.notice).startswith(f"cấu hình không hợp lệ: {vi}"), overrides
+
+
+def test_a_form_value_that_cannot_be_read_is_explained_in_vietnamese():
+    from studio.config_form import FormError, field_specs, from_form
+    from trainer_backend.config import RunConfig
+
+    batch = [s for s in field_specs() if s.key == "train.micro_batch_size"]
+    with pytest.raises(FormError) as caught:
+        from_form(RunConfig(), batch, ["x"])
+    assert str(caught.value) == "'train.micro_batch_size': 'x' is neither a whole number nor auto"
+    assert caught.value.text("vi") == "'train.micro_batch_size': 'x' không phải số nguyên cũng không phải auto"
