@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.i18n import STRINGS, t
+from studio.i18n import STRINGS, say, t
 from studio.uploads import user_dir
 from trainer_backend.child_env import PROJECT_ROOT
 from trainer_backend.jobs import COMPLETED, JobInfo
@@ -76,6 +76,11 @@ def recall_dataset(workdir: Path, user: str) -> DatasetChoice | None:
     except (OSError, ValueError, TypeError, AttributeError):
         return None
     return choice if Path(choice.path).exists() else None
+
+
+def ended_reason(job: JobInfo, lang: str) -> str:
+    """Why a job stopped or failed, in the user's language (a job of an older studio has English only)."""
+    return say(lang, job.exit_notice) if job.exit_notice else (job.exit_reason or "")
 
 
 def job_choices(jobs: list[JobInfo], lang: str = "en") -> list[tuple[str, str]]:

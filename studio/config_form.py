@@ -14,7 +14,7 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic import BaseModel
 
-from studio.i18n import LabelBook, field_info_key, field_label_key
+from studio.i18n import LabelBook, field_info_key, field_label_key, t
 from trainer_backend.config import RunConfig, unavailable_keys
 from trainer_backend.safe_yaml import MAX_FIELD_BYTES
 
@@ -158,7 +158,15 @@ def _show(spec: FieldSpec, value: Any) -> Any:
 
 
 class FormError(ValueError):
-    """A form value that cannot be read; the message names the config key."""
+    """A form value that cannot be read; the message (a string key and its parameters, English in
+    str()) names the config key."""
+
+    def __init__(self, key: str, /, **params: Any):
+        super().__init__(t("en", key, **params))
+        self.key, self.params = key, params
+
+    def text(self, lang: str) -> str:
+        return t(lang, self.key, **self.params)
 
 
 def from_form(base: RunConfig, specs: list[FieldSpec], values: list[Any]) -> RunConfig:
@@ -166,8 +174,8 @@ def from_form(base: RunConfig, specs: list[FieldSpec], values: list[Any]) -> Run
     are taken as typed, never parsed as YAML, and each is bounded like a --set value."""
     for spec, value in zip(specs, values):
         if isinstance(value, str) and len(value.encode()) > MAX_FIELD_BYTES:
-            raise FormError(f"'{spec.key}': {len(value.encode()):,} bytes is over the {MAX_FIELD_BYTES:,}-byte "
-                            "limit of a field")
+            raise FormError("train.form_too_long", field=spec.key, size=f"{len(value.encode()):,}",
+                            limit=f"{MAX_FIELD_BYTES:,}")
     return base.with_overrides({spec.key: _read(spec, value) for spec, value in zip(specs, values)})
 
 
@@ -191,5 +199,5 @@ def _read(spec: FieldSpec, value: Any) -> Any:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise FormError(f"'{spec.key}': '{value}' is neither a whole number nor auto") from None
+            raise FormError("train.form_not_int", field=spec.key, value=value) from None
     return value

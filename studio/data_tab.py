@@ -13,14 +13,15 @@ import plotly.graph_objects as go
 
 from studio.common import DEMO_SAMPLE, SAMPLES_DIR, DataSource, DatasetChoice, recall_dataset, remember_dataset
 from studio.context import StudioContext, user_of
-from studio.i18n import t
+from studio.i18n import say, t
+from studio.preview import PreviewReport
 from studio.quota import NoRoom, check_room
 from studio.space import user_space
 from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, dataset_columns, load_dataset
-from trainer_backend.data.detect import signature
 from trainer_backend.data.formats import FORMAT_FIELDS
 from trainer_backend.data.readers import HUB_ID
+from trainer_backend.messages import msg
 
 FORMATS = ["auto", *FORMAT_FIELDS]
 # One dropdown per field any format reads, shown for the format in use.
@@ -84,31 +85,21 @@ def conversations_table(data: LoadedDataset, lang: str) -> pd.DataFrame:
 
 
 def errors_table(data: LoadedDataset, lang: str) -> pd.DataFrame:
-    return table_frame([{"row": e.row, "field": e.field, "message": e.message} for e in data.errors],
+    return table_frame([{"row": e.row, "field": e.field, "message": say(lang, e.message)} for e in data.errors],
                        ERROR_COLUMNS, lang)
-
-
-def reason_text(requested: str, chosen: str, columns: dict[str, str], lang: str) -> str:
-    """Why this format, in the user's language (the backend's reason says the same in English)."""
-    if requested != "auto":
-        return t(lang, "data.reason_given")
-    text = t(lang, "data.reason_detected", columns="/".join(signature(chosen)))
-    if columns:
-        text += " " + t(lang, "data.reason_mapped", pairs=", ".join(f"{c}→{f}" for c, f in columns.items()))
-    return text
 
 
 def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing_user: bool, lang: str) -> Inspection:
     try:
         data = load_dataset(source.path, format=fmt, columns=columns or None, drop_trailing_user=drop_trailing_user)
     except DataError as err:
-        status = t(lang, "data.load_failed", name=source.name, error=err.detail)
+        status = t(lang, "data.load_failed", name=source.name, error=say(lang, err.notice))
         if source.columns:
             status += "\n\n" + t(lang, "data.map_below")
         return Inspection(status, table_frame([], ROW_COLUMNS, lang), table_frame([], ERROR_COLUMNS, lang), None,
                           None if fmt == "auto" else fmt)
     status = t(lang, "data.loaded", name=source.name, format=data.format,
-               reason=reason_text(fmt, data.format, columns, lang), rows=data.rows, valid=data.valid_rows,
+               reason=say(lang, data.reason), rows=data.rows, valid=data.valid_rows,
                invalid=data.invalid_rows)
     if data.trimmed_rows:
         status += " " + t(lang, "data.trimmed", n=len(data.trimmed_rows))
@@ -135,11 +126,11 @@ def mapping_updates(source: DataSource | None, shown_format: str | None, columns
     return updates
 
 
-def histogram(analysis: dict[str, Any] | None, lang: str) -> go.Figure | None:
+def histogram(analysis: PreviewReport | None, lang: str) -> go.Figure | None:
     """Token lengths on an axis that fits the data; the max_seq_len line only when it is in view."""
-    if not analysis or not analysis["lengths"]:
+    if not analysis or not analysis.lengths:
         return None
-    lengths, limit = analysis["lengths"], analysis["max_seq_len"]
+    lengths, limit = list(analysis.lengths), analysis.max_seq_len
     longest = max(lengths)
     fig = go.Figure(go.Histogram(x=lengths, nbinsx=40, name=t(lang, "data.tokens")))
     title = t(lang, "data.histogram_title")
@@ -153,16 +144,15 @@ def histogram(analysis: dict[str, Any] | None, lang: str) -> go.Figure | None:
     return fig
 
 
-def stats_text(analysis: dict[str, Any] | None, lang: str) -> str:
+def stats_text(analysis: PreviewReport | None, lang: str) -> str:
     if not analysis:
         return t(lang, "data.stats_pending")
-    rep = analysis["report"]
-    lines = [t(lang, "data.stats", rows=analysis["rows"], valid=analysis["valid_rows"], kept=rep["kept"],
-               truncated=rep["truncated"], cut=rep["cut_tokens"], model=analysis["model"],
-               max=analysis["max_seq_len"])]
-    if rep["split"]:
-        lines.append(t(lang, "data.split", n=rep["split"]))
-    lines += [t(lang, "data.dropped", n=n, reason=reason) for reason, n in sorted(rep["dropped"].items())]
+    rep = analysis.counts
+    lines = [t(lang, "data.stats", rows=analysis.rows, valid=analysis.valid_rows, kept=rep.kept,
+               truncated=rep.truncated, cut=rep.cut_tokens, model=analysis.model, max=analysis.max_seq_len)]
+    if rep.split:
+        lines.append(t(lang, "data.split", n=rep.split))
+    lines += [t(lang, "data.dropped", n=n, reason=say(lang, msg(reason))) for reason, n in rep.dropped]
     return "\n".join(f"- {line}" for line in lines)
 
 

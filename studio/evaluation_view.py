@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import yaml
 from plotly.subplots import make_subplots
 
+from studio.charts import Series
 from studio.i18n import t
 
 BASE, FINE_TUNED = "base", "fine-tuned"   # the `model` field of eval_metrics and samples events
@@ -18,17 +19,15 @@ LOWER_IS_BETTER = ("mae", "unparsable", "perplexity")
 SAMPLE_COLUMNS = ("step", "model", "row", "prompt", "reference", "answer")
 
 
-def absorb_evaluation(series: dict[str, Any], events: list[dict]) -> bool:
+def absorb_evaluation(series: Series, events: list[dict]) -> bool:
     """Add the eval_metrics and samples events to a Monitor series; True when there were some."""
-    series.setdefault("metrics", [])
-    series.setdefault("samples", [])
     new = False
     for ev in events:
         if ev.get("kind") == "eval_metrics":
-            series["metrics"].append(ev)
+            series.metrics.append(ev)
             new = True
         elif ev.get("kind") == "samples":
-            series["samples"] += [{"step": ev.get("step"), "model": ev.get("model"), **s} for s in ev.get("samples", [])]
+            series.samples += [{"step": ev.get("step"), "model": ev.get("model"), **s} for s in ev.get("samples", [])]
             new = True
     return new
 

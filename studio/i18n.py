@@ -7,6 +7,9 @@ from typing import Any
 
 import gradio as gr
 
+from studio.backend_texts import VIETNAMESE
+from trainer_backend.messages import ENGLISH, Notice
+
 LANGUAGES = {"en": "English", "vi": "Tiếng Việt"}
 
 # key: (English, Vietnamese). Placeholders in {braces} are filled by t().
@@ -55,9 +58,6 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "data.field.text": ("text (raw text)", "text (văn bản thô)"),
     "data.map_below": ("Pick the format and, for each of its fields, the column that holds it below; then press "
                        "Apply.", "Chọn định dạng và, với mỗi trường, cột chứa nó ở bên dưới; rồi nhấn Áp dụng."),
-    "data.reason_given": ("as chosen", "theo lựa chọn của bạn"),
-    "data.reason_detected": ("detected from the columns {columns}", "nhận ra từ các cột {columns}"),
-    "data.reason_mapped": ("after mapping {pairs}", "sau khi ánh xạ {pairs}"),
     "data.trimmed": ("{n} chats ended on a user turn: that turn was dropped.",
                      "{n} hội thoại kết thúc bằng lượt người dùng: lượt đó đã được bỏ."),
     "data.col.row": ("row", "dòng"), "data.col.turns": ("turns", "số lượt"), "data.col.system": ("system", "hệ thống"),
@@ -174,6 +174,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
                         "Chạy lại y hệt không cần giao diện: `python -m trainer_backend train config.yaml`"),
     "train.download": ("Download config.yaml", "Tải config.yaml"),
     "train.bad_config": ("✖ Fix the form: {error}", "✖ Hãy sửa biểu mẫu: {error}"),
+    "train.form_too_long": ("'{field}': {size} bytes is over the {limit}-byte limit of a field",
+                            "'{field}': {size} byte vượt giới hạn {limit} byte của một trường"),
+    "train.form_not_int": ("'{field}': '{value}' is neither a whole number nor auto",
+                           "'{field}': '{value}' không phải số nguyên cũng không phải auto"),
     "train.cpu_blocked": ("This run cannot train on the CPU: {problems}. Pick a GPU above or change these fields.",
                           "Lần chạy này không huấn luyện được trên CPU: {problems}. Hãy chọn GPU ở trên hoặc đổi các "
                           "trường này."),
@@ -271,7 +275,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
                       "Một công việc đã xong: mô hình gốc trả lời bên trái, mô hình tinh chỉnh bên phải."),
     "chat.refresh": ("Refresh", "Làm mới"), "chat.max_new": ("Max new tokens", "Số token tối đa"),
     "chat.base": ("Base", "Gốc"), "chat.tuned": ("Fine-tuned", "Đã tinh chỉnh"),
-    "chat.prompt": ("Message", "Tin nhắn"), "chat.prompt_ph": ("Ask both models…", "Hỏi cả hai mô hình…"),
+    "chat.prompt": ("Notice", "Tin nhắn"), "chat.prompt_ph": ("Ask both models…", "Hỏi cả hai mô hình…"),
     "chat.send": ("Send", "Gửi"), "chat.clear": ("Clear", "Xoá"),
     "chat.empty": ("Type a message first.", "Hãy nhập tin nhắn trước."),
     "chat.thinking": ("Answering… (the first message loads the models)",
@@ -362,9 +366,6 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "model.attn_implementation": ("Attention", "Cơ chế attention"),
     "model.trust_remote_code": ("Trust remote code", "Tin mã từ xa"),
     "model.offline_tokenizer": ("Offline tokenizer", "Tokenizer ngoại tuyến"),
-    "model.architecture": ("Architecture fields", "Thông số kiến trúc"),
-    "data.path": ("Dataset file", "Tệp dữ liệu"), "data.format": ("Format", "Định dạng"),
-    "data.columns": ("Column mapping", "Ánh xạ cột"), "data.strict": ("Strict", "Nghiêm ngặt"),
     "data.eval_path": ("Eval dataset", "Dữ liệu đánh giá"), "data.eval_ratio": ("Eval ratio", "Tỉ lệ đánh giá"),
     "template.name": ("Chat template", "Mẫu hội thoại"), "template.loss": ("Trained tokens", "Token được huấn luyện"),
     "template.max_seq_len": ("Max sequence length", "Độ dài chuỗi tối đa"),
@@ -395,11 +396,10 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.keep_checkpoints": ("Checkpoints kept", "Số checkpoint giữ lại"),
     "train.log_every": ("Log every", "Ghi log mỗi"), "train.tensorboard": ("TensorBoard", "TensorBoard"),
     "train.wandb": ("Weights & Biases", "Weights & Biases"), "train.wandb_project": ("W&B project", "Dự án W&B"),
-    "sync.backend": ("Gradient sync", "Đồng bộ gradient"), "sync.devices": ("Devices", "Thiết bị"),
-    "sync.sharding": ("Sharding", "Phân mảnh"),
+    "sync.backend": ("Gradient sync", "Đồng bộ gradient"), "sync.sharding": ("Sharding", "Phân mảnh"),
     "sync.bucket_mb": ("Bucket size (MB)", "Kích thước gói (MB)"), "sync.wire_dtype": ("Wire dtype", "Kiểu dữ liệu truyền"),
     "sync.timeout_s": ("Rank timeout (s)", "Thời gian chờ rank (giây)"),
-    "output.dir": ("Output folder", "Thư mục đầu ra"), "output.merge": ("Merge at the end", "Gộp khi kết thúc"),
+    "data.strict": ("Strict", "Nghiêm ngặt"), "output.merge": ("Merge at the end", "Gộp khi kết thúc"),
     "eval.metrics": ("Metrics", "Chỉ số"), "eval.max_rows": ("Rows answered", "Số dòng trả lời"),
     "eval.max_new_tokens": ("Max answer tokens", "Số token trả lời tối đa"),
     "eval.batch_size": ("Generation batch", "Batch sinh văn bản"), "eval.temperature": ("Temperature", "Nhiệt độ"),
@@ -407,7 +407,6 @@ _FIELD_LABELS: dict[str, tuple[str, str]] = {
     "eval.sample_prompts": ("Sample prompts", "Lời nhắc mẫu"),
     "planner.gpu_mem_gib": ("GPU memory budget (GiB)", "Ngân sách bộ nhớ GPU (GiB)"),
     "planner.headroom_gib": ("Headroom (GiB)", "Dự phòng (GiB)"),
-    "planner.expected_peak_gib": ("Expected peak (GiB)", "Đỉnh dự kiến (GiB)"),
 }
 
 # Tooltips; English falls back to the schema's own description where there is none here.
@@ -419,11 +418,7 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
                "hoạch chọn."),
     "model.name_or_path": (None, "Mã trên hub hoặc thư mục cục bộ của mô hình gốc."),
     "model.engine": (None, "auto = unsloth trên CUDA, hf (transformers+peft) ở nơi khác."),
-    "model.trust_remote_code": (None, "Chạy mã đi kèm mô hình; trên máy chủ dùng chung chỉ khi quản trị viên cho phép."),
     "model.offline_tokenizer": (None, "Một tokenizer cục bộ cùng họ mà bản xem trước dùng khi không kết nối được hub."),
-    "model.architecture": (None, "Các trường config.json đã công bố, cấu hình có sẵn ghi lại để kiểm tra bộ nhớ."),
-    "data.path": (None, "Tệp JSON, JSONL, CSV, Parquet hoặc thư mục save_to_disk của datasets."),
-    "data.columns": (None, "Ánh xạ tên cột của bạn sang trường của định dạng, vd {prompt: instruction}."),
     "data.strict": (None, "Dừng ở dòng lỗi đầu tiên thay vì bỏ qua các dòng lỗi."),
     "data.eval_ratio": (None, "Tỉ lệ dòng giữ lại để tính loss đánh giá khi không có eval_path."),
     "template.name": (None, "auto = mẫu của tokenizer, nếu không thì một mẫu dự phòng có tên."),
@@ -462,9 +457,7 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "train.save_every": (None, "Lưu checkpoint mỗi N bước (0 = chỉ khi dừng và khi kết thúc)."),
     "train.keep_checkpoints": (None, "Số checkpoint giữ lại: N cái mới nhất, cộng cái có loss đánh giá tốt nhất."),
     "sync.backend": (None, "auto = nccl giữa các GPU, shm cho các worker CPU."),
-    "sync.devices": (None, "[cpu], [0], [0, 1] hoặc [cpu, cpu]: mỗi mục một worker."),
     "sync.timeout_s": (None, "Rank im lặng quá thời gian này bị coi là đã chết."),
-    "output.dir": (None, "Thư mục công việc: cấu hình, sự kiện, checkpoint, đầu ra (studio tự đặt)."),
     "output.merge": (None, "Ghi thêm safetensors đã gộp khi kết thúc."),
     "eval.metrics": ("Measured on the held-out rows at each eval, base → fine-tuned: exact_match, token_f1, rouge_l, "
                      "bleu, chrf and numeric (MAE of the first number) answer the prompts; perplexity uses the eval loss.",
@@ -478,11 +471,9 @@ _FIELD_INFO: dict[str, tuple[str | None, str]] = {
     "eval.samples": (None, "Số dòng giữ lại có câu trả lời hiện ở thẻ Theo dõi mỗi lần đánh giá."),
     "eval.sample_prompts": ("Your own prompts, one a line, answered at each eval.",
                             "Lời nhắc của bạn, mỗi dòng một lời nhắc, được trả lời mỗi lần đánh giá."),
-    "train.tensorboard": (None, "Ghi thêm log TensorBoard vào <output.dir>/tensorboard."),
     "train.wandb": (None, "Ghi thêm lên Weights & Biases, tệp của lần chạy ở <output.dir>/wandb (WANDB_MODE=offline: không cần tài khoản)."),
     "train.wandb_project": (None, "Dự án Weights & Biases của lần chạy."),
     "planner.gpu_mem_gib": (None, "Ngân sách mỗi GPU cho các trường auto (trống = tự phát hiện)."),
-    "planner.expected_peak_gib": (None, "Đỉnh bộ nhớ GPU bộ lập kế hoạch dự đoán (cấu hình có sẵn khai báo)."),
     "name": ("Names the job in the Monitor, Jobs and Chat tabs.", "Tên công việc ở các thẻ Theo dõi, Công việc và Trò chuyện."),
     "description": ("A note for yourself; not used in training.", "Ghi chú cho bạn; không dùng khi huấn luyện."),
     "train.epochs": (None, "Số lượt qua dữ liệu khi max_steps là -1 (cho phép số lẻ)."),
@@ -530,6 +521,15 @@ def t(lang: str, key: str, **params: Any) -> str:
     table = STRINGS.get(lang, STRINGS["en"])
     text = table.get(key) or STRINGS["en"][key]
     return text.format(**params) if params else text
+
+
+# The backend's messages (row errors, detection reasons, failure reasons) by language.
+MESSAGE_TEXTS: dict[str, dict[str, str]] = {"en": ENGLISH, "vi": VIETNAMESE}
+
+
+def say(lang: str, message: Notice) -> str:
+    """A backend message in the user's language."""
+    return message.render(MESSAGE_TEXTS.get(lang, ENGLISH))
 
 
 def field_label_key(key: str) -> str:

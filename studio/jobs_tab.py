@@ -13,7 +13,7 @@ from studio.charts import eta_text
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.evaluation_view import compare_figure, compared_jobs, config_differences
 from studio.i18n import t
-from studio.common import job_choices
+from studio.common import ended_reason, job_choices
 from trainer_backend.jobs import JobInfo
 
 COLUMNS = ("id", "name", "state", "devices", "created", "duration", "final_loss", "reason")
@@ -33,7 +33,7 @@ def job_row(j: JobInfo, lang: str) -> dict[str, Any]:
             "created": datetime.fromtimestamp(j.created).strftime("%Y-%m-%d %H:%M"),
             "duration": eta_text(end - j.started) if j.started else "–",
             "final_loss": round(j.last_loss, 4) if j.last_loss is not None else None,
-            "reason": j.exit_reason or ""}
+            "reason": ended_reason(j, lang)}
 
 
 def build(ctx: StudioContext, lang: gr.Dropdown) -> JobsTab:

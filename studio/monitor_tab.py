@@ -8,12 +8,12 @@ from typing import Any
 
 import gradio as gr
 
-from studio.charts import (absorb, eta_text, has_preference, loss_figure, new_series, preference_figure,
+from studio.charts import (Series, absorb, eta_text, has_preference, loss_figure, new_series, preference_figure,
                            system_figure)
-from studio.common import job_choices
+from studio.common import ended_reason, job_choices
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.evaluation_view import absorb_evaluation, metrics_markdown, samples_frame
-from studio.i18n import t
+from studio.i18n import say, t
 from studio.space import relative_paths
 from trainer_backend.contracts import Stage
 from trainer_backend.jobs import QUEUED, RUNNING, STOPPING, JobInfo
@@ -38,20 +38,20 @@ def default_job(jobs: list[JobInfo]) -> str | None:
     return pick.id if pick else None
 
 
-def progress_text(info: JobInfo, s: dict[str, Any], lang: str) -> str:
-    step = s["step"][-1] if s["step"] else 0
-    total = s["total"] or info.progress.total
+def progress_text(info: JobInfo, s: Series, lang: str) -> str:
+    step = s.step[-1] if s.step else 0
+    total = s.total or info.progress.total
     pct = f" ({100 * step / total:.0f}%)" if total else ""
-    loss = f"{s['loss'][-1]:.4f}" if s["loss"] else "–"
+    loss = f"{s.loss[-1]:.4f}" if s.loss else "–"
     text = t(lang, "mon.progress", state=t(lang, f"state.{info.state}"), step=step, total=total or "?", pct=pct,
-             loss=loss, eta=eta_text(s["eta_s"]) if info.state == RUNNING else "–")
-    if s["stage"] and info.state == RUNNING:  # before the first step, say what the job is doing
-        stage, message = s["stage"]
+             loss=loss, eta=eta_text(s.eta_s) if info.state == RUNNING else "–")
+    if s.stage and info.state == RUNNING:  # before the first step, say what the job is doing
+        stage, message = s.stage
         named = t(lang, f"stage.{stage}") if stage in STAGES else str(stage)
-        text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=message)
-    for n, message in enumerate(s["retries"], start=1):
-        text += "\n\n" + t(lang, "mon.retry", n=n, change=message)
-    reason = s["error"] or info.exit_reason
+        text = t(lang, "mon.preparing", state=t(lang, f"state.{info.state}"), stage=named, message=say(lang, message))
+    for n, change in enumerate(s.retries, start=1):
+        text += "\n\n" + t(lang, "mon.retry", n=n, change=say(lang, change))
+    reason = say(lang, s.error) if s.error else ended_reason(info, lang)
     if reason and info.state not in (RUNNING, QUEUED):
         text += "\n\n" + t(lang, "mon.reason", reason=reason)
     return text
@@ -87,24 +87,24 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
             return gr.skip(), gr.skip()
         return gr.update(choices=[tuple(c) for c in choices]), choices
 
-    def tick(job_id: str | None, s: dict | None, lang_v: str, request: gr.Request):
+    def tick(job_id: str | None, s: Series | None, lang_v: str, request: gr.Request):
         if not job_id:
             return t(lang_v, "mon.pick_job"), gr.skip(), gr.skip(), gr.skip(), "", None, gr.update(interactive=False,
                                                                                         variant="secondary"), "", None
         user = user_of(request)
-        fresh = s is None or s["job"] != job_id
+        fresh = s is None or s.job != job_id
         s = new_series(job_id) if fresh else s
-        relabelled = s.get("lang") != lang_v          # charts are redrawn in the language now chosen
-        s["lang"] = lang_v
+        relabelled = s.lang != lang_v          # charts are redrawn in the language now chosen
+        s.lang = lang_v
         try:
             info = ctx.runner.get(job_id, user)
-            events, s["next"] = ctx.runner.events(job_id, user, s["next"])
+            events, s.next = ctx.runner.events(job_id, user, s.next)
             log_text = ctx.runner.log_tail(job_id, user, LOG_LINES)
         except JOB_ERRORS as err:
             return t(lang_v, "mon.job_error", error=str(err)), gr.skip(), gr.skip(), gr.skip(), "", None, gr.skip(), "", None
         absorb(s, events)
         evaluated = absorb_evaluation(s, events) or fresh or relabelled
-        evaluation = (metrics_markdown(s["metrics"], lang_v), samples_frame(s["samples"])) if evaluated \
+        evaluation = (metrics_markdown(s.metrics, lang_v), samples_frame(s.samples)) if evaluated \
             else (gr.skip(), gr.skip())
         draw = fresh or relabelled or any(e.get("kind") in ("train", "eval") for e in events)
         preference = gr.update(value=preference_figure(s, lang_v), visible=True) if has_preference(s) else \
@@ -114,8 +114,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown) -> MonitorTab:
         log_text = relative_paths(log_text, ctx.settings.workdir, user)
         # Unchanged values are skipped: a tick that brings nothing new costs the browser nothing.
         shown = [text, log_text, info.state]
-        same = not fresh and not relabelled and s.get("shown") == shown
-        s["shown"] = shown
+        same = not fresh and not relabelled and s.shown == shown
+        s.shown = shown
         if same:
             return gr.skip(), *charts, gr.skip(), s, gr.skip(), *evaluation
         # Stop only while there is something to stop.

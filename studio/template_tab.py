@@ -11,11 +11,13 @@ import gradio as gr
 
 from studio.common import DatasetChoice
 from studio.context import StudioContext, user_of
-from studio.i18n import t
+from studio.i18n import say, t
 from studio.space import PathKind, PathRefused, refusal_text, user_space
-from studio.preview import PreviewError, PreviewRequest, PreviewTimeout, run_preview, runs_html
+from studio.preview import PreviewError, PreviewReport, PreviewRequest, PreviewTimeout, run_preview, runs_html
 from trainer_backend.config import RunConfig
-NO_TRAINED_REASONS = ("no trained token", "no trained token after truncation")
+from trainer_backend.messages import NO_TRAINED, NO_TRAINED_AFTER_TRUNCATION, msg
+
+NO_TRAINED_REASONS = (NO_TRAINED, NO_TRAINED_AFTER_TRUNCATION)
 
 
 @dataclass
@@ -27,54 +29,55 @@ class TemplateTab:
     attach: Callable[[Any], Any]     # chain a preview run after an event
 
 
-def checks(analysis: dict[str, Any], lang: str) -> list[str]:
+def checks(analysis: PreviewReport, lang: str) -> list[str]:
     """Dataset-wide facts a user must see before training, worst first."""
-    rep = analysis["report"]
+    rep = analysis.counts
     out = []
-    if analysis["trained_tokens"] == 0:
+    if analysis.trained_tokens == 0:
         out.append("✖ " + t(lang, "tpl.check_nothing_trained"))
-    no_trained = sum(rep["dropped"].get(r, 0) for r in NO_TRAINED_REASONS)
+    dropped = dict(rep.dropped)
+    no_trained = sum(dropped.get(r, 0) for r in NO_TRAINED_REASONS)
     if no_trained:
-        rows = [i["row"] for i in rep["issues"] if "no trained token" in i["message"]][:10]
+        rows = rep.dropped_rows(NO_TRAINED_REASONS)[:10]
         out.append("⚠ " + t(lang, "tpl.check_no_trained_rows", n=no_trained, rows=", ".join(map(str, rows))))
-    for reason, n in sorted(rep["dropped"].items()):
+    for reason, n in rep.dropped:
         if reason not in NO_TRAINED_REASONS:
-            rows = [i["row"] for i in rep["issues"] if reason in i["message"]][:10]
-            out.append("⚠ " + t(lang, "tpl.check_dropped", n=n, reason=reason, rows=", ".join(map(str, rows))))
-    if rep["truncated"]:
-        out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep["truncated"], max=analysis["max_seq_len"],
-                                 cut=rep["cut_tokens"]))
-    if analysis.get("unlike_inference_rows"):
-        out.append("⚠ " + t(lang, "tpl.check_unlike_inference", n=analysis["unlike_inference_rows"]))
-    if rep["kept"] and analysis["eot_trained_rows"] == 0:
+            rows = rep.dropped_rows((reason,))[:10]
+            out.append("⚠ " + t(lang, "tpl.check_dropped", n=n, reason=say(lang, msg(reason)),
+                                 rows=", ".join(map(str, rows))))
+    if rep.truncated:
+        out.append("⚠ " + t(lang, "tpl.check_truncated", n=rep.truncated, max=analysis.max_seq_len, cut=rep.cut_tokens))
+    if analysis.unlike_inference_rows:
+        out.append("⚠ " + t(lang, "tpl.check_unlike_inference", n=analysis.unlike_inference_rows))
+    if rep.kept and analysis.eot_trained_rows == 0:
         out.append("⚠ " + t(lang, "tpl.check_eot_never"))
-    elif rep["kept"]:
-        out.append("✔ " + t(lang, "tpl.check_eot_ok", n=analysis["eot_trained_rows"], kept=rep["kept"]))
+    elif rep.kept:
+        out.append("✔ " + t(lang, "tpl.check_eot_ok", n=analysis.eot_trained_rows, kept=rep.kept))
     if not out or all(c.startswith("✔") for c in out):
-        out.append("✔ " + t(lang, "tpl.check_all_ok", kept=rep["kept"], rows=rep["rows_in"]))
+        out.append("✔ " + t(lang, "tpl.check_all_ok", kept=rep.kept, rows=rep.rows_in))
     return out
 
 
-def row_view(analysis: dict[str, Any] | None, index: int, lang: str) -> tuple[str, str]:
+def row_view(analysis: PreviewReport | None, index: int, lang: str) -> tuple[str, str]:
     """(info line, tokens HTML) of the index-th previewed row."""
-    if not analysis or not analysis["examples"]:
+    if not analysis or not analysis.examples:
         return t(lang, "tpl.no_preview"), ""
-    examples = analysis["examples"]
+    examples = analysis.examples
     i = max(0, min(int(index or 0), len(examples) - 1))
     ex = examples[i]
-    if ex.get("error"):
-        return t(lang, "tpl.row_error", i=i, shown=len(examples), row=ex["row"], error=ex["error"]), ""
-    info = t(lang, "tpl.row_info", i=i, shown=len(examples), row=ex["row"], n=ex["n_tokens"], trained=ex["n_trained"])
-    if ex["truncated"]:
+    if ex.error:
+        return t(lang, "tpl.row_error", i=i, shown=len(examples), row=ex.row, error=say(lang, ex.error)), ""
+    info = t(lang, "tpl.row_info", i=i, shown=len(examples), row=ex.row, n=ex.n_tokens, trained=ex.n_trained)
+    if ex.truncated:
         info += " · " + t(lang, "tpl.truncated")
-    if ex["dropped"]:
-        info += " · " + t(lang, "tpl.dropped", reason=ex["dropped"])
-    if "rejected_runs" in ex:   # a preference pair: both sequences, the shared prompt masked in each
-        return info, (md_html(t(lang, "tpl.chosen")) + runs_html(ex["runs"]) +
-                      md_html(t(lang, "tpl.rejected")) + runs_html(ex["rejected_runs"]))
-    if "desirable" in ex:
-        return info, md_html(t(lang, "tpl.desirable" if ex["desirable"] else "tpl.undesirable")) + runs_html(ex["runs"])
-    return info, runs_html(ex["runs"])
+    if ex.dropped:
+        info += " · " + t(lang, "tpl.dropped", reason=say(lang, msg(ex.dropped)))
+    if ex.rejected_runs is not None:   # a preference pair: both sequences, the shared prompt masked in each
+        return info, (md_html(t(lang, "tpl.chosen")) + runs_html(ex.runs) +
+                      md_html(t(lang, "tpl.rejected")) + runs_html(ex.rejected_runs))
+    if ex.desirable is not None:
+        return info, md_html(t(lang, "tpl.desirable" if ex.desirable else "tpl.undesirable")) + runs_html(ex.runs)
+    return info, runs_html(ex.runs)
 
 
 def md_html(text: str) -> str:
@@ -84,14 +87,14 @@ def md_html(text: str) -> str:
 
 
 
-def basis_text(run: RunConfig, analysis: dict[str, Any] | None, lang: str) -> str:
+def basis_text(run: RunConfig, analysis: PreviewReport | None, lang: str) -> str:
     """Which run the preview is for: the one the Train tab prepares (the job trains the same), and
     a warning when the run changed since the preview shown was made."""
     tpl = run.template
     text = t(lang, "tpl.basis", model=run.model.name_or_path.rstrip("/").rsplit("/", 1)[-1], template=tpl.name,
              loss=tpl.loss, max=tpl.max_seq_len, overflow=tpl.overflow)
     made_for = (run.model.name_or_path, tpl.name, tpl.max_seq_len)
-    if analysis and (analysis["model"], analysis["template"], analysis["max_seq_len"]) != made_for:
+    if analysis and (analysis.model, analysis.template, analysis.max_seq_len) != made_for:
         text += "\n\n⚠ " + t(lang, "tpl.stale")
     return text
 
@@ -131,12 +134,12 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         except PreviewTimeout:
             return t(lang_v, "tpl.timeout"), "", None, 0
         except PreviewError as err:
-            return t(lang_v, "tpl.failed", error=space.shown(str(err))), "", None, 0
-        done = t(lang_v, "tpl.done", model=space.shown(result["model"]), template=cfg.template.name,
-                 rows=result["report"]["rows_in"])
-        if result.get("stand_in"):
-            done += "\n\n" + t(lang_v, "tpl.stand_in", tokenizer=space.shown(result["stand_in"]),
-                                model=space.shown(result["model"]))
+            return t(lang_v, "tpl.failed", error=space.shown(say(lang_v, err.notice))), "", None, 0
+        done = t(lang_v, "tpl.done", model=space.shown(result.model), template=cfg.template.name,
+                 rows=result.counts.rows_in)
+        if result.stand_in:
+            done += "\n\n" + t(lang_v, "tpl.stand_in", tokenizer=space.shown(result.stand_in),
+                                model=space.shown(result.model))
         if cfg.template.name == "mistral-v3":
             done += "\n\n" + t(lang_v, "tpl.note_mistral_v3")
         return done, "\n".join(f"- {c}" for c in checks(result, lang_v)), result, 0
@@ -159,6 +162,6 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
     analysis_state.change(show, [analysis_state, row, lang], [info, tokens])
     row.change(show, [analysis_state, row, lang], [info, tokens], api_name="show_row")
     prev.click(lambda i: max(0, int(i or 0) - 1), row, row)
-    nxt.click(lambda i, a: min(int(i or 0) + 1, max(0, len((a or {}).get("examples", [])) - 1)),
+    nxt.click(lambda i, a: min(int(i or 0) + 1, max(0, len(a.examples if a else ()) - 1)),
               [row, analysis_state], row)
     return TemplateTab(status, checks_md, tokens, row, attach)

@@ -16,12 +16,13 @@ from studio.common import DEMO_PRESET, DatasetChoice, preset_text
 from studio.config_form import FieldSpec, FormError, build_form, field_specs, from_form, to_form
 from studio.context import JOB_ERRORS, StudioContext, user_of
 from studio.gpus import Gpu, list_gpus
-from studio.i18n import t
+from studio.i18n import say, t
 from studio.quota import NoRoom, check_room
 from studio.space import PathRefused, refusal_text, relative_paths, user_space
 from studio.uploads import sanitize_name, user_dir
 from trainer_backend.config import ConfigError, RunConfig
 from trainer_backend.device_rules import check_devices, cpu_problems
+from trainer_backend.messages import joined
 from trainer_backend.presets import list_presets, load_preset
 
 JOB_DIR_SHOWN = "jobs/<the job id, given at launch>"
@@ -54,7 +55,7 @@ def estimate_text(run: RunConfig, cfg: RunConfig, gpus: list[Gpu], lang: str) ->
     picked = [d for d in cfg.sync.devices if d != "cpu"]
     if not picked:
         problems = cpu_problems(cfg)
-        lines = ["✖ " + t(lang, "train.cpu_blocked", problems="; ".join(problems))] if problems else \
+        lines = ["✖ " + t(lang, "train.cpu_blocked", problems=say(lang, joined(problems)))] if problems else \
             [t(lang, "train.est_cpu")]
         budget = cfg.planner.gpu_mem_gib
         if budget is not None:
@@ -135,7 +136,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         try:
             return on_devices(from_form(run, specs, values), picked), ""
         except (FormError, ConfigError) as err:
-            return None, t(lang_v, "train.bad_config", error=str(err))
+            said = say(lang_v, err.notice) if isinstance(err, ConfigError) else err.text(lang_v)
+            return None, t(lang_v, "train.bad_config", error=said)
 
     def on_preset(evt: gr.SelectData, dataset: DatasetChoice | None, lang_v: str):
         # On select, not change: picking the preselected demo again re-applies it (resets the form).
@@ -184,7 +186,8 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, run_st
         except NoRoom as err:
             return t(lang_v, err.key, **err.params), gr.skip(), gr.skip(), gr.skip()
         except (ConfigError, *JOB_ERRORS) as err:
-            error = relative_paths(str(err), ctx.settings.workdir, user)
+            said = say(lang_v, err.notice) if isinstance(err, ConfigError) else str(err)
+            error = relative_paths(said, ctx.settings.workdir, user)
             return t(lang_v, "train.launch_failed", error=error), gr.skip(), gr.skip(), gr.skip()
         text = ctx.runner.config_text(job_id, user)
         return t(lang_v, "train.launched", job=job_id), text, write_yaml(ctx, user, cfg.name, text), job_id

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from trainer_backend.config import load_config
 from trainer_backend.contracts import (EventKind, ExitCode, JobPaths, Reason, Stage, Status, oom_message, sync_job_id,
-                                      sync_root, write_event, write_status)
+                                      sync_root, write_error, write_event, write_status)
+from trainer_backend.messages import msg
 
 CHILD_CODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -69,14 +70,15 @@ class Run:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "grads.bin").write_bytes(b"\0" * 4096)
         if self.opts.get("hang_prepare"):
-            write_status(self.paths.events, 0, Status.PREPARING, "rendering and tokenizing 5000 rows", 0,
+            write_status(self.paths.events, 0, Status.PREPARING, msg("prep.rendering", n=5000), 0,
                          stage=Stage.RENDERING)
             time.sleep(3600)
         self.status(step, Status.STARTED, f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} "
                     f"devices={self.config.sync.devices} micro={micro} accum={self.config.train.grad_accum}", total)
         if "oom_above" in self.opts and micro > self.opts["oom_above"]:
             message = oom_message(step, micro, self.config.template.max_seq_len, self.config.method)
-            self.emit(EventKind.ERROR, step, reason=Reason.OOM, message=message)
+            write_error(self.paths.events, step, Reason.OOM, message)
+            self.log(EventKind.ERROR, step, {"reason": Reason.OOM, "message": str(message)})
             print(message, file=sys.stderr)
             return ExitCode.OOM
         if self.opts.get("child"):

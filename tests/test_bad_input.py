@@ -24,7 +24,7 @@ def test_one_deeply_nested_jsonl_row_is_a_row_error_and_the_others_load(tmp_path
     path.write_text(json.dumps(ROW) + "\n" + '{"instruction": ' + deep(100_000) + ', "output": "x"}\n')
     rows = read_records(path)
     assert rows.records[0] == ROW and rows.records[1] is None
-    assert [(e.row, e.message) for e in rows.errors] == [
+    assert [(e.row, str(e.message)) for e in rows.errors] == [
         (1, "line 2 is nested too deeply to read (hundreds of levels of lists or objects); flatten it")]
 
 
@@ -57,7 +57,7 @@ def test_a_json_row_with_a_key_twice_is_refused(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text(json.dumps(ROW) + '\n{"instruction": "a", "output": "b", "instruction": "c"}\n')
     rows = read_records(path)
-    assert [(e.row, e.message) for e in rows.errors] == [
+    assert [(e.row, str(e.message)) for e in rows.errors] == [
         (1, "line 2 has the key 'instruction' twice in one object; keep one")]
     loaded = load_dataset(path)
     assert loaded.rows == 2 and len(loaded.conversations) == 1
@@ -97,7 +97,7 @@ def test_max_steps_zero_names_the_key_without_the_whole_config(tmp_path):
     path = write_yaml(tmp_path, "name: x\ntrain:\n  max_steps: 0\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
-    assert str(raised.value) == (f"{path}: invalid run config: 'train.max_steps': Value error, must be -1 "
+    assert str(raised.value) == (f"{path}: invalid run config: 'train.max_steps': must be -1 "
                                  "(use epochs) or a positive number of steps (got 0)")
 
 

@@ -48,14 +48,19 @@ def pick(page, elem_id: str, option: str) -> None:
 
 def english_words() -> set[str]:
     """Words of the studio's English texts (strings, field labels and hints, schema descriptions,
-    preset descriptions) that no Vietnamese text uses: seeing one in the Vietnamese UI is a leak."""
+    preset descriptions, the backend's messages) that no Vietnamese text uses: seeing one in the
+    Vietnamese UI is a leak."""
+    from studio.backend_texts import VIETNAMESE
+    from trainer_backend.messages import ENGLISH
+
     words = lambda text: {w.lower() for w in re.findall(r"[A-Za-z]{4,}", text or "")}  # noqa: E731
     english = set().union(*(words(s) for s in STRINGS["en"].values()),
                           *(words(pair[0]) for pair in _FIELD_LABELS.values()),
                           *(words(pair[0]) for pair in _FIELD_INFO.values()),
                           *(words(spec.description) for spec in field_specs()),
-                          *(words(p.description) for p in list_presets()), GRADIO_ENGLISH)
-    vietnamese = set().union(*(words(s) for s in STRINGS["vi"].values()),
+                          *(words(p.description) for p in list_presets()), *(words(s) for s in ENGLISH.values()),
+                          GRADIO_ENGLISH)
+    vietnamese = set().union(*(words(s) for s in STRINGS["vi"].values()), *(words(s) for s in VIETNAMESE.values()),
                              *(words(pair[1]) for pair in [*_FIELD_LABELS.values(), *_FIELD_INFO.values()]))
     return english - vietnamese
 
@@ -97,7 +102,7 @@ def test_csv_mapping_sharegpt_and_a_gpu_preset_on_a_cpu_machine(page, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "train-gpu-preset-on-cpu.png"), full_page=True)
         page.locator("#train-launch").click()
         status.filter(has_text="Not launched").wait_for(timeout=WAIT_MS)
-        assert QLORA_NEEDS_CUDA in status.inner_text()
+        assert str(QLORA_NEEDS_CUDA) in status.inner_text()
     (ARTIFACTS / "offdemo-timings.json").write_text(json.dumps(timings, indent=1))
     update_screenshot(ARTIFACTS / "data-mapping.png", "data-mapping.png")
 
@@ -126,5 +131,19 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
             if found:
                 leaks[name] = found
             page.screenshot(path=str(ARTIFACTS / f"vi-{number}-{inside.strip('#')}.png"), full_page=True)
+        # The backend's own words: the detection reason and the row errors of a file with broken rows.
+        open_tab(page, "Dữ liệu", "#data-load-sample")
+        pick(page, "data-sample", "broken_rows.jsonl")
+        page.locator("#data-load-sample").click()
+        page.locator("#data-errors", has_text="bị thiếu").wait_for(timeout=WAIT_MS)
+        status = page.locator("#data-status").inner_text()
+        assert "có các cột instruction/output → alpaca" in status, status
+        errors = page.locator("#data-errors").inner_text()
+        assert "phải là chuỗi, nhưng là số" in errors and "lượt assistant rỗng" in errors, errors
+        text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
+        found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
+        if found:
+            leaks["Dữ liệu (broken_rows.jsonl)"] = found
+        page.screenshot(path=str(ARTIFACTS / "vi-8-row-errors.png"), full_page=True)
     (ARTIFACTS / "vi-leaks.json").write_text(json.dumps(leaks, indent=1, ensure_ascii=False))
     assert leaks == {}

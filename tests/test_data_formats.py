@@ -82,7 +82,7 @@ def expected_for(name: str) -> list[Conversation]:
 def test_every_format_in_every_file_type_gives_the_same_conversations(tmp_path, name, kind):
     loaded = load_dataset(write_records(FORMATS[name], tmp_path, kind))
     assert loaded.format == name
-    assert loaded.reason == REASONS[name]
+    assert str(loaded.reason) == REASONS[name]
     assert loaded.errors == []
     assert (loaded.rows, loaded.valid_rows) == (2, 2)
     assert loaded.conversations == expected_for(name)
@@ -94,7 +94,7 @@ def test_explicit_format_is_used_and_reported(tmp_path):
     path = write_records(rows, tmp_path, "jsonl")
     assert load_dataset(path).format == "messages"
     loaded = load_dataset(path, format="text")
-    assert (loaded.format, loaded.reason) == ("text", "format text given")
+    assert (loaded.format, str(loaded.reason)) == ("text", "format text given")
     assert loaded.conversations == [Conversation(row=0, text="raw")]
 
 
@@ -117,7 +117,7 @@ def test_column_mapping_turns_prompt_response_into_alpaca(tmp_path):
     path = write_records(rows, tmp_path, "csv")
     loaded = load_dataset(path, columns={"prompt": "instruction", "response": "output"})
     assert loaded.format == "alpaca"
-    assert loaded.reason == "columns instruction/output found (after mapping prompt→instruction, response→output) → alpaca"
+    assert str(loaded.reason) == "columns instruction/output found (after mapping prompt→instruction, response→output) → alpaca"
     assert loaded.conversations == [
         Conversation(0, (Message("user", "What is 2 + 2?"), Message("assistant", "4"))),
         Conversation(1, (Message("user", "Say hi"), Message("assistant", "hi"))),
@@ -127,7 +127,7 @@ def test_column_mapping_turns_prompt_response_into_alpaca(tmp_path):
 def test_column_mapping_to_a_chat_column(tmp_path):
     rows = [{"dialog": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
     loaded = load_dataset(write_records(rows, tmp_path, "parquet"), columns={"dialog": "messages"})
-    assert loaded.reason == "column messages found (after mapping dialog→messages) → messages"
+    assert str(loaded.reason) == "column messages found (after mapping dialog→messages) → messages"
     assert loaded.conversations == [Conversation(0, (Message("user", "q"), Message("assistant", "a")))]
 
 

@@ -18,6 +18,11 @@ def jsonl(tmp_path: Path, rows: list, name: str = "data.jsonl") -> Path:
     return path
 
 
+def english(errors: list[RowError]) -> list[tuple[int, str, str]]:
+    """Row errors as (row, field, English text): what the command line prints."""
+    return [(e.row, e.field, str(e.message)) for e in errors]
+
+
 def only_error(tmp_path: Path, bad_row: dict, fmt: str = "auto") -> RowError:
     """Load a file whose row 1 is `bad_row` between two valid rows; return its single error."""
     good = {"messages": GOOD_CHAT} if "messages" in bad_row else \
@@ -80,7 +85,7 @@ CASES = [
 @pytest.mark.parametrize("bad_row,field,message", CASES, ids=[f"{c[1]}: {c[2][:30]}" for c in CASES])
 def test_each_validation_error_names_row_and_field(tmp_path, bad_row, field, message):
     error = only_error(tmp_path, bad_row)
-    assert error == RowError(1, field, message)
+    assert english([error]) == [(1, field, message)]
     assert str(error) == f"row 1, field '{field}': {message}"
 
 
@@ -92,21 +97,21 @@ def test_a_trailing_user_turn_is_dropped_and_counted_unless_kept(tmp_path):
     assert loaded.trimmed_rows == [0]
     assert loaded.conversations == [Conversation(r, (Message("user", "q"), Message("assistant", "a"))) for r in (0, 1)]
     # Nothing answered at all: there is no exchange left to keep, so the row stays an error.
-    assert loaded.errors == [RowError(2, "conversations[0].from",
+    assert english(loaded.errors) == [(2, "conversations[0].from",
                                       "conversation must end with an assistant turn, not a user turn")]
     kept = load_dataset(path, drop_trailing_user=False)
     assert kept.trimmed_rows == [] and [c.row for c in kept.conversations] == [1]
-    assert kept.errors[0] == RowError(0, "conversations[2].from",
-                                      "conversation must end with an assistant turn, not a user turn")
+    assert english(kept.errors[:1]) == [(0, "conversations[2].from",
+                                      "conversation must end with an assistant turn, not a user turn")]
     assert kept.invalid_rows == 2
 
 
 def test_all_field_errors_of_a_row_are_reported(tmp_path):
     path = jsonl(tmp_path, [{"messages": [{"role": "human", "content": 1}, {"role": "assistant"}]}])
-    assert load_dataset(path).errors == [
-        RowError(0, "messages[0].role", "unknown role 'human'; use system, user, assistant"),
-        RowError(0, "messages[0].content", "must be a string, got number"),
-        RowError(0, "messages[1].content", "is missing"),
+    assert english(load_dataset(path).errors) == [
+        (0, "messages[0].role", "unknown role 'human'; use system, user, assistant"),
+        (0, "messages[0].content", "must be a string, got number"),
+        (0, "messages[1].content", "is missing"),
     ]
 
 
@@ -114,9 +119,9 @@ def test_broken_jsonl_line_names_its_line_and_other_rows_still_load(tmp_path):
     path = jsonl(tmp_path, ['{"text": "a"}', "", '{"text": "b"', "[1, 2]", '{"text": "c"}'])
     loaded = load_dataset(path)
     assert loaded.rows == 4  # blank lines are not rows
-    assert loaded.errors == [
-        RowError(1, "line", "line 3 is not valid JSON: Expecting ',' delimiter (column 13)"),
-        RowError(2, "line", "line 4 is a list, expected a JSON object"),
+    assert english(loaded.errors) == [
+        (1, "line", "line 3 is not valid JSON: Expecting ',' delimiter (column 13)"),
+        (2, "line", "line 4 is a list, expected a JSON object"),
     ]
     assert loaded.conversations == [Conversation(0, text="a"), Conversation(3, text="c")]
 
@@ -127,7 +132,7 @@ def test_invalid_utf8_in_a_value_names_row_and_field(tmp_path):
                      + '{"instruction": "Café?", "output": "oui"}\n'.encode("latin-1")
                      + '{"instruction": "Phở?", "output": "Có"}\n'.encode("utf-8"))
     loaded = load_dataset(path)
-    assert loaded.errors == [RowError(1, "instruction",
+    assert english(loaded.errors) == [(1, "instruction",
                                       "contains bytes that are not valid UTF-8; re-save the file as UTF-8")]
     assert [c.messages[0].content for c in loaded.conversations] == ["q", "Phở?"]
 
@@ -135,28 +140,28 @@ def test_invalid_utf8_in_a_value_names_row_and_field(tmp_path):
 def test_invalid_utf8_outside_strings_names_the_line(tmp_path):
     path = tmp_path / "binary.jsonl"
     path.write_bytes(b'{"text": "a"}\n\xff\xfe{"text": "b"}\n')
-    assert load_dataset(path).errors == [RowError(1, "line", "line 2 is not valid UTF-8; re-save the file as UTF-8")]
+    assert english(load_dataset(path).errors) == [(1, "line", "line 2 is not valid UTF-8; re-save the file as UTF-8")]
 
 
 def test_invalid_utf8_in_a_csv_cell(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes(b"instruction,output\nq,a\n" + "r\u00e9sum\u00e9,x\n".encode("latin-1"))
-    assert load_dataset(path).errors == [
-        RowError(1, "instruction", "contains bytes that are not valid UTF-8; re-save the file as UTF-8")]
+    assert english(load_dataset(path).errors) == [
+        (1, "instruction", "contains bytes that are not valid UTF-8; re-save the file as UTF-8")]
 
 
 def test_csv_row_with_wrong_number_of_values_names_its_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('instruction,output\nq,a\n"multi\nline",b\nx,y,z\n', encoding="utf-8")
     loaded = load_dataset(path)
-    assert loaded.errors == [RowError(2, "line", "line 5 has 3 values but the header has 2 columns")]
+    assert english(loaded.errors) == [(2, "line", "line 5 has 3 values but the header has 2 columns")]
     assert loaded.conversations[1] == Conversation(1, (Message("user", "multi\nline"), Message("assistant", "b")))
 
 
 def test_json_array_item_that_is_not_an_object(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('[{"text": "a"}, "b"]', encoding="utf-8")
-    assert load_dataset(path).errors == [RowError(1, "row", "row 1 is a string, expected a JSON object")]
+    assert english(load_dataset(path).errors) == [(1, "row", "row 1 is a string, expected a JSON object")]
 
 
 def test_strict_mode_raises_on_the_first_invalid_row(tmp_path):

@@ -40,11 +40,20 @@ def test_a_starting_job_without_progress_fails_as_stalled_and_the_monitor_shows_
     assert running.state == "running"
     assert progress_text(running, series, "en") == (
         "**running** · preparing: rendering data (rendering and tokenizing 5000 rows)")
+    assert progress_text(running, series, "vi") == "**đang chạy** · đang chuẩn bị: dựng dữ liệu (dựng và tách token 5000 dòng)"
 
     wait_until(lambda: runner.get(job_id, "ann").state == "failed", timeout_s=60, runner=runner)
     info = runner.get(job_id, "ann")
-    assert info.exit_reason.startswith("stalled: no progress for 3 s while rendering and tokenizing 5000 rows")
+    assert info.exit_reason.startswith("stalled: no progress for 3 s while rendering data (no event, no CPU time")
     assert [(e["reason"], e["message"]) for e in error_events(runner, job_id)] == [("stalled", info.exit_reason)]
+    # The error event carries the reason's key and arguments: the Monitor says it in Vietnamese.
+    absorb(series, runner.events(job_id, "ann")[0])
+    assert progress_text(info, series, "vi").split("\n\n")[-1].startswith(
+        "Lý do: bị treo: không có tiến triển trong 3 giây khi đang dựng dữ liệu (không sự kiện")
+    # So does the registry: the Jobs tab shows the reason in the user's language too.
+    from studio.jobs_tab import job_row
+    assert str(info.exit_notice) == info.exit_reason
+    assert job_row(info, "vi")["reason"].startswith("bị treo: không có tiến triển trong 3 giây")
 
 
 def test_stop_waits_for_a_slow_step_and_its_checkpoint_and_resume_says_from_where(tmp_path):
@@ -57,6 +66,8 @@ def test_stop_waits_for_a_slow_step_and_its_checkpoint_and_resume_says_from_wher
     step = info.progress.step
     assert info.exit_code == 10
     assert info.exit_reason == f"stopped on request; a resume continues from checkpoint step_{step}"
+    from studio.common import ended_reason
+    assert ended_reason(info, "vi") == f"đã dừng theo yêu cầu; tiếp tục sẽ chạy từ checkpoint step_{step}"
     assert (info.job_dir / "checkpoints" / f"step_{step}" / "state.json").is_file()
     assert runner.resume(job_id, "ann") == f"step_{step}"
 
@@ -107,6 +118,8 @@ def test_studio_retries_out_of_memory_by_default_and_the_monitor_shows_each_retr
     assert text.split("\n\n")[1:] == [
         "Out-of-memory retry 1: micro_batch_size 4 -> 2, grad_accum 1 -> 2 (effective batch 4 per device unchanged)",
         "Out-of-memory retry 2: micro_batch_size 2 -> 1, grad_accum 2 -> 4 (effective batch 4 per device unchanged)"]
+    assert progress_text(runner.get(job_id, "ann"), series, "vi").split("\n\n")[1].endswith(
+        "micro_batch_size 4 -> 2, grad_accum 1 -> 2 (batch hiệu dụng 4 mỗi thiết bị không đổi)")
 
 
 def test_invalid_utf8_in_one_jobs_events_hides_nothing_else(tmp_path):

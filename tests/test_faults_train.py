@@ -107,7 +107,7 @@ def test_a_full_disk_while_checkpointing_leaves_no_tmp_folder_and_keeps_older_ch
     first = _save(small_disk, 1, 1000)
     with pytest.raises(DiskFull) as raised:
         _save(small_disk, 2, 2_000_000)   # 8 MB of weights on a 4 MiB disk
-    assert raised.value.errno == errno.ENOSPC and raised.value.what == "writing checkpoint step_2"
+    assert raised.value.errno == errno.ENOSPC and str(raised.value.what) == "writing checkpoint step_2"
     assert sorted(p.name for p in JobPaths(small_disk).checkpoints.iterdir()) == ["step_1"]
     assert JobPaths(small_disk).latest_checkpoint() == first
 

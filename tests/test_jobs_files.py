@@ -73,10 +73,11 @@ def test_exit_codes_become_states_and_one_line_reasons(code, stop, errors, stder
 
 
 def test_oom_names_the_levers():
-    message = oom_message(2, 8, 1024, "lora")
-    outcome = classify(3, False, [{"reason": "oom", "message": message}], None, 30.0)
+    notice = oom_message(2, 8, 1024, "lora")
+    message = str(notice)
+    outcome = classify(3, False, [{"reason": "oom", "message": message, "notice": notice.to_json()}], None, 30.0)
     assert outcome.oom and outcome.state == "failed"
-    assert outcome.reason == message
+    assert outcome.reason == message and outcome.notice == notice      # the event's notice, to translate
     assert message.endswith(OOM_LEVERS) and "train.micro_batch_size 8" in message
     stderr_only = classify(3, False, [], "CUDA out of memory", 30.0)
     assert stderr_only.oom and stderr_only.reason == f"out of memory (CUDA out of memory): {OOM_LEVERS}"

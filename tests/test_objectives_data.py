@@ -26,19 +26,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def test_paired_files_are_detected_with_the_reason(tmp_path):
     data = load_dataset(write_jsonl(tmp_path / "p.jsonl", PAIRS))
-    assert data.format == "preference" and data.reason == "columns prompt/chosen/rejected found → preference"
+    assert data.format == "preference" and str(data.reason) == "columns prompt/chosen/rejected found → preference"
     assert [(c.row, [m.role for m in c.messages], c.rejected) for c in data.conversations] == [
         (0, ["user", "assistant"], "Berlin, I think."), (1, ["system", "user", "assistant"], "22")]
     mapped = load_dataset(write_jsonl(tmp_path / "m.jsonl", [{"q": "Hi", "good": "Hello", "bad": "Go"}]),
                           columns={"q": "prompt", "good": "chosen", "bad": "rejected"})
-    assert mapped.format == "preference" and "after mapping q→prompt, good→chosen, bad→rejected" in mapped.reason
+    assert mapped.format == "preference" and "after mapping q→prompt, good→chosen, bad→rejected" in str(mapped.reason)
 
 
 def test_kto_files_are_detected_and_csv_labels_read(tmp_path):
     path = tmp_path / "k.csv"
     path.write_text("prompt,completion,label\nHi,Hello,true\nHi,Go away,False\n", encoding="utf-8")
     data = load_dataset(path)
-    assert data.format == "kto" and data.reason == "columns prompt/completion/label found → kto"
+    assert data.format == "kto" and str(data.reason) == "columns prompt/completion/label found → kto"
     assert [c.desirable for c in data.conversations] == [True, False]
 
 
@@ -98,7 +98,7 @@ def test_truncation_keeps_or_drops_a_pair_whole_and_says_why(tokenizers, tmp_pat
         "row 2, field 'rejected': dropped: chosen and rejected are identical after truncation"]
     _, dropping = build_preference_examples(data.conversations, tokenizer,
                                             TemplateConfig(max_seq_len=48, overflow="drop"))
-    assert dropping.dropped == {"longer than max_seq_len": 2}
+    assert dropping.dropped == {"drop.too_long": 2}
 
 
 def test_kto_rows_carry_a_mismatched_sequence_for_the_kl_term(tokenizers, tmp_path):
@@ -137,6 +137,7 @@ def test_config_example_documents_the_objective_and_its_parameters():
 
 
 def test_template_preview_shows_both_sequences_and_the_drops(smollm2_dir, tmp_path):
+    from studio.preview import PreviewReport
     from studio.template_tab import checks, row_view
     from trainer_backend.serve.preview import analyze, parse_args
 
@@ -147,10 +148,11 @@ def test_template_preview_shows_both_sequences_and_the_drops(smollm2_dir, tmp_pa
     assert [text for text, trained in first["rejected_runs"] if trained] == ["Berlin, I think.<|im_end|>"]
     assert [text for text, trained in first["runs"] if not trained] == \
         [text for text, trained in first["rejected_runs"] if not trained]          # one prompt, masked in both
-    lines = checks(result, "en")
+    report = PreviewReport.from_json(result)
+    lines = checks(report, "en")
     assert "⚠ 1 rows dropped: empty completion after truncation (the prompt fills template.max_seq_len) (rows 2)." \
         in lines
-    _, html = row_view(result, 0, "vi")
+    _, html = row_view(report, 0, "vi")
     assert "<b>Được chọn</b>" in html and "<b>Bị loại</b>" in html and html.count('class="tok-view"') == 2
 
 

@@ -10,6 +10,7 @@ from conftest import ROOT, TOKENIZERS
 from studio.preview import PreviewRequest
 from trainer_backend.config import PRESETS_DIR, TemplateConfig
 from trainer_backend.data import Conversation, Message
+from trainer_backend.messages import Notice
 from trainer_backend.presets import load_preset
 from trainer_backend.serve import preview
 from trainer_backend.serve.client import WorkerSpec
@@ -73,7 +74,7 @@ def test_preview_shows_row_errors_next_to_the_good_rows(tokenizer_dir, tmp_path)
         shown = preview.analyze(preview.parse_args(request.argv("python")[3:]))["examples"]
         assert [r["row"] for r in shown] == [0, 1, 2]
         if template == "auto":
-            assert "not prefix-stable" in shown[1]["error"] and "runs" in shown[0] and "runs" in shown[2]
+            assert "not prefix-stable" in str(Notice.from_json(shown[1]["error"])) and "runs" in shown[0] and "runs" in shown[2]
         text = "".join(piece for piece, _ in shown[2]["runs"])
         # each token's own text: spaces kept (SentencePiece), whole letters (byte-level BPE)
         assert "thất bại?" in text and "Không  thất bại." in text and "\ufffd" not in text

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from fake_worker import FAKE_COMMAND, fake_config
+from studio.charts import new_series
 from studio.evaluation_view import (absorb_evaluation, compare_figure, compared_jobs, config_differences,
                                     metrics_markdown, samples_frame)
 from trainer_backend.jobs import JobRunner
@@ -23,14 +24,14 @@ EVENTS = [
 
 
 def test_monitor_shows_base_to_latest_fine_tuned_and_samples_by_step():
-    series = {}
+    series = new_series("job")
     assert absorb_evaluation(series, EVENTS) is True
     assert absorb_evaluation(series, [{"kind": "train", "step": 3, "loss": 1.0}]) is False
-    md = metrics_markdown(series["metrics"], "en")
+    md = metrics_markdown(series.metrics, "en")
     assert "| mae (lower is better) | 20 | 12.5 | -7.5 |" in md and "| exact_match | 0 | 10 | +10 |" in md
     assert "fine-tuned (step 2)" in md and "29 rows" in md
-    assert "càng thấp càng tốt" in metrics_markdown(series["metrics"], "vi")
-    frame = samples_frame(series["samples"])
+    assert "càng thấp càng tốt" in metrics_markdown(series.metrics, "vi")
+    frame = samples_frame(series.samples)
     assert frame[["step", "model", "answer"]].values.tolist() == [[2, "fine-tuned", "44.99"], [0, "base", "I think"]]
     assert metrics_markdown([], "en") == ""
 

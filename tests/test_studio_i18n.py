@@ -5,9 +5,11 @@ import re
 import string
 from pathlib import Path
 
+import pytest
+
 from studio.config_form import NOT_ON_FORM, field_specs
 from studio.data_tab import ERROR_COLUMNS, FIELDS, ROW_COLUMNS
-from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, t
+from studio.i18n import STRINGS, LabelBook, field_info_key, field_label_key, say, t
 
 STUDIO = Path(__file__).resolve().parent.parent / "studio"
 KEY = re.compile(r'"((?:app|tab|data|tpl|train|mon|jobs|chat|export|cfg\.section)\.[a-z_]+)"')
@@ -82,3 +84,135 @@ def test_every_preset_is_described_in_vietnamese():
         assert vi != p.description and "the planner" not in vi and " for a " not in vi, p.name
     assert preset_text("qwen2.5-7b-instruct-24gb", "", "qlora", 24.0, "vi") == (
         "Qwen2.5-7B-Instruct: trò chuyện và làm theo chỉ dẫn, mạnh về tiếng Anh và tiếng Trung; qlora cho GPU 24 GB")
+
+
+def test_every_field_label_and_hint_names_a_field_of_the_form():
+    """A key left in the tables after its field left the form (or written twice, the first copy
+    silently lost) is dead text nobody maintains."""
+    import ast
+
+    from studio.i18n import _FIELD_INFO, _FIELD_LABELS
+
+    keys = {s.key for s in field_specs()}
+    assert sorted(set(_FIELD_LABELS) - keys) == [] and sorted(set(_FIELD_INFO) - keys) == []
+    tree = ast.parse((STUDIO / "i18n.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            literal = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert len(literal) == len(set(literal)), [k for k in literal if literal.count(k) > 1]
+
+
+SAME_IN_BOTH = {"type.null", "job.bad_loss"}      # JSON's null; "loss" is the word the Vietnamese UI uses too
+
+
+def test_every_backend_message_has_a_vietnamese_text_with_the_same_placeholders():
+    from studio.backend_texts import VIETNAMESE
+    from trainer_backend.messages import ENGLISH
+
+    assert sorted(set(ENGLISH) - set(VIETNAMESE)) == [] and sorted(set(VIETNAMESE) - set(ENGLISH)) == []
+    fields = lambda s: {f for _, f, _, _ in string.Formatter().parse(s) if f}  # noqa: E731
+    for key, en in ENGLISH.items():
+        assert fields(en) == fields(VIETNAMESE[key]), key
+        # Only a text that is nothing but its arguments (or a name both languages use) reads the same.
+        assert VIETNAMESE[key] != en or not re.sub(r"\{\w+\}|[\W\d_]", "", en) or key in SAME_IN_BOTH, key
+
+
+BACKEND = Path(__file__).resolve().parent.parent / "trainer_backend"
+
+
+def test_every_message_key_the_backend_writes_has_a_text():
+    """A key typed in a msg(...) call (or built from a prefix) exists, so no notice fails to render."""
+    from trainer_backend.messages import ENGLISH
+
+    written = set()
+    for path in BACKEND.rglob("*.py"):
+        written |= set(re.findall(r'msg\(f?"([a-z0-9_.]+)', path.read_text(encoding="utf-8")))
+    prefixes = {k for k in written if k.endswith(".") or k.endswith("_")}
+    assert sorted(written - prefixes - set(ENGLISH)) == []
+    for prefix in prefixes:
+        assert any(k.startswith(prefix) for k in ENGLISH), prefix
+
+
+def test_a_row_error_a_detection_reason_and_a_load_failure_read_in_vietnamese(tmp_path):
+    import json
+
+    from studio.common import DataSource
+    from studio.data_tab import inspect
+
+    rows = tmp_path / "chats.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in [
+        {"conversations": [{"from": "human", "value": "Chào"}, {"from": "gpt", "value": "Xin chào"}]},
+        {"conversations": [{"from": "robot", "value": "?"}, {"from": "gpt", "value": "a"}]},
+        {"conversations": [{"from": "human", "value": "q"}]}]) + "\n", encoding="utf-8")
+    seen = inspect(DataSource(str(rows), "chats.jsonl"), "auto", {}, True, "vi")
+    assert "định dạng **sharegpt** (có cột conversations → sharegpt)" in seen.status
+    assert seen.errors.values.tolist() == [
+        [1, "conversations[0].from", "vai trò 'robot' không hợp lệ; hãy dùng system, human, user, gpt, assistant"],
+        [2, "conversations[0].from", "hội thoại phải kết thúc bằng một lượt assistant, không phải lượt user"]]
+    english = inspect(DataSource(str(rows), "chats.jsonl"), "auto", {}, True, "en")
+    assert english.errors.values.tolist()[0][2] == "unknown role 'robot'; use system, human, user, gpt, assistant"
+
+    broken = tmp_path / "notes.csv"
+    broken.write_text("title,price\nlamp,12\n", encoding="utf-8")
+    failed = inspect(DataSource(str(broken), "notes.csv", ("title", "price")), "auto", {}, True, "vi")
+    assert failed.status.startswith("✖ Không dùng được **notes.csv**: không nhận ra định dạng từ các cột (title, price)")
+    assert str(tmp_path) not in failed.status
+
+
+def test_a_failure_reason_read_back_from_a_job_file_is_shown_in_vietnamese(tmp_path):
+    from studio.charts import absorb, new_series
+    from trainer_backend.contracts import Reason, oom_message, read_events, write_error
+
+    events = tmp_path / "events.jsonl"
+    write_error(events, 3, Reason.OOM, oom_message(3, 8, 2048, "lora"))
+    series = new_series("job")
+    absorb(series, read_events(events))
+    assert say("vi", series.error).startswith("hết bộ nhớ GPU ở bước 3 (train.micro_batch_size 8, "
+                                              "template.max_seq_len 2048, phương pháp lora): hãy giảm")
+    assert say("en", series.error) == read_events(events)[0]["message"]
+
+
+def test_a_config_refusal_of_the_train_tab_reads_in_vietnamese():
+    from studio.train_tab import estimate_text, on_devices
+    from trainer_backend.presets import load_preset
+
+    run = load_preset("smollm2-135m-demo").with_overrides({"method": "qlora", "train.optimizer": "adamw_8bit"})
+    text = estimate_text(run, on_devices(run, []), [], "vi")
+    assert ("'method': qlora nạp mô hình 4-bit bằng bitsandbytes, vốn cần GPU CUDA; trên CPU hãy dùng method: lora; "
+            "'train.optimizer': adamw_8bit (bitsandbytes) cần GPU CUDA") in text and "needs" not in text
+
+
+def test_a_preview_that_fails_on_the_data_says_why_in_vietnamese(tmp_path):
+    import sys
+
+    from studio.preview import PreviewError, PreviewRequest, run_preview
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(PreviewError) as caught:
+        run_preview(PreviewRequest(str(empty), "unused-model"), sys.executable)
+    assert str(caught.value) == f"{empty}: no rows found"            # the CLI's English line
+    assert say("vi", caught.value.notice) == f"{empty}: không tìm thấy dòng nào"
+
+
+def test_a_bad_value_of_the_form_is_refused_in_vietnamese():
+    from trainer_backend.config import ConfigError, RunConfig
+
+    for overrides, vi in [({"train.lr": 0}, "'train.lr': giá trị phải lớn hơn 0 (nhận được 0)"),
+                          ({"train.max_steps": 0}, "'train.max_steps': phải là -1 (chạy theo epoch) hoặc một số bước dương"),
+                          ({"sync.devices": ["cpu", 0]}, "'sync.devices': trộn worker cpu và GPU")]:
+        with pytest.raises(ConfigError) as caught:
+            RunConfig().with_overrides(overrides)
+        assert str(caught.value).startswith("invalid run config: '")       # the CLI's English stays
+        assert say("vi", caught.value.notice).startswith(f"cấu hình không hợp lệ: {vi}"), overrides
+
+
+def test_a_form_value_that_cannot_be_read_is_explained_in_vietnamese():
+    from studio.config_form import FormError, field_specs, from_form
+    from trainer_backend.config import RunConfig
+
+    batch = [s for s in field_specs() if s.key == "train.micro_batch_size"]
+    with pytest.raises(FormError) as caught:
+        from_form(RunConfig(), batch, ["x"])
+    assert str(caught.value) == "'train.micro_batch_size': 'x' is neither a whole number nor auto"
+    assert caught.value.text("vi") == "'train.micro_batch_size': 'x' không phải số nguyên cũng không phải auto"

@@ -13,7 +13,7 @@ from studio.data_tab import FIELDS
 from studio.train_tab import estimate_text, on_devices
 from studio_server import running_studio
 from trainer_backend.data import load_dataset
-from trainer_backend.device_rules import OPTIMIZER_NEEDS_CUDA, QLORA_NEEDS_CUDA
+from trainer_backend.device_rules import QLORA_NEEDS_CUDA, optimizer_needs_cuda
 from trainer_backend.planner import estimate
 from trainer_backend.presets import load_preset
 
@@ -83,7 +83,7 @@ def test_a_cpu_machine_estimates_a_gpu_preset_for_the_gpu_it_is_sized_for():
     peak = estimate(on_cpu.with_overrides({"sync.devices": [0]}), 24.0).peak_gib
     assert round(peak, 2) == run.planner.expected_peak_gib       # the planner's own figure, as the preset says
     text = estimate_text(run, on_cpu, [], "en")
-    problems = f"{QLORA_NEEDS_CUDA}; {OPTIMIZER_NEEDS_CUDA.format(optimizer=run.train.optimizer)}"
+    problems = f"{QLORA_NEEDS_CUDA}; {optimizer_needs_cuda(run.train.optimizer)}"
     assert text == (f"✖ This run cannot train on the CPU: {problems}. Pick a GPU above or change these "
                     f"fields.\n\nOn the 24 GiB GPU this preset is sized for, the predicted peak is {peak:.1f} GiB: "
                     "it fits.")

@@ -2,10 +2,19 @@
 the length histogram's axis, and the QLoRA fields reaching bitsandbytes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from studio.charts import absorb, loss_figure, new_series
 from studio.data_tab import histogram
+from studio.preview import BuildCounts, PreviewReport
+
+
+def lengths_report(lengths: list[int], max_seq_len: int) -> PreviewReport:
+    counts = BuildCounts(len(lengths), len(lengths), 0, 0, 0, (), ())
+    return PreviewReport("m", "auto", "alpaca", None, len(lengths), len(lengths), max_seq_len, counts, tuple(lengths),
+                         sum(lengths), len(lengths), 0, ())
 
 
 def train(step: int, loss: float) -> dict:
@@ -26,11 +35,11 @@ def test_a_resumed_job_draws_each_attempt_as_its_own_line():
 
 
 def test_the_histogram_axis_fits_short_rows_and_names_a_far_limit():
-    short = {"lengths": [30, 42, 55, 61], "max_seq_len": 2048}
+    short = lengths_report([30, 42, 55, 61], 2048)
     fig = histogram(short, "en")
     assert fig.layout.xaxis.range == (0, 61 * 1.05) and not fig.layout.shapes
     assert "max_seq_len 2048 is far right of the longest row" in fig.layout.title.text
-    near = histogram({"lengths": [100, 240, 256], "max_seq_len": 256}, "en")
+    near = histogram(lengths_report([100, 240, 256], 256), "en")
     assert near.layout.xaxis.range == (0, 256 * 1.05) and near.layout.shapes[0].x0 == 256
 
 
@@ -73,7 +82,7 @@ def test_unsloth_refuses_qlora_settings_it_cannot_honour():
     check_method(cfg, torch.device("cuda", 0))                     # the defaults are unsloth's own
     with pytest.raises(ConfigError) as caught:
         check_method(cfg.with_overrides({"qlora.quant_type": "fp4"}), torch.device("cuda", 0))
-    assert str(caught.value) == UNSLOTH_QLORA_FIXED
+    assert str(caught.value) == str(UNSLOTH_QLORA_FIXED)
 
 
 def test_the_template_tab_says_which_run_it_previews_and_when_the_preview_is_stale():
@@ -81,7 +90,8 @@ def test_the_template_tab_says_which_run_it_previews_and_when_the_preview_is_sta
     from trainer_backend.presets import load_preset
 
     run = load_preset("smollm2-135m-demo")
-    made = {"model": run.model.name_or_path, "template": run.template.name, "max_seq_len": run.template.max_seq_len}
+    made = replace(lengths_report([10], run.template.max_seq_len), model=run.model.name_or_path,
+                   template=run.template.name)
     assert basis_text(run, made, "en").startswith("Previewing the run prepared in the Train tab: model "
                                                   "**SmolLM2-135M-Instruct**, template **auto**")
     assert "⚠" not in basis_text(run, made, "en") and "max_seq_len **256**" in basis_text(run, made, "en")

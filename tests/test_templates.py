@@ -179,7 +179,7 @@ def test_template_that_is_not_prefix_stable_is_refused_by_row(tokenizer_dir):
     with pytest.raises(TemplateError, match="row 7, field 'messages': message 2: template is not prefix-stable"):
         render_and_mask(chat(turns=TURNS[:1], row=7), tok, TemplateConfig())
     examples, report = build_examples([chat(turns=TURNS[:1], row=7)], tok, TemplateConfig())
-    assert examples == [] and report.dropped == {"template error": 1} and report.issues[0].row == 7
+    assert examples == [] and report.dropped == {"drop.template_error": 1} and report.issues[0].row == 7
 
 
 def test_template_exceptions_become_row_errors(tokenizers):

@@ -37,8 +37,8 @@ def test_truncation_that_leaves_no_trained_token_drops_the_row(smol):
     prompt_len = render_and_mask(long_prompt, smol, TemplateConfig()).trained.index(True)
     examples, report = build_examples([long_prompt], smol, TemplateConfig(max_seq_len=prompt_len))
     assert examples == []
-    assert report.dropped == {"no trained token after truncation": 1}
-    assert report.issues[0].row == 5 and "no trained token after truncation" in report.issues[0].message
+    assert report.dropped == {"drop.no_trained_after_truncation": 1}
+    assert report.issues[0].row == 5 and "no trained token after truncation" in str(report.issues[0].message)
 
 
 def test_drop_policy_and_token_filters(smol):
@@ -47,12 +47,12 @@ def test_drop_policy_and_token_filters(smol):
     tcfg = TemplateConfig(max_seq_len=lengths[2], overflow="drop")
     examples, report = build_examples(rows, smol, tcfg)
     assert [e.row for e in examples] == [0, 2]
-    assert report.dropped == {"longer than max_seq_len": 1} and report.issues[0].row == 1
+    assert report.dropped == {"drop.too_long": 1} and report.issues[0].row == 1
 
     tcfg = TemplateConfig(min_tokens=lengths[0] + 1, max_tokens=lengths[1] - 1)
     examples, report = build_examples(rows, smol, tcfg)
     assert [e.row for e in examples] == [2]
-    assert report.dropped == {"shorter than min_tokens": 1, "longer than max_tokens": 1}
+    assert report.dropped == {"drop.too_short": 1, "drop.over_max_tokens": 1}
     assert report.summary() == "1 of 3 rows kept, 0 truncated (0 tokens cut), 1 dropped: longer than max_tokens, " \
                                "1 dropped: shorter than min_tokens"
 

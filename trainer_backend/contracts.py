@@ -3,8 +3,8 @@ event writer, the files of a job directory, which checkpoints exist, the out-of-
 the last line of a log, and the shared-memory folder of a run.
 
 The train command, its workers, the launcher, the job supervisor, the studio and the test fake
-worker all import this module, so it imports nothing of the project and no torch: any of them
-can load it in a few milliseconds.
+worker all import this module, so it imports no torch and nothing of the project but the messages
+(a leaf like this one): any of them can load it in a few milliseconds.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
+
+from .messages import ENGLISH, Notice, msg
 
 
 class ExitCode(IntEnum):
@@ -77,19 +79,17 @@ EXIT_REASON = {ExitCode.CRASH: Reason.CRASH, ExitCode.BAD_INPUT: Reason.CONFIG, 
                ExitCode.PEER_FAILED: Reason.SYNC, ExitCode.DIVERGED: Reason.DIVERGED,
                ExitCode.DISK_FULL: Reason.DISK_FULL}
 
-OOM_LEVERS = ("lower train.micro_batch_size (raise train.grad_accum to keep the effective batch), "
-              "turn on train.gradient_checkpointing, lower template.max_seq_len, or use method: qlora")
+OOM_LEVERS = ENGLISH["job.oom_levers"]
 
 
-def oom_message(step: int, micro_batch_size: int | str, max_seq_len: int, method: str) -> str:
-    return (f"out of GPU memory at step {step} (train.micro_batch_size {micro_batch_size}, "
-            f"template.max_seq_len {max_seq_len}, method {method}): {OOM_LEVERS}")
+def oom_message(step: int, micro_batch_size: int | str, max_seq_len: int, method: str) -> Notice:
+    return msg("job.oom", step=step, micro_batch_size=micro_batch_size, max_seq_len=max_seq_len, method=method,
+               levers=msg("job.oom_levers"))
 
 
-def disk_full_message(path: str | Path | None, what: str) -> str:
-    where = f" ({path})" if path else ""
-    return (f"the disk is full while {what}{where}: free space on that disk (delete old jobs, "
-            "checkpoints or exports), or lower train.keep_checkpoints; then resume the job")
+def disk_full_message(path: str | Path | None, what: Notice) -> Notice:
+    """`what` says what was being written: job.while_training, job.while_writing, job.while_checkpoint."""
+    return msg("job.disk_full_at", what=what, path=str(path)) if path else msg("job.disk_full", what=what)
 
 
 # ---- the files of a job directory ------------------------------------------------------------
@@ -173,9 +173,17 @@ def write_event(path: Path, kind: EventKind, step: int, **fields: Any) -> dict:
     return event
 
 
-def write_status(path: Path, step: int, status: Status, message: str, total_steps: int | None,
+def write_error(path: Path, step: int, reason: Reason, message: Notice) -> dict:
+    """An error event: the English text for logs and older readers, and the notice to translate it."""
+    return write_event(path, EventKind.ERROR, step, reason=str(reason), message=str(message), notice=message.to_json())
+
+
+def write_status(path: Path, step: int, status: Status, message: str | Notice, total_steps: int | None,
                  **fields: Any) -> dict:
-    return write_event(path, EventKind.STATUS, step, status=str(status), message=message,
+    """A status event; a message that is a notice is written with its key and arguments too."""
+    if isinstance(message, Notice):
+        fields["notice"] = message.to_json()
+    return write_event(path, EventKind.STATUS, step, status=str(status), message=str(message),
                        total_steps=int(total_steps or 0), **fields)
 
 

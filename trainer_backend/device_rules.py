@@ -3,29 +3,34 @@ it with the same messages the trainer raises when it starts."""
 from __future__ import annotations
 
 from .config import ConfigError, RunConfig
+from .messages import Notice, joined, msg
 
 CUDA_ONLY_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")   # bitsandbytes
 
-UNSLOTH_NEEDS_CUDA = "'model.engine': unsloth needs a CUDA GPU and this run is on {device}; use engine: hf (or auto)"
-FP16_NEEDS_CUDA = "'train.precision': fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"
-QLORA_NEEDS_CUDA = ("'method': qlora loads the model in 4-bit with bitsandbytes, which needs a CUDA GPU; "
-                    "use method: lora on CPU")
-UNSLOTH_QLORA_FIXED = ("'qlora': the unsloth engine loads 4-bit weights as nf4 with double quantization, computing "
-                       "in train.precision; keep those qlora settings or use model.engine: hf")
-OPTIMIZER_NEEDS_CUDA = "'train.optimizer': {optimizer} (bitsandbytes) needs a CUDA GPU; use optimizer: adamw on CPU"
+FP16_NEEDS_CUDA = msg("config.fp16_needs_cuda")
+QLORA_NEEDS_CUDA = msg("config.qlora_needs_cuda")
+UNSLOTH_QLORA_FIXED = msg("config.unsloth_qlora_fixed")
 
 
-def cpu_problems(cfg: RunConfig) -> list[str]:
+def unsloth_needs_cuda(device: str) -> Notice:
+    return msg("config.unsloth_needs_cuda", device=device)
+
+
+def optimizer_needs_cuda(optimizer: str) -> Notice:
+    return msg("config.optimizer_needs_cuda", optimizer=optimizer)
+
+
+def cpu_problems(cfg: RunConfig) -> list[Notice]:
     """Every choice of `cfg` that a CPU worker cannot run, one message each."""
     problems = []
     if cfg.model.engine == "unsloth":
-        problems.append(UNSLOTH_NEEDS_CUDA.format(device="cpu"))
+        problems.append(unsloth_needs_cuda("cpu"))
     if cfg.train.precision == "fp16":
         problems.append(FP16_NEEDS_CUDA)
     if cfg.method == "qlora":
         problems.append(QLORA_NEEDS_CUDA)
     if cfg.train.optimizer in CUDA_ONLY_OPTIMIZERS:
-        problems.append(OPTIMIZER_NEEDS_CUDA.format(optimizer=cfg.train.optimizer))
+        problems.append(optimizer_needs_cuda(cfg.train.optimizer))
     return problems
 
 
@@ -34,4 +39,4 @@ def check_devices(cfg: RunConfig) -> None:
     if "cpu" in cfg.sync.devices:
         problems = cpu_problems(cfg)
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError(joined(problems))

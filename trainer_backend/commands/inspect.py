@@ -45,10 +45,10 @@ def report(dataset: LoadedDataset) -> dict:
         "format": dataset.format,
         "rows": dataset.rows,
         "valid_rows": dataset.valid_rows,
-        "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in dataset.errors[:MAX_ERRORS]],
+        "errors": [{"row": e.row, "field": e.field, "message": str(e.message)} for e in dataset.errors[:MAX_ERRORS]],
         "errors_total": len(dataset.errors),
         "trailing_user_dropped": len(dataset.trimmed_rows),
-        "reason": dataset.reason,
+        "reason": str(dataset.reason),
     }
 
 

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..messages import Notice, msg
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -31,36 +33,40 @@ class Conversation:
 
 @dataclass(frozen=True)
 class RowError:
-    """A user-fixable problem in one row: `row` is 0-based, `field` names the column or path."""
+    """A user-fixable problem in one row: `row` is 0-based, `field` names the column or path,
+    `message` says what is wrong (in English with str(), in the user's language in the studio)."""
     row: int
     field: str
-    message: str
+    message: Notice
+
+    def described(self) -> Notice:
+        return msg("row.at", row=self.row, field=self.field, message=self.message)
 
     def __str__(self) -> str:
-        return f"row {self.row}, field '{self.field}': {self.message}"
+        return str(self.described())
 
 
 class DataError(ValueError):
     """A dataset that cannot be used as a whole (unreadable file, undetectable format, a row that
     fails in strict mode); the message names the file and, where there is one, the row.
 
-    `detail` is the message without the file, for a UI that names the file its own way (a server's
-    upload folder is no business of the user's)."""
+    `notice` is what is wrong without the file, for a UI that names the file its own way (a
+    server's upload folder is no business of the user's) and in the user's language."""
 
-    def __init__(self, path: str | Path, detail: str):
-        super().__init__(f"{path}: {detail}")
+    def __init__(self, path: str | Path, notice: Notice):
+        super().__init__(f"{path}: {notice}")
         self.path = str(path)
-        self.detail = detail
+        self.notice = notice
 
     def __reduce__(self):  # pickles (a worker pool's errors) with both arguments
-        return DataError, (self.path, self.detail)
+        return DataError, (self.path, self.notice)
 
 
 @dataclass
 class LoadedDataset:
     path: str
     format: str            # alpaca | sharegpt | messages | text | preference | kto
-    reason: str            # why this format was chosen (detected or given)
+    reason: Notice         # why this format was chosen (detected or given)
     rows: int              # rows read from the file
     conversations: list[Conversation] = field(default_factory=list)   # PreferenceRows for preference and kto
     errors: list[RowError] = field(default_factory=list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from ..messages import Notice, msg
 from .conversation import DataError
 from .formats import FORMAT_FIELDS
 from .readers import Record
@@ -20,11 +21,6 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def signature(format: str) -> tuple[str, ...]:
-    """The columns whose presence makes `auto` choose `format`."""
-    return dict(_SIGNATURES)[format]
-
-
 def file_columns(records: Iterable[Record | None]) -> list[str]:
     seen: dict[str, None] = {}
     for record in records:
@@ -39,31 +35,28 @@ def rename_columns(records: list[Record | None], columns: dict[str, str], path: 
     present = set(file_columns(records))
     for source, target in columns.items():
         if target not in known:
-            raise DataError(path, f"column mapping {source}={target}: '{target}' is not a field of any format "
-                            f"(fields: {', '.join(sorted(known))})")
+            raise DataError(path, msg("file.map_unknown_field", source=source, target=target,
+                                      fields=", ".join(sorted(known))))
         if source not in present:
-            raise DataError(path, f"column mapping {source}={target}: the file has no column '{source}' "
-                            f"(columns: {', '.join(sorted(present))})")
+            raise DataError(path, msg("file.map_no_column", source=source, target=target,
+                                      columns=", ".join(sorted(present))))
         if target in present and target not in columns:
-            raise DataError(path, f"column mapping {source}={target}: the file already has a column "
-                            f"'{target}'; map or remove one of them")
+            raise DataError(path, msg("file.map_clash", source=source, target=target))
     return [None if record is None else {columns.get(key, key): value for key, value in record.items()}
             for record in records]
 
 
-def choose_format(requested: str, columns: list[str], mapping: dict[str, str], path: Path) -> tuple[str, str]:
+def choose_format(requested: str, columns: list[str], mapping: dict[str, str], path: Path) -> tuple[str, Notice]:
     """The format and the reason it was chosen."""
     if requested != "auto":
         if requested not in FORMATS:
-            raise DataError(path, f"unknown format '{requested}'; use auto, {', '.join(FORMATS)}")
-        return requested, f"format {requested} given"
-    mapped = f" (after mapping {', '.join(f'{k}→{v}' for k, v in mapping.items())})" if mapping else ""
+            raise DataError(path, msg("file.unknown_format", format=requested, formats=", ".join(FORMATS)))
+        return requested, msg("detect.given", format=requested)
     for name, needed in _SIGNATURES:
         if all(column in columns for column in needed):
-            noun = "column" if len(needed) == 1 else "columns"
-            return name, f"{noun} {'/'.join(needed)} found{mapped} → {name}"
-    found = ", ".join(columns) if columns else "none"
-    raise DataError(path, f"cannot detect the format from the columns ({found}); expected instruction+output "
-                    "(alpaca), conversations (sharegpt), messages, text, prompt+chosen+rejected (preference) or "
-                    "prompt+completion+label (kto); pass a format and a column mapping "
-                    "such as prompt=instruction,response=output")
+            key = "detect.column" if len(needed) == 1 else "detect.columns"
+            if mapping:
+                return name, msg(f"{key}_mapped", columns="/".join(needed), format=name,
+                                 pairs=", ".join(f"{k}→{v}" for k, v in mapping.items()))
+            return name, msg(key, columns="/".join(needed), format=name)
+    raise DataError(path, msg("file.undetected", columns=", ".join(columns) if columns else msg("file.no_columns")))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+from ..messages import msg
 from .conversation import Conversation, Message, RowError
 from .text import type_name
 from .turns import RowIssues, Turn
@@ -75,8 +76,8 @@ def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
     for index, pair in enumerate(issues.list_field(record, "history", required=False) or ()):
         path = f"history[{index}]"
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            got = f"list of length {len(pair)}" if isinstance(pair, (list, tuple)) else type_name(pair)
-            issues.add(path, f"must be a [user, assistant] pair, got {got}")
+            issues.add(path, msg("row.pair_length", n=len(pair)) if isinstance(pair, (list, tuple))
+                       else msg("row.pair_type", type=type_name(pair)))
             continue
         for role, value, sub in (("user", pair[0], 0), ("assistant", pair[1], 1)):
             content = issues.text(value, f"{path}[{sub}]")
@@ -88,8 +89,6 @@ def _history_turns(record: dict, issues: RowIssues) -> list[Turn]:
 def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[str, str],
                     system_column: bool) -> Converter:
     """A converter for a list of role/content objects; `system_column` also reads a `system` column."""
-    names = ", ".join(roles)
-
     def convert(row: int, record: dict, drop_trailing_user: bool = False) -> Converted:
         issues = RowIssues(row)
         turns: list[Turn] = []
@@ -99,14 +98,9 @@ def _chat_converter(column: str, role_key: str, content_key: str, roles: dict[st
                 turns.append(Turn("system", system, "system"))
         for index, item in enumerate(issues.list_field(record, column, required=True) or ()):
             path = f"{column}[{index}]"
-            if not isinstance(item, dict):
-                issues.add(path, f"must be an object with '{role_key}' and '{content_key}', got {type_name(item)}")
+            if not issues.turn_object(item, path, role_key, content_key):
                 continue
-            found = item.get(role_key)
-            role = roles.get(found) if isinstance(found, str) else None
-            if role is None:
-                issues.add(f"{path}.{role_key}", "is missing" if role_key not in item else
-                           f"unknown role {found!r}; use {names}")
+            role = issues.role(item, role_key, roles, path)
             content = issues.member_text(item, content_key, path)
             if role is not None and content is not None:
                 turns.append(Turn(role, content, path, role_key, content_key))
@@ -120,7 +114,7 @@ def convert_text(row: int, record: dict, drop_trailing_user: bool = False) -> Co
     issues = RowIssues(row)
     text = issues.required_text(record, "text")
     if text is not None and not text.strip():
-        issues.add("text", "empty text")
+        issues.add("text", msg("row.empty_text"))
     if issues.errors:
         return Converted(None, issues.errors)
     return Converted(Conversation(row=row, text=text), [])

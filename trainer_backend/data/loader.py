@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..messages import msg
 from .conversation import DataError, LoadedDataset, RowError
 from .detect import choose_format, file_columns, rename_columns
 from .formats import CONVERTERS
@@ -17,9 +18,9 @@ def load_dataset(path: str | Path, format: str = "auto", columns: dict[str, str]
     path = Path(path)
     raw = read_records(path)
     if not raw.records:
-        raise DataError(path, "no rows found")
+        raise DataError(path, msg("file.no_rows"))
     if not any(record is not None for record in raw.records):
-        raise DataError(path, f"no row could be read ({len(raw.errors)} errors); first: {raw.errors[0]}")
+        raise DataError(path, msg("file.no_readable_row", n=len(raw.errors), first=raw.errors[0].described()))
     records = rename_columns(raw.records, columns, path) if columns else raw.records
     chosen, reason = choose_format(format, file_columns(records), columns or {}, path)
     convert = CONVERTERS[chosen]
@@ -48,5 +49,6 @@ def dataset_columns(path: str | Path) -> list[str]:
 
 
 def _strict_failure(path: Path, errors: list[RowError]) -> DataError:
-    more = f" (and {len(errors) - 1} more in this row)" if len(errors) > 1 else ""
-    return DataError(path, f"{errors[0]}{more}; strict mode stops at the first invalid row")
+    if len(errors) > 1:
+        return DataError(path, msg("file.strict_more", first=errors[0].described(), more=len(errors) - 1))
+    return DataError(path, msg("file.strict", first=errors[0].described()))

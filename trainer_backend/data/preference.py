@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..messages import msg
 from .conversation import Conversation, Message
 from .formats import MESSAGES_ROLES, Converted
-from .text import type_name
 from .turns import RowIssues, Turn
 from .validate import check_turns
-
-IDENTICAL = "chosen and rejected are identical: the pair teaches nothing"
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,9 @@ def _prompt_turns(record: dict, issues: RowIssues) -> list[Turn]:
     turns = []
     for index, item in enumerate(issues.list_field(record, "prompt", required=True) or ()):
         path = f"prompt[{index}]"
-        if not isinstance(item, dict):
-            issues.add(path, f"must be an object with 'role' and 'content', got {type_name(item)}")
+        if not issues.turn_object(item, path, "role", "content"):
             continue
-        role = MESSAGES_ROLES.get(item.get("role")) if isinstance(item.get("role"), str) else None
-        if role is None:
-            issues.add(f"{path}.role", "is missing" if "role" not in item else
-                       f"unknown role {item.get('role')!r}; use {', '.join(MESSAGES_ROLES)}")
+        role = issues.role(item, "role", MESSAGES_ROLES, path)
         content = issues.member_text(item, "content", path)
         if role is not None and content is not None:
             turns.append(Turn(role, content, path, "role", "content"))
@@ -64,7 +58,7 @@ def _completion(record: dict, key: str, issues: RowIssues) -> str | None:
     if items is None:
         return None
     if len(items) != 1 or not isinstance(items[0], dict) or items[0].get("role") != "assistant":
-        issues.add(key, "must be a string or a list of exactly one {role: assistant, content: ...} message")
+        issues.add(key, msg("row.not_completion"))
         return None
     return issues.member_text(items[0], "content", f"{key}[0]")
 
@@ -75,8 +69,7 @@ def _label(record: dict, issues: RowIssues) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):  # CSV cells
         return value.strip().lower() == "true"
-    issues.add("label", "is missing" if "label" not in record else
-               f"must be true (desirable) or false (undesirable), got {value!r}")
+    issues.add("label", msg("row.missing") if "label" not in record else msg("row.bad_label", value=repr(value)))
     return None
 
 
@@ -98,7 +91,7 @@ def convert_preference(row: int, record: dict, drop_trailing_user: bool = False)
     prompt = _prompt_turns(record, issues)
     chosen, rejected = _completion(record, "chosen", issues), _completion(record, "rejected", issues)
     if chosen is not None and chosen == rejected:
-        issues.add("rejected", IDENTICAL)
+        issues.add("rejected", msg("row.identical_pair"))
     return _finish(issues, prompt, {"chosen": chosen, "rejected": rejected}, rejected=rejected)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..messages import Notice, msg
 from .conversation import DataError, RowError
 from .text import is_utf8, type_name
 
@@ -38,7 +39,7 @@ def read_records(path: str | Path) -> RawRows:
     if not path.exists() and hub and path.suffix.lower() not in FILE_SUFFIXES:
         return _read_hub(str(path), hub["repo"], hub["config"], hub["split"] or "train")
     if not path.exists():
-        raise DataError(path, "no such file or folder")
+        raise DataError(path, msg("file.missing"))
     if path.is_dir():
         return _read_saved_dataset(path)
     suffix = path.suffix.lower()
@@ -53,18 +54,16 @@ def read_records(path: str | Path) -> RawRows:
         if start == "[" and suffix != ".jsonl":
             return _read_json_array(path, text)
         if start == "{" and _is_one_object(text):
-            raise DataError(path, f"the file is one JSON object, not rows; put the rows in a JSON array "
-                            "[{...}, {...}] or write one object per line (JSON lines)")
+            raise DataError(path, msg("file.one_object"))
         return _read_jsonl(text)
-    raise DataError(path, f"unsupported file type '{suffix or 'no extension'}'; "
-                    "use .json, .jsonl, .csv, .tsv, .parquet or a datasets save_to_disk folder")
+    raise DataError(path, msg("file.unsupported", suffix=suffix or msg("file.no_extension")))
 
 
 def _decode(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DataError(path, f"cannot read the file ({err.strerror})") from None
+        raise DataError(path, msg("file.unreadable", detail=err.strerror)) from None
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
 
@@ -113,41 +112,41 @@ def _read_jsonl(text: str) -> RawRows:
             rows.records.append(None)
             rows.errors.append(RowError(row, "line", _broken_line_message(line, number, err)))
             continue
-        rows.records.append(_as_record(record, row, "line", f"line {number}", rows.errors))
+        rows.records.append(_as_record(record, row, "line", msg("row.where_line", n=number), rows.errors))
     return rows
 
 
-def _broken_line_message(line: str, number: int, err: Exception) -> str:
+def _broken_line_message(line: str, number: int, err: Exception) -> Notice:
     if not is_utf8(line):
-        return f"line {number} is not valid UTF-8; re-save the file as UTF-8"
+        return msg("row.line_not_utf8", line=number)
     if isinstance(err, (DuplicateKey, RecursionError)):
-        return f"line {number} {_refused(err)}"
-    return f"line {number} is not valid JSON: {err.msg} (column {err.colno})"
+        return msg("row.line_refused", line=number, problem=_refused(err))
+    return msg("row.line_not_json", line=number, detail=err.msg, column=err.colno)
 
 
-def _refused(err: DuplicateKey | RecursionError) -> str:
+def _refused(err: DuplicateKey | RecursionError) -> Notice:
     if isinstance(err, DuplicateKey):
-        return f"has the key '{err}' twice in one object; keep one"
-    return "is nested too deeply to read (hundreds of levels of lists or objects); flatten it"
+        return msg("row.duplicate_key", name=str(err))
+    return msg("row.too_deep")
 
 
 def _read_json_array(path: Path, text: str) -> RawRows:
     try:
         items = _loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(path, f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+        raise DataError(path, msg("file.bad_json", line=err.lineno, column=err.colno, detail=err.msg)) from None
     except (DuplicateKey, RecursionError) as err:
-        raise DataError(path, f"the file {_refused(err)}") from None
+        raise DataError(path, msg("file.refused", problem=_refused(err))) from None
     rows = RawRows([])
     for row, item in enumerate(items):
-        rows.records.append(_as_record(item, row, "row", f"row {row}", rows.errors))
+        rows.records.append(_as_record(item, row, "row", msg("row.where_row", n=row), rows.errors))
     return rows
 
 
-def _as_record(item: Any, row: int, field_name: str, where: str, errors: list[RowError]) -> Record | None:
+def _as_record(item: Any, row: int, field_name: str, where: Notice, errors: list[RowError]) -> Record | None:
     if isinstance(item, dict):
         return item
-    errors.append(RowError(row, field_name, f"{where} is a {type_name(item)}, expected a JSON object"))
+    errors.append(RowError(row, field_name, msg("row.not_object", where=where, type=type_name(item))))
     return None
 
 
@@ -157,9 +156,9 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
     try:
         header = next(reader)
     except StopIteration:
-        raise DataError(path, "the file is empty") from None
+        raise DataError(path, msg("file.empty")) from None
     except csv.Error as err:
-        raise DataError(path, f"cannot read the CSV header: {err}") from None
+        raise DataError(path, msg("file.csv_header", detail=str(err))) from None
     rows = RawRows([])
     start = reader.line_num + 1
     try:
@@ -169,17 +168,15 @@ def _read_csv(path: Path, text: str, delimiter: str) -> RawRows:
             start = reader.line_num + 1
     except csv.Error as err:
         if reader.line_num > start and str(err) == "unexpected end of data":
-            raise DataError(path, f"line {start} opens a quoted field that is never closed; add the closing "
-                            'quote, or write a quote inside a field as ""') from None
-        raise DataError(path, f"CSV error at line {reader.line_num}: {err}") from None
+            raise DataError(path, msg("file.csv_open_quote", line=start)) from None
+        raise DataError(path, msg("file.csv_error", line=reader.line_num, detail=str(err))) from None
     return rows
 
 
 def _csv_record(header: list[str], values: list[str], row: int, line: int,
                 errors: list[RowError]) -> Record | None:
     if len(values) != len(header):
-        errors.append(RowError(row, "line", f"line {line} has {len(values)} values but the header "
-                                           f"has {len(header)} columns"))
+        errors.append(RowError(row, "line", msg("row.csv_width", line=line, values=len(values), columns=len(header))))
         return None
     return dict(zip(header, values))
 
@@ -191,7 +188,7 @@ def _read_parquet(path: Path) -> RawRows:
     try:
         table = pq.read_table(path)
     except (pyarrow.ArrowException, OSError) as err:
-        raise DataError(path, f"not a readable Parquet file ({err})") from None
+        raise DataError(path, msg("file.bad_parquet", detail=str(err))) from None
     return RawRows(table.to_pylist())
 
 
@@ -201,13 +198,11 @@ def _read_saved_dataset(path: Path) -> RawRows:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError:
-        raise DataError(path, f"a folder must be a datasets save_to_disk folder "
-                        "(dataset_info.json or dataset_dict.json not found)") from None
+        raise DataError(path, msg("file.bad_folder")) from None
     if isinstance(loaded, datasets.DatasetDict):
         splits = list(loaded)
         if "train" not in loaded and len(splits) != 1:
-            raise DataError(path, f"has splits {', '.join(splits)} and no 'train' split; "
-                            "save the split to use on its own")
+            raise DataError(path, msg("file.no_train_split", splits=", ".join(splits)))
         loaded = loaded["train" if "train" in loaded else splits[0]]
     return RawRows(loaded.to_list())
 
@@ -220,9 +215,7 @@ def _read_hub(hub_id: str, repo: str, config: str | None, split: str) -> RawRows
     try:
         loaded = datasets.load_dataset(repo, config, split=split)
     except ConnectionError as err:
-        raise DataError(hub_id, f"the hub dataset could not be fetched ({err}); with no network, load it once "
-                        "on a machine that has one and copy its datasets cache (HF_DATASETS_CACHE) here, or save it "
-                        "to a JSONL file or a save_to_disk folder and set data.path to that") from None
+        raise DataError(hub_id, msg("file.hub_unreachable", detail=str(err))) from None
     except (FileNotFoundError, ValueError) as err:  # unknown dataset, config or split
-        raise DataError(hub_id, str(err)) from None
+        raise DataError(hub_id, msg("detail", detail=str(err))) from None
     return RawRows(loaded.to_list())

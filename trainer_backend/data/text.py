@@ -9,18 +9,25 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from ..messages import Notice, msg
+
 
 class FieldProblem(ValueError):
     """The value of one field is unusable; the caller adds the row and field path."""
+
+    def __init__(self, notice: Notice):
+        super().__init__(str(notice))
+        self.notice = notice
 
 
 _JSON_NAMES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
                list: "list", tuple: "list", dict: "object"}
 
 
-def type_name(value: Any) -> str:
-    """The JSON name of a value's type, as users see it in their files."""
-    return _JSON_NAMES.get(type(value), type(value).__name__)
+def type_name(value: Any) -> Notice:
+    """The JSON name of a value's type, as users see it in their files (another type by its Python name)."""
+    name = _JSON_NAMES.get(type(value))
+    return msg(f"type.{name}") if name else msg("detail", detail=type(value).__name__)
 
 
 def is_utf8(text: str) -> bool:
@@ -35,11 +42,11 @@ def is_utf8(text: str) -> bool:
 
 def clean_text(value: Any) -> str:
     if not isinstance(value, str):
-        raise FieldProblem(f"must be a string, got {type_name(value)}")
+        raise FieldProblem(msg("row.not_string", type=type_name(value)))
     if value.isascii():
         return value
     if not is_utf8(value):
-        raise FieldProblem("contains bytes that are not valid UTF-8; re-save the file as UTF-8")
+        raise FieldProblem(msg("row.not_utf8"))
     if unicodedata.is_normalized("NFC", value):
         return value
     return unicodedata.normalize("NFC", value)

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..messages import Notice, msg
 from .conversation import Role, RowError
 from .text import FieldProblem, clean_text, type_name
 
@@ -35,18 +36,18 @@ class RowIssues:
     row: int
     errors: list[RowError] = field(default_factory=list)
 
-    def add(self, field_path: str, message: str) -> None:
+    def add(self, field_path: str, message: Notice) -> None:
         self.errors.append(RowError(self.row, field_path, message))
 
     def text(self, value: Any, field_path: str) -> str | None:
         """The cleaned string, or None after recording why it is unusable."""
         if value is _MISSING:
-            self.add(field_path, "is missing")
+            self.add(field_path, msg("row.missing"))
             return None
         try:
             return clean_text(value)
         except FieldProblem as problem:
-            self.add(field_path, str(problem))
+            self.add(field_path, problem.notice)
             return None
 
     def required_text(self, record: dict, key: str) -> str | None:
@@ -59,6 +60,22 @@ class RowIssues:
             return value
         return self.text(value, f"{path}.{key}")
 
+    def turn_object(self, item: Any, path: str, role_key: str, content_key: str) -> bool:
+        """True when a chat list's item is an object; else records why not."""
+        if isinstance(item, dict):
+            return True
+        self.add(path, msg("row.not_turn_object", role_key=role_key, content_key=content_key, type=type_name(item)))
+        return False
+
+    def role(self, item: dict, role_key: str, roles: dict[str, Role], path: str) -> Role | None:
+        """The normalized role of a chat list's item, or None after recording why it has none."""
+        found = item.get(role_key)
+        role = roles.get(found) if isinstance(found, str) else None
+        if role is None:
+            self.add(f"{path}.{role_key}", msg("row.missing") if role_key not in item else
+                     msg("row.unknown_role", role=repr(found), roles=", ".join(roles)))
+        return role
+
     def optional_text(self, record: dict, key: str) -> str:
         value = record.get(key)
         return "" if value is None else (self.text(value, key) or "")
@@ -68,15 +85,15 @@ class RowIssues:
         value = record.get(key, _MISSING)
         if value is _MISSING or value is None:
             if required:
-                self.add(key, "is missing" if value is _MISSING else "must be a list, got null")
+                self.add(key, msg("row.missing" if value is _MISSING else "row.null_list"))
             return None
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                self.add(key, "must be a list (or a JSON array in a text cell), got a string that is not JSON")
+                self.add(key, msg("row.not_json_list"))
                 return None
         if not isinstance(value, (list, tuple)):
-            self.add(key, f"must be a list, got {type_name(value)}")
+            self.add(key, msg("row.not_list", type=type_name(value)))
             return None
         return list(value)

@@ -35,12 +35,13 @@ class _Quiet:
 
 def _conversations(cfg: RunConfig, data: str | None, data_format: str):
     from ..data import DataError, load_dataset
+    from ..messages import msg
     from ..train.inputs import read_split
 
     if data:
         loaded = load_dataset(data, format=data_format)
         if not loaded.conversations:
-            raise DataError(data, f"no valid row to evaluate ({len(loaded.errors)} invalid rows)")
+            raise DataError(data, msg("file.nothing_to_evaluate", n=loaded.invalid_rows))
         return loaded.conversations, data
     held = read_split(cfg, _Quiet())[1]
     if not held:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..messages import Notice
+
 QUEUED, RUNNING, STOPPING, STOPPED, COMPLETED, FAILED = (
     "queued", "running", "stopping", "stopped", "completed", "failed")
 ACTIVE_STATES = (RUNNING, STOPPING)
@@ -43,3 +45,4 @@ class JobInfo:
     progress: Progress = field(default_factory=Progress)
     last_loss: float | None = None
     kind: str = TRAIN
+    exit_notice: Notice | None = None   # exit_reason, to show in the user's language

@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import load_config
+from ..messages import Notice, msg
 
 MAX_OOM_RETRIES = 2
 
 
-def halve_micro_batch(config_path: Path) -> str | None:
+def halve_micro_batch(config_path: Path) -> Notice | None:
     """Rewrite the job's config for a retry and describe the change; None when the micro-batch cannot
     be halved without changing the effective batch (it is 1, odd, or `auto`)."""
     config = load_config(config_path)
@@ -17,5 +18,4 @@ def halve_micro_batch(config_path: Path) -> str | None:
         return None
     config = config.with_overrides({"train.micro_batch_size": micro // 2, "train.grad_accum": accum * 2})
     config.save(config_path)
-    return (f"micro_batch_size {micro} -> {micro // 2}, grad_accum {accum} -> {accum * 2} "
-            f"(effective batch {micro * accum} per device unchanged)")
+    return msg("job.retry_change", micro=micro, half=micro // 2, accum=accum, double=accum * 2, batch=micro * accum)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
-from ..contracts import OOM_LEVERS, ExitCode, Reason, disk_full_message
+from ..contracts import ExitCode, Reason, disk_full_message
+from ..messages import Notice, msg
 from .info import COMPLETED, FAILED, STOPPED
 
 
@@ -16,20 +17,30 @@ class Outcome:
     exit_code: int | None = None   # of the train command; negative = killed by that signal
     oom: bool = False
     kind: Reason | None = None     # of a failure, as an error event would name it
+    notice: Notice | None = None   # a failure's reason, to show in the user's language
+
+    @classmethod
+    def ended(cls, state: str, notice: Notice) -> "Outcome":
+        return cls(state, str(notice), notice=notice)
+
+    @classmethod
+    def failed(cls, notice: Notice, exit_code: int | None = None, oom: bool = False,
+               kind: Reason | None = None) -> "Outcome":
+        return cls(FAILED, str(notice), exit_code, oom, kind, notice)
 
 
-def resume_point(checkpoint: str | None) -> str:
+def resume_point(checkpoint: str | None) -> Notice:
     """Where a resume of the job would continue, as the Monitor and the Jobs tab say it."""
     if checkpoint is None:
-        return "no checkpoint was written: a resume starts from step 0"
-    return f"a resume continues from checkpoint {checkpoint}"
+        return msg("job.resume_from_zero")
+    return msg("job.resume_from", checkpoint=checkpoint)
 
 
 def classify(exit_code: int, stop_requested: bool, error_events: list[dict], last_stderr: str | None,
              grace_s: float, checkpoint: str | None = None) -> Outcome:
     """`checkpoint`: the job's newest complete checkpoint once the attempt is over."""
     outcome = _classify(exit_code, stop_requested, error_events, last_stderr, grace_s, checkpoint)
-    return Outcome(outcome.state, outcome.reason, exit_code, outcome.oom, outcome.kind)
+    return Outcome(outcome.state, outcome.reason, exit_code, outcome.oom, outcome.kind, outcome.notice)
 
 
 def _classify(exit_code: int, stop_requested: bool, error_events: list[dict], last_stderr: str | None,
@@ -39,39 +50,38 @@ def _classify(exit_code: int, stop_requested: bool, error_events: list[dict], la
     if exit_code == ExitCode.OK:
         return Outcome(COMPLETED, None)
     if exit_code == ExitCode.STOPPED:
-        return Outcome(STOPPED, f"stopped on request; {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped", resume=resume_point(checkpoint)))
     if stop_requested and exit_code == -signal.SIGTERM:  # the trainer keeps SIGTERM's default until step 1
-        return Outcome(STOPPED, f"stopped on request before the first step; {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped_before_first_step", resume=resume_point(checkpoint)))
     if stop_requested and exit_code < 0:
-        return Outcome(STOPPED, f"stopped on request; killed after the {grace_s:g} s grace period "
-                                f"(the current step was not checkpointed); {resume_point(checkpoint)}")
+        return Outcome.ended(STOPPED, msg("job.stopped_killed", grace=f"{grace_s:g}", resume=resume_point(checkpoint)))
     if oom_events:  # the trainer's message names the step, the batch and the levers
-        return Outcome(FAILED, _detail(oom_events, None), oom=True, kind=Reason.OOM)
-    failure = _failure(exit_code, detail)
-    return Outcome(FAILED, failure[1], oom=failure[0] == Reason.OOM, kind=failure[0])
+        return Outcome.failed(_detail(oom_events, None), oom=True, kind=Reason.OOM)
+    kind, notice = _failure(exit_code, detail)
+    return Outcome.failed(notice, oom=kind == Reason.OOM, kind=kind)
 
 
-def _failure(exit_code: int, detail: str | None) -> tuple[Reason, str]:
+def _failure(exit_code: int, detail: Notice | None) -> tuple[Reason, Notice]:
     if exit_code == ExitCode.OOM:
-        return Reason.OOM, f"out of memory ({detail or 'exit code 3'}): {OOM_LEVERS}"
+        return Reason.OOM, msg("job.oom_exit", detail=detail or "exit code 3", levers=msg("job.oom_levers"))
     if exit_code == ExitCode.DIVERGED:
-        return Reason.DIVERGED, f"diverged: {detail or 'the loss became NaN or inf'}"
+        return Reason.DIVERGED, msg("job.diverged_exit", detail=detail or msg("job.nan"))
     if exit_code == ExitCode.DISK_FULL:
-        return Reason.DISK_FULL, detail or disk_full_message(None, "training")
+        return Reason.DISK_FULL, detail or disk_full_message(None, msg("job.while_training"))
     if exit_code == ExitCode.BAD_INPUT:
-        return Reason.CONFIG, f"bad input: {detail or 'see train.log'}"
+        return Reason.CONFIG, msg("job.bad_input", detail=detail or msg("job.see_log"))
     if exit_code < 0:
-        name = _signal_name(-exit_code)
-        hint = " (often the system running out of memory)" if -exit_code == signal.SIGKILL else ""
-        return Reason.KILLED, f"killed by {name} from outside the job{hint}"
-    return Reason.CRASH, detail or f"exited with code {exit_code}"
+        key = "job.killed_oom" if -exit_code == signal.SIGKILL else "job.killed"
+        return Reason.KILLED, msg(key, signal=_signal_name(-exit_code))
+    return Reason.CRASH, detail or msg("job.exit_code", code=exit_code)
 
 
-def _detail(error_events: list[dict], last_stderr: str | None) -> str | None:
+def _detail(error_events: list[dict], last_stderr: str | None) -> Notice | None:
+    """What the last error event said (its notice, or its first line), else the last stderr line."""
     for event in reversed(error_events):
         if event.get("message"):
-            return str(event["message"]).splitlines()[0]
-    return last_stderr
+            return Notice.from_json(event.get("notice")) or msg("detail", detail=str(event["message"]).splitlines()[0])
+    return msg("detail", detail=last_stderr) if last_stderr else None
 
 
 def _signal_name(number: int) -> str:

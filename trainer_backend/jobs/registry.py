@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..messages import Notice
 from .errors import JobError
 
 _log = logging.getLogger(__name__)
@@ -43,13 +44,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     pgid INTEGER,
     exit_code INTEGER,
     exit_reason TEXT,
-    kind TEXT NOT NULL DEFAULT 'train'       -- train | chat (see info.py)
+    kind TEXT NOT NULL DEFAULT 'train',      -- train | chat (see info.py)
+    exit_notice TEXT                         -- exit_reason as a notice (JSON key and arguments), to translate
 )
 """
 
 _BUSY_TIMEOUT_S = 60.0
 # Columns added after the first release, with their definition: an older jobs.db gets them on open.
-_ADDED_COLUMNS = {"kind": "TEXT NOT NULL DEFAULT 'train'", "stall_s": "REAL NOT NULL DEFAULT 600"}
+_ADDED_COLUMNS = {"kind": "TEXT NOT NULL DEFAULT 'train'", "stall_s": "REAL NOT NULL DEFAULT 600", "exit_notice": "TEXT"}
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
 
 
@@ -93,6 +95,14 @@ class JobRow:
     exit_code: int | None
     exit_reason: str | None
     kind: str = "train"
+    exit_notice: str | None = None
+
+    @property
+    def notice(self) -> Notice | None:
+        try:
+            return Notice.from_json(json.loads(self.exit_notice)) if self.exit_notice else None
+        except ValueError:
+            return None
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> "JobRow":
@@ -169,6 +179,13 @@ def _add_columns(conn: sqlite3.Connection) -> None:
                 conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
             except sqlite3.OperationalError:   # another process added it first
                 pass
+
+
+def ending(notice: Notice | None) -> dict[str, str | None]:
+    """The columns that say why a job ended: its English text and the notice to translate it."""
+    if notice is None:
+        return {"exit_reason": None, "exit_notice": None}
+    return {"exit_reason": str(notice), "exit_notice": json.dumps(notice.to_json())}
 
 
 def insert(conn: sqlite3.Connection, **values: Any) -> None:

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..config import RunConfig
+from ..messages import Notice, msg
 from ..safe_yaml import dump_yaml
 from . import registry
 from .disk import check_free_space, disk_is_full
@@ -157,7 +158,7 @@ class JobRunner:
             row = self._owned(job_id, user, conn)
             if row.state == QUEUED:
                 registry.update(conn, job_id, state=STOPPED, ended_at=time.time(),
-                                exit_reason="stopped on request before it started")
+                                **registry.ending(msg("job.stopped_before_start")))
             elif row.state == RUNNING:
                 registry.update(conn, job_id, state=STOPPING)
             elif row.state != STOPPING:
@@ -171,7 +172,7 @@ class JobRunner:
             if row.state not in (STOPPED, FAILED):
                 raise JobStateError(f"job {job_id} is {row.state}: only a stopped or failed job can be resumed")
             registry.update(conn, job_id, state=QUEUED, started_at=None, ended_at=None, exit_code=None,
-                            exit_reason=None, retries=0)
+                            retries=0, **registry.ending(None))
         return _checkpoint_name(JobPaths.of(self.workdir, job_id))
 
     def delete(self, job_id: str, user: User) -> None:
@@ -263,7 +264,8 @@ class JobRunner:
             check_free_space(self.workdir, self.min_free_gib)
             pid = spawn_supervisor(self.workdir, job_id, paths.supervisor_log)
         except (DiskSpaceError, RuntimeError, OSError) as err:
-            registry.update(conn, job_id, state=FAILED, ended_at=time.time(), exit_reason=str(err))
+            registry.update(conn, job_id, state=FAILED, ended_at=time.time(),
+                            **registry.ending(msg("detail", detail=str(err))))
             return False
         registry.update(conn, job_id, state=RUNNING, started_at=time.time(), supervisor_pid=pid,
                         supervisor_created=start_time(pid), train_pid=None, pgid=None)
@@ -274,15 +276,14 @@ class JobRunner:
             if alive(row.supervisor_pid, row.supervisor_created):
                 continue
             kill_group(row.pgid, row.started_at)
-            registry.update(conn, row.id, state=FAILED, ended_at=time.time(),
-                            exit_reason=f"lost: its supervisor process ({row.supervisor_pid}) is gone{self._disk_note()}",
+            registry.update(conn, row.id, state=FAILED, ended_at=time.time(), **registry.ending(self._lost(row)),
                             supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None)
 
-    def _disk_note(self) -> str:
+    def _lost(self, row: registry.JobRow) -> Notice:
         """Why a supervisor may have died unseen: it cannot record anything on a full disk."""
         if not disk_is_full(self.workdir):
-            return ""
-        return f" while the disk of {self.workdir} was full: free space, then resume the job"
+            return msg("job.lost", pid=row.supervisor_pid)
+        return msg("job.lost_disk_full", pid=row.supervisor_pid, workdir=str(self.workdir))
 
     def _owned(self, job_id: str, user: User, conn: sqlite3.Connection | None = None) -> registry.JobRow:
         check_job_id(job_id)
@@ -306,7 +307,7 @@ class JobRunner:
                        created=row.created_at, started=row.started_at, ended=row.ended_at,
                        exit_reason=row.exit_reason, exit_code=row.exit_code, retries=row.retries,
                        job_dir=paths.dir, config_path=paths.config, progress=progress, last_loss=loss,
-                       kind=row.kind)
+                       kind=row.kind, exit_notice=row.notice)
 
 
 def _checkpoint_name(paths) -> str | None:

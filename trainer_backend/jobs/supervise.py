@@ -23,7 +23,8 @@ from pathlib import Path
 
 from . import registry
 from ..contracts import (EventKind, Reason, Status, disk_full_message, last_log_line, sync_job_id, sync_root,
-                         write_event, write_status)
+                         write_error, write_status)
+from ..messages import Notice, msg
 from .disk import disk_is_full
 from .eventfile import count_lines, progress_of, read_events_since
 from .info import ACTIVE_STATES, FAILED, RUNNING, STOPPED, STOPPING
@@ -59,7 +60,7 @@ class Supervisor:
         except BaseException as err:
             # A bug here must not leave the job "running" with an unsupervised trainer.
             kill_group(self.train_pgid, self.train_started)
-            self._finish(Outcome(FAILED, f"job supervisor error: {type(err).__name__}: {err}"))
+            self._finish(Outcome.failed(msg("job.supervisor_error", error=type(err).__name__, detail=str(err))))
             raise
 
     def _claim(self) -> registry.JobRow | None:
@@ -74,7 +75,7 @@ class Supervisor:
         retries = job.retries
         while True:
             if self._stop_requested():
-                return Outcome(STOPPED, "stopped on request before the train command started")
+                return Outcome.ended(STOPPED, msg("job.stopped_before_command"))
             outcome = self._attempt(job)
             if not (outcome.oom and retries < min(job.max_retries, MAX_OOM_RETRIES)) or self._stop_requested():
                 return outcome
@@ -97,7 +98,7 @@ class Supervisor:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=env, cwd=job.cwd)
         except OSError as err:
-            return Outcome(FAILED, f"could not start the train command {argv[0]}: {err.strerror or err}")
+            return Outcome.failed(msg("job.no_start", command=argv[0], detail=str(err.strerror or err)))
         self.train_pgid, self.train_started = proc.pid, start_time(proc.pid)
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, train_pid=proc.pid, pgid=proc.pid)
@@ -112,11 +113,12 @@ class Supervisor:
         outcome = classify(exit_code, stop_requested, errors, last, job.grace_s,
                            checkpoint.name if checkpoint is not None else None)
         if stalled is not None:
-            outcome = Outcome(FAILED, stalled, exit_code, kind=Reason.STALLED)
+            outcome = Outcome.failed(stalled, exit_code, kind=Reason.STALLED)
         elif outcome.state == FAILED and outcome.kind != Reason.DISK_FULL and disk_is_full(self.paths.dir):
             # The trainer could not say it: its events, its log, its checkpoint all live on that disk.
-            reason = f"{disk_full_message(self.paths.dir, 'training')} (the trainer ended with: {outcome.reason})"
-            outcome = Outcome(FAILED, reason, exit_code, kind=Reason.DISK_FULL)
+            full = disk_full_message(self.paths.dir, msg("job.while_training"))
+            outcome = Outcome.failed(msg("job.disk_full_after", full=full, detail=_notice(outcome)), exit_code,
+                                     kind=Reason.DISK_FULL)
         if outcome.state == FAILED and not errors:
             self._report(outcome)
         return outcome
@@ -124,12 +126,11 @@ class Supervisor:
     def _report(self, outcome: Outcome) -> None:
         progress, _ = progress_of(self.paths.events)
         try:
-            write_event(self.paths.events, EventKind.ERROR, progress.step, reason=str(outcome.kind or Reason.CRASH),
-                        message=outcome.reason or "")
+            write_error(self.paths.events, progress.step, outcome.kind or Reason.CRASH, _notice(outcome))
         except OSError as err:  # a full disk: the registry still gets the reason
             _note(f"could not write the error event: {err}")
 
-    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, str | None]:
+    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, Notice | None]:
         """Wait for the train command: (exit code, stop requested, why the watchdog killed it or
         None). A stop request SIGTERMs its group and SIGKILLs it after the grace period."""
         term_at: float | None = None
@@ -171,10 +172,10 @@ class Supervisor:
             job = registry.fetch(conn, self.job_id)
         return job is None or job.state == STOPPING
 
-    def _record_retry(self, retries: int, change: str) -> None:
+    def _record_retry(self, retries: int, change: Notice) -> None:
         progress, _ = progress_of(self.paths.events)
-        write_status(self.paths.events, progress.step, Status.RETRY, f"out of memory: retry {retries} with {change}",
-                     progress.total, retry=retries, change=change)
+        write_status(self.paths.events, progress.step, Status.RETRY, msg("job.retry", n=retries, change=change),
+                     progress.total, retry=retries, change=str(change), change_notice=change.to_json())
         with self.registry.write() as conn:
             registry.update(conn, self.job_id, retries=retries)
 
@@ -196,10 +197,15 @@ class Supervisor:
             job = registry.fetch(conn, self.job_id)
             if job is None or job.supervisor_pid != os.getpid() or job.state not in ACTIVE_STATES:
                 return
-            registry.update(conn, self.job_id, state=outcome.state, exit_reason=outcome.reason,
-                            exit_code=outcome.exit_code,
+            registry.update(conn, self.job_id, state=outcome.state, exit_code=outcome.exit_code,
+                            **registry.ending(_notice(outcome) if outcome.reason else None),
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
                             train_pid=None, pgid=None)
+
+
+def _notice(outcome: Outcome) -> Notice:
+    """A failure's reason as a notice (the supervisor's own failures have English text only)."""
+    return outcome.notice or msg("detail", detail=outcome.reason or "")
 
 
 def _note(message: str) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import psutil
 
-from ..contracts import EventKind, Status, read_events
+from ..contracts import EventKind, Stage, Status, read_events
+from ..messages import Notice, msg
 from .eventfile import read_events_since
 from .processes import group_members
 
@@ -45,7 +46,7 @@ class StallWatch:
         self.check_s = min(5.0, stall_s / 2)
         self.next_line = 0
         self.training = False
-        self.stage = "starting"
+        self.stage = msg("job.starting")
         self._usage = self._group_usage()
         self._checked = self._progressed = time.monotonic()
 
@@ -57,7 +58,8 @@ class StallWatch:
         events, self.next_line = read_events_since(self.events_path, self.next_line)
         for e in events:
             if e.get("status") == Status.PREPARING:
-                self.stage = str(e.get("message") or e.get("stage"))
+                if e.get("stage") in {s.value for s in Stage}:
+                    self.stage = msg(f"stage.{e['stage']}")
             self.training = self.training or e.get("status") == Status.STARTED or e.get("kind") == EventKind.TRAIN
         cpu_busy = usage[0] - self._usage[0] > _IDLE_CPU_SHARE * (now - self._checked)
         if events or cpu_busy or usage[1] != self._usage[1]:
@@ -65,10 +67,8 @@ class StallWatch:
         self._usage, self._checked = usage, now
         return not self.training and now - self._progressed > self.stall_s
 
-    def message(self) -> str:
-        return (f"stalled: no progress for {self.stall_s:g} s while {self.stage} (no event, no CPU time, no disk "
-                "traffic); the trainer was killed. See train.log; if the machine is only very busy, resume the job "
-                "or raise the studio's --stall-timeout")
+    def message(self) -> Notice:
+        return msg("job.stalled", seconds=f"{self.stall_s:g}", stage=self.stage)
 
     def _group_usage(self) -> tuple[float, int]:
         """(CPU seconds, bytes read and written) of the live members of the group."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import ConfigError, RunConfig
-from ..device_rules import FP16_NEEDS_CUDA, QLORA_NEEDS_CUDA, UNSLOTH_NEEDS_CUDA, UNSLOTH_QLORA_FIXED
+from ..device_rules import FP16_NEEDS_CUDA, QLORA_NEEDS_CUDA, UNSLOTH_QLORA_FIXED, unsloth_needs_cuda
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -25,7 +25,7 @@ def choose_engine(requested: str, device: torch.device, sharded: bool = False) -
     if requested == "auto":
         return "unsloth" if device.type == "cuda" and not sharded else "hf"
     if requested == "unsloth" and device.type != "cuda":
-        raise ConfigError(UNSLOTH_NEEDS_CUDA.format(device=device.type))
+        raise ConfigError(unsloth_needs_cuda(device.type))
     return requested
 
 

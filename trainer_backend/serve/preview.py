@@ -41,7 +41,7 @@ def preview_rows(convs, tokenizer, tcfg, eot: set[int]) -> list[dict[str, Any]]:
     from trainer_backend.templates import apply_length_policy, render_and_mask_many, token_texts
 
     examples, errors = render_and_mask_many(convs, tokenizer, tcfg)
-    shown = {e.row: {"row": e.row, "error": e.message} for e in errors}
+    shown = {e.row: {"row": e.row, "error": e.message.to_json()} for e in errors}
     for example in examples:
         outcome = apply_length_policy(example, tcfg)
         kept = example if isinstance(outcome, str) else outcome
@@ -110,7 +110,7 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "rows": data.rows, "valid_rows": data.valid_rows, "max_seq_len": tcfg.max_seq_len,
         "report": {"rows_in": report.rows_in, "kept": report.kept, "truncated": report.truncated,
                    "cut_tokens": report.cut_tokens, "split": report.split, "dropped": report.dropped,
-                   "issues": [{"row": e.row, "field": e.field, "message": e.message} for e in report.issues]},
+                   "issues": [{"row": e.row, "field": e.field, "message": e.message.to_json()} for e in report.issues]},
         "lengths": [len(e.input_ids) for e in examples],
         "trained_tokens": sum(e.n_trained for e in examples),
         "eot_trained_rows": sum(any(t and i in eot for i, t in zip(f.input_ids, f.trained))
@@ -136,6 +136,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def failure_notice(err: Exception):
+    """What a user-fixable failure says, as a notice the studio shows in the user's language."""
+    from trainer_backend.data import DataError
+    from trainer_backend.messages import msg
+    from trainer_backend.templates import TemplateError
+
+    if isinstance(err, DataError):
+        return msg("job.at", where=err.path, message=err.notice)
+    if isinstance(err, TemplateError):
+        return err.notice
+    return msg("detail", detail=str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
 def main(argv: list[str] | None = None) -> int:
     from trainer_backend.data import DataError
     from trainer_backend.templates import TemplateError
@@ -144,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = analyze(args)
     except (DataError, TemplateError, ValueError, OSError) as err:
-        # A user-fixable problem: one line the studio shows as is.
-        print(str(err).splitlines()[0] if str(err) else type(err).__name__, file=sys.stderr)
+        # A user-fixable problem: one English line on stderr, and its notice on stdout for the studio.
+        notice = failure_notice(err)
+        print(str(notice).splitlines()[0], file=sys.stderr)
+        json.dump({"error": notice.to_json()}, sys.stdout, ensure_ascii=False)
         return 2
     json.dump(result, sys.stdout, ensure_ascii=False)
     return 0

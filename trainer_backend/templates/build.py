@@ -9,18 +9,13 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import TemplateConfig
 from ..data.conversation import Conversation, RowError
+from ..messages import (ABOVE_MAX, BELOW_MIN, ENGLISH, NO_TRAINED, NO_TRAINED_AFTER_TRUNCATION, TEMPLATE_ERROR,
+                        TOO_LONG, msg)
 from .blocks import pieces
 from .example import Example
 from .render import render_and_mask_many
 
 MAX_ISSUES = 20
-
-TOO_LONG = "longer than max_seq_len"
-NO_TRAINED_AFTER_TRUNCATION = "no trained token after truncation"
-NO_TRAINED = "no trained token"
-BELOW_MIN = "shorter than min_tokens"
-ABOVE_MAX = "longer than max_tokens"
-TEMPLATE_ERROR = "template error"
 
 
 @dataclass
@@ -30,7 +25,7 @@ class BuildReport:
     truncated: int = 0
     cut_tokens: int = 0                                     # tokens truncation removed (chat rows)
     split: int = 0                                          # raw-text documents cut into max_seq_len pieces
-    dropped: dict[str, int] = field(default_factory=dict)   # reason -> rows
+    dropped: dict[str, int] = field(default_factory=dict)   # reason (a drop.* message key) -> rows
     issues: list[RowError] = field(default_factory=list)    # the first MAX_ISSUES dropped rows
 
     def summary(self) -> str:
@@ -38,12 +33,12 @@ class BuildReport:
                  f"{self.truncated} truncated ({self.cut_tokens} tokens cut)"]
         if self.split:
             parts.append(f"{self.split} text documents cut into pieces of max_seq_len (no token lost)")
-        parts += [f"{n} dropped: {reason}" for reason, n in sorted(self.dropped.items())]
+        parts += [f"{n} dropped: {ENGLISH[reason]}" for reason, n in sorted(self.dropped.items())]
         return ", ".join(parts)
 
 
 def apply_length_policy(example: Example, tcfg: TemplateConfig) -> Example | str:
-    """The example as it will be trained, or the reason it is dropped."""
+    """The example as it will be trained, or the reason it is dropped (a drop.* message key)."""
     n = len(example.input_ids)
     if n < tcfg.min_tokens:
         return BELOW_MIN
@@ -83,8 +78,8 @@ def build_examples(convs: Sequence[Conversation], tokenizer: PreTrainedTokenizer
         outcome = apply_length_policy(example, tcfg)
         if isinstance(outcome, str):
             dropped[outcome] += 1
-            issues.append(RowError(example.row, "messages", f"dropped: {outcome} ({len(example.input_ids)} tokens, "
-                                   f"{example.n_trained} trained)"))
+            issues.append(RowError(example.row, "messages", msg("row.dropped", reason=msg(outcome),
+                                                                tokens=len(example.input_ids), trained=example.n_trained)))
             continue
         kept.append(outcome)
         report.truncated += outcome.truncated

@@ -20,13 +20,13 @@ from transformers import PreTrainedTokenizerBase
 from ..config import TemplateConfig
 from ..data.conversation import RowError
 from ..data.preference import PreferenceRow
-from .build import MAX_ISSUES, NO_TRAINED_AFTER_TRUNCATION, TEMPLATE_ERROR, TOO_LONG, BuildReport, apply_length_policy
+from ..messages import (EMPTY_AFTER_TRUNCATION, IDENTICAL_AFTER_TRUNCATION, NO_TRAINED_AFTER_TRUNCATION,
+                        PROMPT_DIFFERS, TEMPLATE_ERROR, TOO_LONG, msg)
+from .build import MAX_ISSUES, BuildReport, apply_length_policy
 from .example import Example
 from .render import render_and_mask_many
 
-PROMPT_DIFFERS = "the template renders the prompt differently before chosen and rejected"
-IDENTICAL_AFTER_TRUNCATION = "chosen and rejected are identical after truncation"
-EMPTY_AFTER_TRUNCATION = "empty completion after truncation (the prompt fills template.max_seq_len)"
+
 
 
 @dataclass
@@ -134,7 +134,7 @@ def build_preference_examples(rows: Sequence[PreferenceRow], tokenizer: PreTrain
         if isinstance(outcome, tuple):
             field, reason = outcome
             dropped[reason] += 1
-            issues.append(RowError(r.row, field, f"dropped: {reason}"))
+            issues.append(RowError(r.row, field, msg("row.dropped_pair", reason=msg(reason))))
             continue
         kept.append(outcome)
     _add_kl_sequences([e for e in kept if isinstance(e, LabelledExample)], tcfg.max_seq_len)

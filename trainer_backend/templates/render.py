@@ -48,11 +48,10 @@ from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from ..config import TemplateConfig
 from ..data.conversation import Conversation, RowError
+from ..messages import msg
 from .errors import TemplateError
 from .example import Example
 from .skeleton import SkeletonCache
-
-NO_CHAT_TEMPLATE = "the tokenizer has no chat template: load it with load_tokenizer(path, template=NAME)"
 
 # Reasoning templates (Qwen3, DeepSeek-R1) drop `<think>` blocks from assistant turns once they are
 # history; the turn must then be matched in that stripped form.
@@ -92,7 +91,7 @@ class ChatRenderer:
 
 def chat_renderer(tokenizer: PreTrainedTokenizerBase, tcfg: TemplateConfig) -> ChatRenderer:
     if not tokenizer.chat_template:
-        raise TemplateError(NO_CHAT_TEMPLATE)
+        raise TemplateError(msg("row.no_chat_template"))
     # Compiled through transformers so the environment (filters, raise_exception) is the one
     # apply_chat_template uses; rendering directly avoids its per-call overhead.
     template = _compile_jinja_template(tokenizer.chat_template)
@@ -170,10 +169,7 @@ def _response_spans(renderer: ChatRenderer, render: Callable[[int, bool], str], 
 
 
 def _unstable(k: int) -> TemplateError:
-    return TemplateError(f"message {k}: template is not prefix-stable for this row (the assistant turn renders "
-                         "differently as the last message than inside the conversation), so its tokens cannot be "
-                         "masked exactly; edit the row, or set template.name (--template) to a named template "
-                         "of this model's chat format")
+    return TemplateError(msg("row.not_prefix_stable", message=k))
 
 
 def _segments(text: str, spans: list[tuple[int, int]], trained: set[int]) -> list[Segment]:
@@ -222,7 +218,7 @@ def render_conversation(conv: Conversation, renderer: ChatRenderer, tcfg: Templa
         spans, unlike = _response_spans(renderer, lambda n, gp: renderer.render(messages[:n], gp), messages, text,
                                         cut.limit if cut else None)
     except jinja2.TemplateError as err:
-        raise TemplateError(f"the chat template rejected this conversation: {err}") from None
+        raise TemplateError(msg("row.template_rejected", detail=str(err))) from None
     return _rendered(conv, text, spans, unlike, tcfg, cut)
 
 
@@ -329,7 +325,7 @@ def _render_rows(convs: Sequence[Conversation], renderer: ConversationRenderer |
     out: list[Rendered | TemplateError] = []
     for conv in convs:
         if renderer is None and not conv.is_text:
-            out.append(TemplateError(NO_CHAT_TEMPLATE))
+            out.append(TemplateError(msg("row.no_chat_template")))
             continue
         try:
             out.append(renderer(conv) if renderer is not None else
@@ -477,11 +473,11 @@ def prompt_ids(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg: Tem
     """The ids a model generates after at inference: `conv` (ending with a user turn) rendered with the
     run's template settings (system prompt, thinking) and the generation prompt, encoded as training encodes."""
     if not tokenizer.chat_template:
-        raise TemplateError(NO_CHAT_TEMPLATE)
+        raise TemplateError(msg("row.no_chat_template"))
     try:
         text = chat_renderer(tokenizer, tcfg).render(_with_system_prompt(conv, tcfg), generation_prompt=True)
     except jinja2.TemplateError as err:
-        raise TemplateError(f"the chat template rejected this conversation: {err}") from None
+        raise TemplateError(msg("row.template_rejected", detail=str(err))) from None
     return list(encode_with_offsets(tokenizer, [text])[0][0])
 
 
@@ -500,7 +496,7 @@ def render_and_mask(conv: Conversation, tokenizer: PreTrainedTokenizerBase, tcfg
     (apply_length_policy cuts or drops it)."""
     examples, errors = render_and_mask_many([conv], tokenizer, tcfg, fast=fast)
     if errors:
-        raise TemplateError(str(errors[0]))
+        raise TemplateError(errors[0].described())
     return examples[0]
 
 
@@ -517,7 +513,7 @@ def render_and_mask_many(convs: Iterable[Conversation], tokenizer: PreTrainedTok
     rendered, errors = [], []
     for conv, outcome in zip(convs, _render_all(convs, renderer, workers)):
         if isinstance(outcome, TemplateError):
-            errors.append(RowError(conv.row, "messages", str(outcome)))
+            errors.append(RowError(conv.row, "messages", outcome.notice))
         else:
             rendered.append(outcome)
     return tokenize_rendered(rendered, tokenizer, fast), errors

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import ConfigError
 from ..contracts import JobPaths
+from ..messages import msg
 
 
 @dataclass
@@ -44,7 +45,7 @@ class DiskFull(OSError):
 
     def __init__(self, folder: Path):
         super().__init__(errno.ENOSPC, "No space left on device", str(folder))
-        self.what = f"writing checkpoint {folder.name}"
+        self.what = msg("job.while_checkpoint", name=folder.name)
 
 
 # A failed write that leaves less free space than this on its disk is taken for a full disk: torch

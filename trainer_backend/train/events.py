@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import contracts
 from ..contracts import PREFERENCE_METRICS, EventKind, JobPaths, Reason, Stage, Status
+from ..messages import Notice
 
 
 class EventLog:
@@ -91,19 +92,19 @@ class EventLog:
             return None
         return self.emit(EventKind.SAMPLES, step, model=model, samples=samples)
 
-    def status(self, step: int, status: Status, message: str, total_steps: int, **fields: Any) -> dict | None:
+    def status(self, step: int, status: Status, message: str | Notice, total_steps: int, **fields: Any) -> dict | None:
         if not self.primary:
             return None
         self.log(f"status {status}: {message}")
         return contracts.write_status(self.events_path, step, status, message, total_steps, **fields)
 
-    def stage(self, stage: Stage, message: str) -> dict | None:
+    def stage(self, stage: Stage, message: Notice) -> dict | None:
         """What a starting job is doing now (the Monitor shows it until the first step)."""
         return self.status(0, Status.PREPARING, message, 0, stage=str(stage))
 
-    def error(self, step: int, reason: Reason, message: str) -> dict:
+    def error(self, step: int, reason: Reason, message: Notice) -> dict:
         self.log(f"error ({reason}): {message}")
-        return self.emit(EventKind.ERROR, step, reason=str(reason), message=message)
+        return contracts.write_error(self.events_path, step, reason, message)
 
 
 def _metric_fields(metrics: dict[str, float] | None) -> dict[str, float | None]:

@@ -8,6 +8,7 @@ import random
 from ..config import PREFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..contracts import Stage
 from ..data import Conversation, DataError, load_dataset
+from ..messages import msg
 from ..templates import build_examples, load_tokenizer
 from ..templates.example import Example
 from ..templates.pairs import build_preference_examples
@@ -65,18 +66,17 @@ def read_split(cfg: RunConfig, events: EventLog) -> tuple[list[Conversation], li
 
 def load_examples(cfg: RunConfig, events: EventLog) -> tuple[object, list[Example], list[Example]]:
     """(tokenizer, train examples, eval examples) of a run."""
-    events.stage(Stage.LOADING_DATA, f"reading {cfg.data.path}")
+    events.stage(Stage.LOADING_DATA, msg("prep.reading", path=cfg.data.path))
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.template.name)
     train_convs, eval_convs = read_split(cfg, events)
-    events.stage(Stage.RENDERING, f"rendering and tokenizing {len(train_convs) + len(eval_convs)} rows")
+    events.stage(Stage.RENDERING, msg("prep.rendering", n=len(train_convs) + len(eval_convs)))
     build = build_examples if cfg.train.objective == "sft" else build_preference_examples
     train, report = build(train_convs, tokenizer, cfg.template)
     events.log(f"train examples: {report.summary()}")
     for issue in report.issues[:5]:
         events.log(f"  {issue}")
     if not train:
-        raise DataError(cfg.data.path, f"no row is left to train on ({report.summary()}); "
-                        "check data.format, template.max_seq_len and the row errors in train.log")
+        raise DataError(cfg.data.path, msg("file.nothing_to_train", summary=report.summary()))
     evals, eval_report = build(eval_convs, tokenizer, cfg.template) if eval_convs else ([], None)
     if eval_report is not None:
         events.log(f"eval examples: {eval_report.summary()}")

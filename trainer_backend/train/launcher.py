@@ -20,6 +20,7 @@ from typing import IO
 from ..child_env import python_env
 from ..config import RunConfig
 from ..contracts import EXIT_REASON, ExitCode, JobPaths, Reason, last_log_line, sync_job_id
+from ..messages import Notice, msg
 from .events import EventLog, read_events
 from .sync import resolve_backend
 from .sync.shm_files import claim, release
@@ -119,17 +120,18 @@ class Supervisor:
             w.process.wait()
 
 
-def failure(worker: Worker) -> tuple[int, Reason, str]:
+def failure(worker: Worker) -> tuple[int, Reason, Notice]:
     """(exit code of the train command, event reason, one-line message) for a failed worker."""
     code = worker.process.returncode
     if code < 0:
         name = signal.Signals(-code).name
-        return ExitCode.CRASH, Reason.KILLED, f"{worker.describe()} was killed by {name}; stopped all ranks"
+        return ExitCode.CRASH, Reason.KILLED, msg("job.worker_killed", worker=worker.describe(), signal=name)
     detail = worker.last_line() or f"exit code {code}"
     if code == ExitCode.PEER_FAILED:
-        return ExitCode.CRASH, Reason.SYNC, detail
+        return ExitCode.CRASH, Reason.SYNC, msg("detail", detail=detail)
     reason = EXIT_REASON.get(code, Reason.CRASH)
-    return (code if code in EXIT_REASON else ExitCode.CRASH), reason, f"{worker.describe()}: {detail}"
+    return (code if code in EXIT_REASON else ExitCode.CRASH), reason, msg("job.at", where=worker.describe(),
+                                                                           message=msg("detail", detail=detail))
 
 
 def launch(cfg: RunConfig, job_dir: Path, resume: bool = False) -> int:
@@ -163,7 +165,7 @@ def launch(cfg: RunConfig, job_dir: Path, resume: bool = False) -> int:
     if culprit is None:
         return code
     exit_code, reason, message = failure(culprit)
-    if not _reported(job_dir, message):
+    if not _reported(job_dir, str(message)):
         events.error(_last_step(job_dir), reason, message)
     print(message, file=sys.stderr)
     return exit_code

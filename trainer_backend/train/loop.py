@@ -28,6 +28,7 @@ import torch
 
 from ..config import REFERENCE_OBJECTIVES, ConfigError, RunConfig
 from ..contracts import ExitCode, JobPaths, Reason, Stage, Status, disk_full_message, oom_message
+from ..messages import Notice, msg
 from ..models.engine import import_engine, resolve_device, resolve_engine
 from ..models.loading import LoadedModel, load_for_training
 from ..templates.example import Example
@@ -144,29 +145,31 @@ def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_no
 class Diverged(Exception):
     """The loss, the gradients or the weights are no longer finite numbers."""
 
+    def __init__(self, what: Notice):
+        super().__init__(str(what))
+        self.what = what
+
 
 def check_finite(loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
     values = torch.stack([loss.float(), grad_norm.float()]) if grad_norm is not None else loss.float()
     if not bool(torch.isfinite(values).all()):  # one device sync for both values
-        norm = f", gradient norm {grad_norm.item():.4g}" if grad_norm is not None else ""
-        raise Diverged(f"loss {loss.item():.4g}{norm}")
+        if grad_norm is None:
+            raise Diverged(msg("job.bad_loss", loss=f"{loss.item():.4g}"))
+        raise Diverged(msg("job.bad_loss_norm", loss=f"{loss.item():.4g}", norm=f"{grad_norm.item():.4g}"))
 
 
 def check_finite_weights(params: list[torch.nn.Parameter]) -> None:
     """Before a checkpoint or the output is written: never save weights that are NaN/inf."""
     local = [p.to_local() if hasattr(p, "to_local") else p for p in params]  # a sharded rank checks its shards
     if not all(bool(torch.isfinite(p).all()) for p in local):
-        raise Diverged("the trainable weights contain NaN/inf")
+        raise Diverged(msg("job.bad_weights"))
 
 
-def diverged_message(cfg: RunConfig, step: int, detail: str, job_dir: Path) -> str:
+def diverged_message(cfg: RunConfig, step: int, detail: Notice, job_dir: Path) -> Notice:
     last = JobPaths(Path(job_dir)).latest_checkpoint()
-    kept = (f"the last good checkpoint {last.name} is kept (resume continues from it)" if last is not None
-            else "no checkpoint had been written")
+    kept = msg("job.diverged_kept", name=last.name) if last is not None else msg("job.diverged_none")
     t = cfg.train
-    return (f"training diverged at step {step} ({detail}); this step was not applied and {kept}. "
-            f"Lower train.lr (now {t.lr:g}), keep train.max_grad_norm on (now {t.max_grad_norm:g}), "
-            "add train.warmup_steps, or use train.precision bf16/fp32 instead of fp16")
+    return msg("job.diverged", step=step, detail=detail, kept=kept, lr=f"{t.lr:g}", max_grad_norm=f"{t.max_grad_norm:g}")
 
 
 @torch.no_grad()
@@ -358,7 +361,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
     try:
         clock = StartupClock(events)
         device = resolve_device(device)
-        events.stage(Stage.PLANNING, f"resolving the config for {device}")
+        events.stage(Stage.PLANNING, msg("prep.planning", device=str(device)))
         cfg = prepare_config(cfg, device)
         import_engine(cfg.model.engine)
         clock.lap("plan and engine import")
@@ -371,7 +374,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         seed_everything(cfg.train.seed)
         tokenizer, train, evals = load_examples(cfg, events)
         clock.lap("data render")
-        events.stage(Stage.LOADING_MODEL, f"loading {cfg.model.name_or_path} ({cfg.method})")
+        events.stage(Stage.LOADING_MODEL, msg("prep.loading_model", model=cfg.model.name_or_path, method=cfg.method))
         loaded = load_for_training(cfg, device)
         clock.lap("model load")
         for warning in cfg.warnings() + context_warnings(cfg, loaded.model):
@@ -400,17 +403,20 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         t = cfg.train
         return _fail(events, progress, Reason.OOM,
                      oom_message(progress.step, t.micro_batch_size, cfg.template.max_seq_len, cfg.method), ExitCode.OOM)
-    except (DataError, TemplateError) as err:
-        return _fail(events, progress, Reason.DATA, str(err), ExitCode.BAD_INPUT)
+    except DataError as err:
+        return _fail(events, progress, Reason.DATA, msg("job.at", where=err.path, message=err.notice),
+                     ExitCode.BAD_INPUT)
+    except TemplateError as err:
+        return _fail(events, progress, Reason.DATA, err.notice, ExitCode.BAD_INPUT)
     except ConfigError as err:
-        return _fail(events, progress, Reason.CONFIG, str(err), ExitCode.BAD_INPUT)
+        return _fail(events, progress, Reason.CONFIG, err.notice, ExitCode.BAD_INPUT)
     except Diverged as err:
-        message = diverged_message(cfg, progress.step + 1, str(err), job_dir)
+        message = diverged_message(cfg, progress.step + 1, err.what, job_dir)
         return _fail(events, progress, Reason.DIVERGED, message, ExitCode.DIVERGED)
     except OSError as err:
         if err.errno != errno.ENOSPC:
             return _crash(events, progress, err)
-        what = err.what if isinstance(err, DiskFull) else "writing the job's files"
+        what = err.what if isinstance(err, DiskFull) else msg("job.while_writing")
         return _fail(events, progress, Reason.DISK_FULL, disk_full_message(err.filename, what), ExitCode.DISK_FULL)
     except Exception as err:
         return _crash(events, progress, err)
@@ -426,10 +432,11 @@ def _crash(events: EventLog, progress: Progress, err: Exception) -> int:
     except OSError:
         pass
     traceback.print_exc()
-    return _fail(events, progress, Reason.CRASH, f"{type(err).__name__}: {err}", ExitCode.CRASH)
+    return _fail(events, progress, Reason.CRASH, msg("job.crash", error=type(err).__name__, detail=str(err)),
+                 ExitCode.CRASH)
 
 
-def _fail(events: EventLog, progress: Progress, reason: Reason, message: str, code: ExitCode) -> int:
+def _fail(events: EventLog, progress: Progress, reason: Reason, message: Notice, code: ExitCode) -> int:
     try:
         events.error(progress.step, reason, message)
     except OSError:  # a full disk: the message still reaches stderr and the exit code says why

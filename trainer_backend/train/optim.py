@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..device_rules import OPTIMIZER_NEEDS_CUDA
+from ..device_rules import optimizer_needs_cuda
 
 BNB_OPTIMIZERS = {"adamw_8bit": "AdamW8bit", "paged_adamw_8bit": "PagedAdamW8bit",
                   "paged_adamw_32bit": "PagedAdamW32bit"}
@@ -29,7 +29,7 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], tcfg: Tr
         return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(0.9, 0.999), eps=1e-8,
                                  fused=device.type == "cuda")
     if device.type != "cuda":
-        raise ConfigError(OPTIMIZER_NEEDS_CUDA.format(optimizer=tcfg.optimizer))
+        raise ConfigError(optimizer_needs_cuda(tcfg.optimizer))
     import bitsandbytes as bnb
 
     cls = getattr(bnb.optim, BNB_OPTIMIZERS[tcfg.optimizer])
