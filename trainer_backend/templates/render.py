@@ -57,7 +57,7 @@ NO_CHAT_TEMPLATE = "the tokenizer has no chat template: load it with load_tokeni
 
 # Reasoning templates (Qwen3, DeepSeek-R1) drop `<think>` blocks from assistant turns once they are
 # history; the turn must then be matched in that stripped form.
-_LEADING_REASONING = re.compile(r"^<think>.*?</think>\n*", re.DOTALL)  # Qwen3 lstrips only newlines
+LEADING_REASONING = re.compile(r"^<think>.*?</think>\n*", re.DOTALL)  # Qwen3 lstrips only newlines
 _TRAILING_REASONING = re.compile(r"<think>\s*</think>\s*$")
 
 Segment = tuple[str, bool]  # a piece of the rendered text, True when it is a trained response
@@ -137,7 +137,7 @@ def _turn_end(renderer: ChatRenderer, text: str, start: int, body: str, content:
     """Where the turn that starts at `start` ends in `text`, and whether it is written there as the
     model generates it (`body`, the turn rendered last). Reasoning templates write a history turn
     without its think block, and Qwen3 writes it verbatim where it lstrips the last turn."""
-    history_forms = (_LEADING_REASONING.sub("", body), content + renderer.end_of_turn(body))
+    history_forms = (LEADING_REASONING.sub("", body), content + renderer.end_of_turn(body))
     for c, as_generated in ((body, True), *((h, False) for h in history_forms)):
         if text.startswith(c, start):
             return start + len(c), as_generated
