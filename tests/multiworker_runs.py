@@ -1,7 +1,7 @@
 """The real `train` command on CPU workers with a tiny random llama, for the multi-worker and
 sharded tests: the data, the config, and a run in a subprocess. The conftest fixtures
 `multiworker` (folder, model, data) and `one_worker` (the one-worker LoRA run both compare
-against) are made once a session."""
+against) are made once per pytest run."""
 from __future__ import annotations
 
 import json
