@@ -16,7 +16,7 @@ from studio.context import StudioContext, user_of
 from studio.i18n import say, t
 from studio.preview import PreviewReport
 from studio.quota import NoRoom, check_room
-from studio.space import user_space
+from studio.space import UserSpace, user_space
 from studio.uploads import UploadError
 from trainer_backend.data import DataError, LoadedDataset, dataset_columns, load_dataset
 from trainer_backend.data.formats import FORMAT_FIELDS
@@ -89,11 +89,14 @@ def errors_table(data: LoadedDataset, lang: str) -> pd.DataFrame:
                        ERROR_COLUMNS, lang)
 
 
-def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing_user: bool, lang: str) -> Inspection:
+def inspect(source: DataSource, fmt: str, columns: dict[str, str], drop_trailing_user: bool, lang: str,
+            space: UserSpace) -> Inspection:
+    """One read of the file. Messages name it as uploaded, and any server path a library's own
+    error carries (pyarrow names the file it could not open) as the user knows it."""
     try:
         data = load_dataset(source.path, format=fmt, columns=columns or None, drop_trailing_user=drop_trailing_user)
     except DataError as err:
-        status = t(lang, "data.load_failed", name=source.name, error=say(lang, err.notice))
+        status = t(lang, "data.load_failed", name=source.name, error=space.shown(say(lang, err.notice)))
         if source.columns:
             status += "\n\n" + t(lang, "data.map_below")
         return Inspection(status, table_frame([], ROW_COLUMNS, lang), table_frame([], ERROR_COLUMNS, lang), None,
@@ -194,9 +197,10 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
 
     def show(source: DataSource | None, fmt_v: str, columns: dict[str, str], drop: bool, lang_v: str,
              request: gr.Request):
-        seen = inspect(source, fmt_v, columns, drop, lang_v)
+        user = user_of(request)
+        seen = inspect(source, fmt_v, columns, drop, lang_v, user_space(ctx, user))
         if seen.dataset:
-            remember_dataset(ctx.settings.workdir, user_of(request), seen.dataset)
+            remember_dataset(ctx.settings.workdir, user, seen.dataset)
         return (seen.status, seen.rows, seen.errors, seen.dataset, source,
                 *mapping_updates(source, seen.format, columns))
 

@@ -1,8 +1,9 @@
 """A user's space on a shared studio: what that user may name in a field that becomes a path.
 
-One rule for every such field (the model, data, eval data, the Template tab's tokenizer, the Chat
-tab's base model): the value, with symlinks and `..` resolved, must lie inside one of the roots
-this user may read for that kind of path; a model may also be a hub id (`org/name`).
+One rule for every such field (the model and its offline stand-in tokenizer, data, eval data, the
+Template tab's tokenizer, the Chat tab's base model): the value, with symlinks and `..` resolved,
+must lie inside one of the roots this user may read for that kind of path; a model may also be a
+hub id (`org/name`).
 
     data  -> the user's uploads, the bundled samples
     model -> the bundled models and tokenizers, the admin-listed model folders (--model-dir),
@@ -75,11 +76,12 @@ class UserSpace:
 
     def confine_config(self, cfg: RunConfig) -> RunConfig:
         """The run's path fields, each through `confine`."""
-        eval_path = cfg.data.eval_path
+        optional = {"model.offline_tokenizer": (cfg.model.offline_tokenizer, PathKind.MODEL),
+                    "data.eval_path": (cfg.data.eval_path, PathKind.DATA)}
         return cfg.with_overrides({
             "model.name_or_path": self.confine("model.name_or_path", cfg.model.name_or_path, PathKind.MODEL),
             "data.path": self.confine("data.path", cfg.data.path, PathKind.DATA),
-            "data.eval_path": self.confine("data.eval_path", eval_path, PathKind.DATA) if eval_path else None})
+            **{key: self.confine(key, value, kind) if value else None for key, (value, kind) in optional.items()}})
 
     def shown(self, text: str) -> str:
         return relative_paths(text, self.workdir, self.user)

@@ -12,7 +12,7 @@ import gradio as gr
 from studio.common import DatasetChoice
 from studio.context import StudioContext, user_of
 from studio.i18n import say, t
-from studio.space import PathKind, PathRefused, refusal_text, user_space
+from studio.space import PathRefused, refusal_text, user_space
 from studio.preview import PreviewError, PreviewReport, PreviewRequest, PreviewTimeout, run_preview, runs_html
 from trainer_backend.config import RunConfig
 from trainer_backend.messages import NO_TRAINED, NO_TRAINED_AFTER_TRUNCATION, msg
@@ -124,9 +124,7 @@ def build(ctx: StudioContext, lang: gr.Dropdown, dataset_state: gr.State, analys
         cfg = cfg.with_overrides(dataset.overrides())
         space = user_space(ctx, user_of(request))
         try:
-            cfg = cfg.with_overrides({
-                "model.name_or_path": space.confine("model.name_or_path", cfg.model.name_or_path, PathKind.MODEL),
-                "data.path": space.confine("data.path", cfg.data.path, PathKind.DATA)})
+            cfg = space.confine_config(cfg)
         except PathRefused as err:
             return refusal_text(err, lang_v), "", None, 0
         try:

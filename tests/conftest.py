@@ -107,3 +107,24 @@ def small_disk(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     yield folder
     subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def multiworker(tmp_path_factory):
+    """(folder, tiny llama, 60 uneven rows) shared by the multi-worker and sharded runs."""
+    from multiworker_runs import write_dataset
+
+    tmp = tmp_path_factory.mktemp("multiworker")
+    return tmp, make_tiny_llama(tmp / "model"), write_dataset(tmp / "data.jsonl")
+
+
+@pytest.fixture(scope="session")
+def one_worker(multiworker):
+    """The job folder of one worker's LoRA run, global batch 12 (4 x 3 accumulation), 5 steps: what N
+    workers and N sharded ranks must train exactly."""
+    from multiworker_runs import train, write_config
+
+    tmp, model, data = multiworker
+    result = train(write_config(tmp, model, data, "one", ["cpu"], micro=4, accum=3))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return tmp / "one"

@@ -10,7 +10,7 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from test_multiworker import MAX_NORM, ROOT, setup, train, write_config  # noqa: F401 (fixture)
+from multiworker_runs import MAX_NORM, ROOT, train, write_config
 from trainer_backend.train.events import read_events
 
 pytestmark = pytest.mark.slow
@@ -32,10 +32,11 @@ def run(tmp, model, data, name: str, devices: list, micro: int, accum: int, meth
 
 
 @pytest.fixture(scope="module")
-def references(setup):
-    """One unsharded worker per method, global batch 12 (4 x 3 accumulation)."""
-    tmp, model, data = setup
-    return {m: run(tmp, model, data, f"ref-{m}", ["cpu"], 4, 3, m, "none") for m in WEIGHTS}
+def references(multiworker, one_worker):
+    """One unsharded worker per method, global batch 12 (4 x 3 accumulation); LoRA's is the
+    multi-worker tests' reference run."""
+    tmp, model, data = multiworker
+    return {"lora": one_worker, "full": run(tmp, model, data, "ref-full", ["cpu"], 4, 3, "full", "none")}
 
 
 def assert_same_run(ours, ref, method: str) -> None:
@@ -52,17 +53,17 @@ def assert_same_run(ours, ref, method: str) -> None:
 
 @pytest.mark.parametrize("method", ["lora", "full"])
 @pytest.mark.parametrize("workers,micro,accum", [(2, 3, 2), (3, 2, 2)])  # global batch 12, as the reference
-def test_n_sharded_ranks_equal_one_unsharded_rank_on_the_union(setup, references, method, workers, micro, accum):
-    tmp, model, data = setup
+def test_n_sharded_ranks_equal_one_unsharded_rank_on_the_union(multiworker, references, method, workers, micro, accum):
+    tmp, model, data = multiworker
     ours = run(tmp, model, data, f"fsdp{workers}-{method}", ["cpu"] * workers, micro, accum, method, "fsdp")
     assert_same_run(ours, references[method], method)
     assert (ours / "checkpoints" / "step_5" / "sharded").is_dir()  # each rank wrote its own shards
     assert not (ours / "checkpoints" / "step_5" / "trainable.safetensors").exists()
 
 
-def test_a_sharded_checkpoint_resumes_exactly(setup, references):
+def test_a_sharded_checkpoint_resumes_exactly(multiworker, references):
     """3 steps, then --resume to 5 (constant lr): the same weights and losses as 5 straight steps."""
-    tmp, model, data = setup
+    tmp, model, data = multiworker
     first = run(tmp, model, data, "fsdp-resume", ["cpu", "cpu"], 3, 2, "lora", "fsdp", steps=3)
     assert (first / "checkpoints" / "step_3" / "sharded").is_dir()
     config = write_config(tmp, model, data, "fsdp-resume", ["cpu", "cpu"], 3, 2, method="lora", sharding="fsdp")
@@ -74,10 +75,10 @@ def test_a_sharded_checkpoint_resumes_exactly(setup, references):
     assert_same_run(first, references["lora"], "lora")
 
 
-def test_a_sharded_run_exports_the_same_merged_model(setup, references):
+def test_a_sharded_run_exports_the_same_merged_model(multiworker, references):
     from trainer_backend.models.export import export_job
 
-    tmp, model, data = setup
+    tmp, model, data = multiworker
     sharded = run(tmp, model, data, "fsdp2-lora", ["cpu", "cpu"], 3, 2, "lora", "fsdp")
     ours = load_file(str(export_job(sharded, merge=True) / "model.safetensors"))
     ref = load_file(str(export_job(references["lora"], merge=True) / "model.safetensors"))

@@ -11,6 +11,8 @@ max|block|/254 per weight, ~0.4%), so 2e-2.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from gguf import GGUFReader
@@ -59,6 +61,23 @@ def llama_cpp_greedy(path, ids: list[int], n: int) -> list[int]:
         out.append(sampler.sample(ctx, -1))
         batch, pos = cy.llama_batch_get_one([out[-1]], pos), pos + 1
     return out
+
+
+@pytest.fixture(autouse=True)
+def one_parse_per_gguf(monkeypatch):
+    """transformers opens a GGUF with gguf's reader, which parses all of its metadata in Python (for
+    Qwen 151k tokens and as many merges), for the config, the weights and twice for a tokenizer: the
+    reads of one unchanged file in a test share one parse. Its loader imports the reader at each call."""
+    import gguf
+
+    real, parsed = gguf.GGUFReader, {}
+
+    def reader(path, mode="r"):
+        key = (str(path), mode, os.stat(path).st_mtime_ns)
+        if key not in parsed:
+            parsed[key] = real(path, mode)
+        return parsed[key]
+    monkeypatch.setattr(gguf, "GGUFReader", reader)
 
 
 def field(reader: GGUFReader, key: str):

@@ -3,9 +3,7 @@ CPU workers with a tiny random llama. N ranks must train exactly what one rank t
 union of their batches; a dead or hung rank fails the run quickly and leaves nothing behind."""
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -14,80 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from safetensors.torch import load_file
 
+from multiworker_runs import MAX_NORM, ROOT, start_train, train, trainable, write_config
 from trainer_backend.train.events import read_events
 from trainer_backend.contracts import sync_job_id
 from trainer_backend.train.sync.shm_files import job_folder, pid_alive
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
-MAX_NORM = 0.05  # far below the gradient norms of this run: clipping is active at every step
-
-
-def write_dataset(path: Path) -> Path:
-    rng = random.Random(0)  # uneven rows: 1 to 40 answer words
-    rows = [{"instruction": f"Say {i}", "output": " ".join(f"w{rng.randrange(50)}" for _ in range(rng.randint(1, 40)))}
-            for i in range(60)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_config(tmp: Path, model: Path, data: Path, name: str, devices: list, micro: int, accum: int,
-                 steps: int = 5, timeout_s: float = 10.0, precision: str = "fp32", max_norm: float = MAX_NORM,
-                 backend: str = "auto", sharding: str = "none", method: str = "lora") -> Path:
-    cfg = {
-        "method": method,
-        "model": {"name_or_path": str(model), "engine": "hf"},
-        "data": {"path": str(data)},
-        "template": {"max_seq_len": 64, "packing": True},
-        "lora": {"r": 8, "alpha": 16},
-        "train": {"max_steps": steps, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
-                  "scheduler": "constant", "precision": precision, "gradient_checkpointing": "off", "seed": 0,
-                  "max_grad_norm": max_norm},
-        "sync": {"devices": devices, "backend": backend, "bucket_mb": 0.05, "timeout_s": timeout_s,
-                 "sharding": sharding},
-        "output": {"dir": str(tmp / name)},
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def train(config: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trainer_backend", "train", str(config)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def start_train(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trainer_backend", "train", str(config)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from conftest import make_tiny_llama
-    tmp = tmp_path_factory.mktemp("multiworker")
-    return tmp, make_tiny_llama(tmp / "model"), write_dataset(tmp / "data.jsonl")
-
-
-@pytest.fixture(scope="module")
-def reference(setup):
-    """One worker, global batch 12 (4 × 3 accumulation)."""
-    tmp, model, data = setup
-    result = train(write_config(tmp, model, data, "one", ["cpu"], micro=4, accum=3))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return tmp / "one"
-
-
-def trainable(job_dir: Path) -> dict:
-    return load_file(str(job_dir / "checkpoints" / "step_5" / "trainable.safetensors"))
 
 
 @pytest.mark.parametrize("workers,micro,accum", [(2, 3, 2), (3, 2, 2)])  # global batch 12, as the reference
-def test_n_workers_equal_one_worker_on_the_union(setup, reference, workers, micro, accum):
-    tmp, model, data = setup
+def test_n_workers_equal_one_worker_on_the_union(multiworker, one_worker, workers, micro, accum):
+    tmp, model, data = multiworker
     name = f"shm{workers}"
     stale = job_folder(sync_job_id(tmp / name))
     stale.mkdir(parents=True)  # left by a killed run: garbage counters, an owner that is gone
@@ -97,11 +33,11 @@ def test_n_workers_equal_one_worker_on_the_union(setup, reference, workers, micr
     assert result.returncode == 0, result.stderr[-2000:]
     assert not stale.exists()
 
-    ours, ref = trainable(tmp / name), trainable(reference)
+    ours, ref = trainable(tmp / name), trainable(one_worker)
     assert ours.keys() == ref.keys() and len(ref) > 0
     assert max(float((ours[k] - ref[k]).abs().max()) for k in ref) <= 1e-5
     assert max(float(ref[k].abs().max()) for k in ref if "lora_B" in k) > 1e-3  # LoRA B starts at 0: it trained
-    our_events, ref_events = read_events(tmp / name, "train"), read_events(reference, "train")
+    our_events, ref_events = read_events(tmp / name, "train"), read_events(one_worker, "train")
     assert [e["step"] for e in our_events] == [1, 2, 3, 4, 5]
     for a, b in zip(our_events, ref_events):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
@@ -133,8 +69,8 @@ def wait_for_step(job_dir: Path, step: int, launcher: subprocess.Popen, timeout:
 
 
 @pytest.mark.parametrize("fate", ["killed", "hung"])
-def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(setup, fate):
-    tmp, model, data = setup
+def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(multiworker, fate):
+    tmp, model, data = multiworker
     name = f"fate-{fate}"
     job_dir = tmp / name
     launcher = start_train(write_config(tmp, model, data, name, ["cpu", "cpu"], micro=2, accum=1, steps=500,
@@ -163,8 +99,8 @@ def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(setup, fate):
     assert not job_folder(sync_job_id(job_dir)).exists()
 
 
-def test_sigterm_stops_every_worker_at_the_same_step(setup):
-    tmp, model, data = setup
+def test_sigterm_stops_every_worker_at_the_same_step(multiworker):
+    tmp, model, data = multiworker
     job_dir = tmp / "stopped"
     launcher = start_train(write_config(tmp, model, data, "stopped", ["cpu", "cpu"], micro=2, accum=1, steps=500))
     try:
@@ -187,10 +123,10 @@ def test_sigterm_stops_every_worker_at_the_same_step(setup):
     assert not job_folder(sync_job_id(job_dir)).exists()
 
 
-def test_torchrun_start_equals_one_worker(setup, reference):
+def test_torchrun_start_equals_one_worker(multiworker, one_worker):
     """The multi-node entry: torchrun starts the workers itself, which then use the nccl backend
     (gloo on CPU workers) with the rank and world size torchrun gives them."""
-    tmp, model, data = setup
+    tmp, model, data = multiworker
     config = write_config(tmp, model, data, "torchrun", ["cpu", "cpu"], micro=3, accum=2)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -199,7 +135,7 @@ def test_torchrun_start_equals_one_worker(setup, reference):
                              f"--master_port={port}", "-m", "trainer_backend.train.worker", "--config", str(config)],
                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
-    ours, ref = trainable(tmp / "torchrun"), trainable(reference)
+    ours, ref = trainable(tmp / "torchrun"), trainable(one_worker)
     assert max(float((ours[k] - ref[k]).abs().max()) for k in ref) <= 1e-5
     losses = [e["loss"] for e in read_events(tmp / "torchrun", "train")]
-    assert losses == pytest.approx([e["loss"] for e in read_events(reference, "train")], abs=1e-5)
+    assert losses == pytest.approx([e["loss"] for e in read_events(one_worker, "train")], abs=1e-5)

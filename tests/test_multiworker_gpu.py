@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_multiworker import train, write_config, write_dataset
+from multiworker_runs import train, write_config, write_dataset
 from trainer_backend.train.events import read_events
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow,

@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer_backend.config import RunConfig
 from trainer_backend.data import load_dataset
 from trainer_backend.models.loading import load_for_training
 from trainer_backend.templates import load_tokenizer
 from trainer_backend.templates.pairs import build_preference_examples
-from trainer_backend.train.events import EventLog, read_events
-from trainer_backend.train.loop import StopFlag, fit, prepare_config
-from trainer_backend.train.sync.local import LocalSync
-
-CPU = torch.device("cpu")
+from trainer_backend.train.events import read_events
+from tiny_runs import CPU, fit_tiny, tiny_run_config
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +33,11 @@ def files(tmp_path_factory):
 
 def run(model_dir: Path, data: Path, job: Path, objective: str, method: str = "lora", micro: int = 4,
         accum: int = 1, steps: int = 2, packing: bool = False):
-    cfg = prepare_config(RunConfig.model_validate({
-        "method": method, "model": {"name_or_path": str(model_dir), "engine": "hf"},
-        "template": {"packing": packing, "max_seq_len": 64}, "lora": {"r": 8, "alpha": 16},
-        "train": {"objective": objective, "micro_batch_size": micro, "grad_accum": accum, "lr": 1e-3,
-                  "scheduler": "constant", "precision": "fp32", "gradient_checkpointing": "off", "seed": 0,
-                  "max_steps": steps},
-        "output": {"dir": str(job)},
-    }), CPU)
+    cfg = tiny_run_config(model_dir, job, method=method, packing=packing, objective=objective, micro_batch_size=micro,
+                          grad_accum=accum, lr=1e-3, scheduler="constant", max_steps=steps)
     tokenizer = load_tokenizer(str(model_dir))
     units, _ = build_preference_examples(load_dataset(data).conversations, tokenizer, cfg.template)
-    loaded = load_for_training(cfg, CPU)
-    fit(loaded, cfg, units, units[:4], job, sync=LocalSync(), device=CPU, events=EventLog(job), stop=StopFlag(),
-        pad_id=tokenizer.pad_token_id)
+    loaded, _ = fit_tiny(cfg, units, job, pad_id=tokenizer.pad_token_id, evals=units[:4])
     return {n: p.detach().clone() for n, p in loaded.trainable()}, read_events(job, "train")
 
 
@@ -72,9 +60,7 @@ def test_accumulation_equals_one_big_batch(tiny_llama_dir, files, tmp_path, obje
     step, every loss by the step's unit count."""
     a, ea = run(tiny_llama_dir, files[data], tmp_path / "a", objective, micro=2, accum=4, packing=packing)
     b, eb = run(tiny_llama_dir, files[data], tmp_path / "b", objective, micro=8, accum=1, packing=packing)
-    start = {n: p.detach() for n, p in load_for_training(prepare_config(RunConfig.model_validate({
-        "model": {"name_or_path": str(tiny_llama_dir), "engine": "hf"}, "lora": {"r": 8, "alpha": 16},
-        "train": {"precision": "fp32", "gradient_checkpointing": "off", "seed": 0}}), CPU), CPU).trainable()}
+    start = dict(load_for_training(tiny_run_config(tiny_llama_dir, tmp_path / "c"), CPU).trainable())
     assert any((a[n] - start[n]).abs().max() > 1e-4 for n in a), "the weights must have moved"
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=0)
@@ -85,15 +71,13 @@ def test_accumulation_equals_one_big_batch(tiny_llama_dir, files, tmp_path, obje
 
 
 @pytest.mark.parametrize("packing", [False, True])
-def test_the_chunked_lm_head_gives_the_whole_logits_logps_and_gradients(tiny_llama_dir, files, monkeypatch, packing):
+def test_the_chunked_lm_head_gives_the_whole_logits_logps_and_gradients(tiny_llama_dir, files, monkeypatch, packing,
+                                                                         tmp_path):
     """Chunks of 7 positions, recomputed in the backward: the same log-probs and the same adapter
     gradients as the model's own forward with its whole (positions x vocabulary) logits."""
     from trainer_backend.train.objectives import logps
 
-    cfg = prepare_config(RunConfig.model_validate({
-        "method": "lora", "model": {"name_or_path": str(tiny_llama_dir), "engine": "hf"},
-        "template": {"packing": packing, "max_seq_len": 64}, "lora": {"r": 8, "alpha": 16},
-        "train": {"objective": "dpo", "precision": "fp32", "micro_batch_size": 4, "gradient_checkpointing": "off"}}), CPU)
+    cfg = tiny_run_config(tiny_llama_dir, tmp_path, packing=packing, objective="dpo", micro_batch_size=4)
     tokenizer = load_tokenizer(str(tiny_llama_dir))
     units, _ = build_preference_examples(load_dataset(files["pairs"]).conversations, tokenizer, cfg.template)
     sequences = [u.chosen for u in units[:3]] + [u.rejected for u in units[:3]]
@@ -120,4 +104,5 @@ def test_the_chunked_lm_head_gives_the_whole_logits_logps_and_gradients(tiny_lla
     assert torch.allclose(chunked, whole, atol=1e-5)
     assert torch.allclose(chunked, torch.stack(expected), atol=1e-4)
     for name, g in whole_grads.items():
-        assert torch.allclose(chunked_grads[name], g, rtol=1e-4, atol=1e-6), name  # fp32 sums in another order
+        # fp32 sums in another order: relative to the tensor's largest entry, not to each (near-zero) one
+        assert torch.allclose(chunked_grads[name], g, rtol=0, atol=1e-5 * float(g.abs().max())), name

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_multiworker import train, trainable
+from multiworker_runs import train, trainable
 from trainer_backend.train.events import read_events
 
 MAX_NORM = 0.01   # below every step's gradient norm in this run: clipping is active at each step

@@ -21,26 +21,19 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
-from torch.utils.data import SequentialSampler
 
-from trainer_backend.config import RunConfig
 from trainer_backend.data import load_dataset
 from trainer_backend.models.loading import load_for_training
 from trainer_backend.templates import load_tokenizer
 from trainer_backend.templates.pairs import build_preference_examples
 from trainer_backend.train.batching import GlobalBatches
-from trainer_backend.train.events import EventLog, read_events
-from trainer_backend.train.loop import StopFlag, fit, prepare_config
-from trainer_backend.train.sync.local import LocalSync
+from trainer_backend.train.events import read_events
+from tiny_runs import CPU, TRAINER_ARGS, InOrder, assert_same_losses, assert_trained_alike, fit_tiny, tiny_run_config
 from trl_reference import torch_fused_lm_head
 
-CPU = torch.device("cpu")
 STEPS = 5
 COMMON = dict(max_steps=STEPS, learning_rate=5e-3, lr_scheduler_type="cosine", warmup_steps=1, max_grad_norm=1.0,
-              weight_decay=0.0, optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
-              logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", seed=0, bf16=False,
-              gradient_checkpointing=False, disable_tqdm=True, dataloader_num_workers=0)
+              bf16=False, gradient_checkpointing=False, **TRAINER_ARGS)
 
 
 def write_pairs(path: Path, n: int = 24) -> Path:
@@ -52,22 +45,14 @@ def write_pairs(path: Path, n: int = 24) -> Path:
 
 
 def our_run(model_dir: Path, data: Path, job: Path, objective: str, micro: int, accum: int):
-    cfg = prepare_config(RunConfig.model_validate({
-        "method": "lora", "model": {"name_or_path": str(model_dir), "engine": "hf"},
-        "data": {"path": str(data)}, "template": {"packing": False, "max_seq_len": 128},
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-        "train": {"objective": objective, "micro_batch_size": micro, "grad_accum": accum, "lr": 5e-3,
-                  "scheduler": "cosine", "warmup_steps": 1, "precision": "fp32", "gradient_checkpointing": "off",
-                  "seed": 0, "max_grad_norm": 1.0, "max_steps": STEPS},
-        "preference": {"beta": 0.1, "orpo_lambda": 0.1},
-        "output": {"dir": str(job)},
-    }), CPU)
+    cfg = tiny_run_config(model_dir, job, max_seq_len=128, lora={"dropout": 0.0},
+                          sections={"data": {"path": str(data)}, "preference": {"beta": 0.1, "orpo_lambda": 0.1}},
+                          objective=objective, micro_batch_size=micro, grad_accum=accum, lr=5e-3, scheduler="cosine",
+                          warmup_steps=1, max_grad_norm=1.0, max_steps=STEPS)
     tokenizer = load_tokenizer(str(model_dir))
     pairs, report = build_preference_examples(load_dataset(data).conversations, tokenizer, cfg.template)
     assert report.kept == report.rows_in
-    loaded = load_for_training(cfg, CPU)
-    fit(loaded, cfg, pairs, [], job, sync=LocalSync(), device=CPU, events=EventLog(job), stop=StopFlag(),
-        pad_id=tokenizer.pad_token_id)
+    loaded, _ = fit_tiny(cfg, pairs, job, pad_id=tokenizer.pad_token_id)
     batches = GlobalBatches(len(pairs), micro * accum, cfg.train.seed)
     ordered = [pairs[i] for step in range(STEPS) for i in batches.indices(step)]
     losses = [e["loss"] for e in read_events(job, "train")]
@@ -75,25 +60,8 @@ def our_run(model_dir: Path, data: Path, job: Path, objective: str, micro: int, 
 
 
 def assert_same(ours, theirs_model, cfg, our_losses, their_losses):
-    assert len(our_losses) == STEPS and len(their_losses) == STEPS
-    for step, (a, b) in enumerate(zip(our_losses, their_losses), start=1):
-        assert a == pytest.approx(b, abs=1e-4), f"step {step}"
-    init = dict(load_for_training(cfg, CPU).trainable())
-    assert max((p - init[n]).abs().max().item() for n, p in ours.trainable()) > 1e-3   # the weights moved
-    their_params = dict(theirs_model.named_parameters())
-    for name, p in ours.trainable():
-        torch.testing.assert_close(p, their_params[name], atol=1e-4, rtol=0)
-
-
-class _StepLosses:
-    """Mixin: sequential batches, and the loss of each micro-step as the Trainer accumulates it."""
-    def _get_train_sampler(self, train_dataset=None):
-        return SequentialSampler(train_dataset or self.train_dataset)
-
-    def training_step(self, *args, **kwargs):
-        loss = super().training_step(*args, **kwargs)
-        self.micro_losses.append(loss.item())
-        return loss
+    assert_same_losses(our_losses, their_losses, STEPS)
+    assert_trained_alike(ours, theirs_model, cfg, atol=1e-4)
 
 
 def test_dpo_five_steps_equal_trl_dpo_trainer(tiny_llama_dir, tmp_path):
@@ -106,9 +74,7 @@ def test_dpo_five_steps_equal_trl_dpo_trainer(tiny_llama_dir, tmp_path):
                                "chosen_ids": p.chosen.input_ids[p.prompt_len:],
                                "rejected_ids": p.rejected.input_ids[p.prompt_len:]} for p in ordered])
 
-    class Aligned(_StepLosses, DPOTrainer):
-        micro_losses: list[float] = []
-
+    class Aligned(InOrder, DPOTrainer):
         def _prepare_dataset(self, dataset, *args, **kwargs):
             return dataset   # already our token ids
 
@@ -132,9 +98,7 @@ def test_orpo_five_steps_equal_trl_orpo_trainer(tiny_llama_dir, tmp_path):
     cfg, ours, ordered, our_losses, tokenizer = our_run(tiny_llama_dir, data, tmp_path / "ours", "orpo", 4, 1)
     rows = Dataset.from_list([{"prompt": "", "chosen": "", "rejected": "", "row": i} for i in range(len(ordered))])
 
-    class Aligned(_StepLosses, ORPOTrainer):
-        micro_losses: list[float] = []
-
+    class Aligned(InOrder, ORPOTrainer):
         def tokenize_row(self, feature, model=None):
             pair = ordered[feature["row"]]
             out = {"prompt_input_ids": pair.chosen.input_ids[:pair.prompt_len],

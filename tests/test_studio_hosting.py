@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from studio.auth import add_user
 from studio.config_form import field_specs, to_form
@@ -141,25 +142,40 @@ def test_a_cached_upload_is_readable_and_usable_by_its_sender_only(studio):
     assert (studio["work"] / "users" / "alice" / "uploads" / "notes.jsonl").exists() and not Path(cached).exists()
 
 
-@pytest.mark.xfail(reason="to repair: the test calls the Data tab with a path string where it now takes typed dataset values", strict=False)
 def test_every_path_field_refuses_the_other_users_job_and_upload(studio):
     work = studio["work"]
     bob_upload = str(work / "users" / "bob" / "uploads" / "private.jsonl")
+    bob_config = str(work / "jobs" / BOB_JOB / "config.yaml")
     bob_output = str(work / "jobs" / BOB_JOB / "output")
     alice = Client(studio["url"], auth=("alice", PASSWORDS["alice"]), verbose=False)
-    base = RunConfig().with_overrides({"name": "alices-run", "data.path": "samples/demo_alpaca.jsonl"})
+    base = RunConfig().with_overrides({"name": "alices-run"})
     refused_model = "is not a hub id (org/name), a bundled model"
     refused_data = "is neither one of your uploads nor a bundled sample"
+    # the Train form's path fields
     for key, value, words in [
             ("model.name_or_path", bob_output, refused_model),
             ("model.name_or_path", str(work / "users" / "bob" / "uploads"), refused_model),
             ("model.name_or_path", f"{work}/users/alice/../bob/uploads", refused_model),
-            ("data.path", bob_upload, refused_data),
-            ("data.path", str(work / "jobs" / BOB_JOB / "config.yaml"), refused_data),
-            ("data.path", "/etc/passwd", refused_data),
-            ("data.eval_path", bob_upload, refused_data)]:
+            ("model.offline_tokenizer", bob_output, refused_model),
+            ("data.eval_path", bob_upload, refused_data),
+            ("data.eval_path", bob_config, refused_data),
+            ("data.eval_path", "/etc/passwd", refused_data)]:
         status, *_ = alice.predict(*launch_args(base.with_overrides({key: value})), api_name="/launch")
         assert status.startswith(f"✖ {key} '{value}' {words}"), (key, value, status)
+    # data.path is the Data tab's: a server path handed to its upload, sample or hub-id field is refused
+    raw = Session(studio["url"])
+    raw.login("alice", PASSWORDS["alice"])
+    for value in (bob_upload, bob_config, "/etc/passwd"):
+        payload = json.dumps({"data": [{"path": value, "meta": {"_type": "gradio.FileData"}}, "auto", True, "en"]})
+        status, body = raw.request("gradio_api/call/upload", payload.encode(), {"Content-Type": "application/json"})
+        _status, stream = raw.request(f"gradio_api/call/upload/{json.loads(body)['event_id']}")
+        # gradio refuses a file it did not receive as an upload before the handler runs
+        assert stream == b'event: error\ndata: {"error": null}\n\n', (value, stream)
+        with pytest.raises(AppError, match="is not in the list of choices"):
+            alice.predict(value, "auto", True, "en", api_name="/load_sample")
+        shown, *_ = alice.predict(value, "auto", True, "en", api_name="/load_hub")
+        assert shown.startswith(f"✖ '{value}' is not a hub dataset id"), shown
+    assert not list((work / "users" / "alice").rglob("private.jsonl"))
     # output.dir is never the user's to choose: the job writes in its own folder
     status, _yaml, _file, job_id = alice.predict(
         *launch_args(base.with_overrides({"output.dir": str(work / "jobs" / BOB_JOB)})), api_name="/launch")
@@ -171,9 +187,11 @@ def test_every_path_field_refuses_the_other_users_job_and_upload(studio):
     # the Chat tab's base model and the Template tab's tokenizer follow the same rule
     *_, chat_status = alice.predict("hello", [], [], None, bob_output, 16, "en", api_name="/chat")
     assert chat_status.startswith(f"✖ chat.base_model '{bob_output}' {refused_model}")
-    alice.predict("demo_alpaca.jsonl", "auto", "", "en", api_name="/load_sample")
-    preview_status, *_ = alice.predict(bob_output, "auto", "response_only", 2048, "en", api_name="/preview")
-    assert preview_status.startswith(f"✖ tpl.model '{bob_output}' {refused_model}")
+    alice.predict("demo_alpaca.jsonl", "auto", True, "en", api_name="/load_sample")
+    for key in ("model.name_or_path", "model.offline_tokenizer"):
+        alice.predict(*launch_args(base.with_overrides({key: bob_output})), api_name="/resolve")   # the run previewed
+        preview_status, *_ = alice.predict("en", api_name="/preview")
+        assert preview_status.startswith(f"✖ {key} '{bob_output}' {refused_model}"), preview_status
     status, _file = alice.predict(BOB_JOB, "auto", "q8_0", "en", api_name="/export_adapter")
     assert status == f"✖ Export failed: you have no job {BOB_JOB}"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from studio.auth import UsersFile, add_user, hash_password
+from studio.common import DataSource
 from studio.context import StudioContext, StudioSettings
 from studio.data_tab import inspect
 from studio.i18n import t
@@ -17,6 +18,7 @@ from studio.quota import NoRoom, check_room
 from studio.space import BUNDLED_MODEL_DIRS, PathKind, PathRefused, user_space
 from studio.uploads import UploadStore
 from trainer_backend.child_env import PROJECT_ROOT
+from trainer_backend.config import RunConfig
 from trainer_backend.jobs import COMPLETED, JobRunner, registry
 
 DATA, MODEL = PathKind.DATA, PathKind.MODEL
@@ -73,13 +75,32 @@ def test_one_rule_per_kind_of_path_and_the_same_refusal_for_missing_paths(hosted
     assert user_space(local, "local").confine("f", str(bobs), DATA) == str(bobs)    # one trusted user
 
 
-@pytest.mark.xfail(reason="to repair: the test calls the Data tab with a path string where it now takes typed dataset values", strict=False)
+def test_every_path_key_of_a_run_goes_through_the_one_rule(hosted):
+    ctx, work, _ = hosted
+    bob_out = finished_job(work, "bob", "20250101-000000-bbbbbb")
+    bobs = str(work / "users/bob/uploads/d.jsonl")
+    space = user_space(ctx, "alice")
+    run = RunConfig().with_overrides({"data.path": str(work / "users/alice/uploads/d.jsonl")})
+    assert space.confine_config(run).data.path == str((work / "users/alice/uploads/d.jsonl").resolve())
+    for key, value, kind in [("model.name_or_path", str(bob_out), MODEL), ("model.offline_tokenizer", str(bob_out), MODEL),
+                             ("data.path", bobs, DATA), ("data.eval_path", bobs, DATA)]:
+        with pytest.raises(PathRefused) as err:
+            space.confine_config(run.with_overrides({key: value}))
+        assert (err.value.field, err.value.value, err.value.kind) == (key, value, kind)
+
+
 def test_messages_name_files_relative_to_the_users_space(hosted):
     ctx, work, _ = hosted
-    gone = work / "users" / "alice" / "uploads" / "gone.jsonl"
-    status, *_ = inspect(str(gone), "auto", "", "en", user_space(ctx, "alice"))
-    assert status == "✖ Cannot use **gone.jsonl**: uploads/gone.jsonl: no such file or folder"
-    assert user_space(ctx, "alice").shown(f"{PROJECT_ROOT}/samples/x.jsonl and {work}/jobs/1/train.log") == \
+    space = user_space(ctx, "alice")
+    uploads = work / "users" / "alice" / "uploads"
+    status = inspect(DataSource(str(uploads / "gone.jsonl"), "gone.jsonl"), "auto", {}, True, "en", space).status
+    assert status == "✖ Cannot use **gone.jsonl**: no such file or folder"
+    # pyarrow's own error names the file it could not open: the user sees it under uploads/
+    (uploads / "broken.parquet").write_bytes(b"not parquet")
+    status = inspect(DataSource(str(uploads / "broken.parquet"), "broken.parquet"), "auto", {}, True, "en", space).status
+    assert status.startswith("✖ Cannot use **broken.parquet**: not a readable Parquet file (")
+    assert "'uploads/broken.parquet'" in status and str(work) not in status
+    assert space.shown(f"{PROJECT_ROOT}/samples/x.jsonl and {work}/jobs/1/train.log") == \
         "samples/x.jsonl and jobs/1/train.log"
 
 

@@ -12,11 +12,9 @@ from trainer_backend.config import RunConfig
 from trainer_backend.models.loading import load_for_training
 from trainer_backend.templates.example import Example
 from trainer_backend.train.batching import GlobalBatches
-from trainer_backend.train.events import EventLog, read_events
-from trainer_backend.train.loop import StopFlag, fit, prepare_config
-from trainer_backend.train.sync.local import LocalSync
-
-CPU = torch.device("cpu")
+from trainer_backend.train.events import read_events
+from trainer_backend.train.loop import StopFlag
+from tiny_runs import CPU, TRAINER_ARGS, InOrder, assert_same_losses, assert_trained_alike, fit_tiny, tiny_run_config
 
 
 def make_examples(n: int, seed: int = 0, min_len: int = 6, max_len: int = 40) -> list[Example]:
@@ -31,26 +29,15 @@ def make_examples(n: int, seed: int = 0, min_len: int = 6, max_len: int = 40) ->
     return out
 
 
-def run_config(model_dir: Path, job_dir: Path, **train) -> RunConfig:
-    cfg = RunConfig.model_validate({
-        "method": "lora",
-        "model": {"name_or_path": str(model_dir), "engine": "hf"},
-        "template": {"packing": train.pop("packing", False), "max_seq_len": 64},
-        "lora": {"r": 8, "alpha": 16, "dropout": train.pop("dropout", 0.0)},
-        "train": {"micro_batch_size": 2, "grad_accum": 1, "lr": 1e-3, "scheduler": "cosine", "warmup_steps": 2,
-                  "precision": "fp32", "gradient_checkpointing": "off", "seed": 0, "max_grad_norm": 1.0,
-                  **train},
-        "output": {"dir": str(job_dir)},
-    })
-    return prepare_config(cfg, CPU)
+def run_config(model_dir: Path, job_dir: Path, packing: bool = False, dropout: float = 0.0, **train) -> RunConfig:
+    train = {"micro_batch_size": 2, "grad_accum": 1, "lr": 1e-3, "scheduler": "cosine", "warmup_steps": 2,
+             "max_grad_norm": 1.0, **train}
+    return tiny_run_config(model_dir, job_dir, packing=packing, lora={"dropout": dropout}, **train)
 
 
 def run_fit(cfg: RunConfig, examples: list[Example], job_dir: Path, stop: StopFlag | None = None,
             resume: bool = False):
-    loaded = load_for_training(cfg, CPU)
-    result = fit(loaded, cfg, examples, [], job_dir, sync=LocalSync(), device=CPU, events=EventLog(job_dir),
-                 stop=stop or StopFlag(), pad_id=2, resume=resume)
-    return loaded, result
+    return fit_tiny(cfg, examples, job_dir, pad_id=2, stop=stop, resume=resume)
 
 
 def trainable_state(loaded) -> dict[str, torch.Tensor]:
@@ -63,7 +50,6 @@ def step_losses(job_dir: Path) -> dict[int, float]:
 
 # ---- parity with the transformers Trainer ------------------------------------------------------
 def test_ten_steps_match_transformers_trainer(tiny_llama_dir, tmp_path):
-    from torch.utils.data import SequentialSampler
     from transformers import Trainer, TrainingArguments
 
     examples = make_examples(40, seed=1)
@@ -83,36 +69,19 @@ def test_ten_steps_match_transformers_trainer(tiny_llama_dir, tmp_path):
                 "labels": torch.tensor([pad(f["labels"], -100) for f in features]),
                 "attention_mask": torch.tensor([pad([1] * len(f["input_ids"]), 0) for f in features])}
 
-    class InOrderTrainer(Trainer):
-        micro_losses: list[float] = []
+    class InOrderTrainer(InOrder, Trainer):
+        pass
 
-        def _get_train_sampler(self, train_dataset=None):
-            return SequentialSampler(train_dataset or self.train_dataset)
-
-        def training_step(self, *args, **kwargs):
-            loss = super().training_step(*args, **kwargs)
-            self.micro_losses.append(loss.item())
-            return loss
-
-    theirs = load_for_training(cfg, CPU).model
     args = TrainingArguments(output_dir=str(tmp_path / "hf"), per_device_train_batch_size=2,
                              gradient_accumulation_steps=2, max_steps=10, learning_rate=1e-3,
-                             lr_scheduler_type="cosine", warmup_steps=2, max_grad_norm=1.0, weight_decay=0.0,
-                             optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
-                             logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", seed=0,
-                             remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0)
-    trainer = InOrderTrainer(model=theirs, args=args, train_dataset=rows, data_collator=collate)
+                             lr_scheduler_type="cosine", warmup_steps=2, max_grad_norm=1.0,
+                             remove_unused_columns=False, **TRAINER_ARGS)
+    trainer = InOrderTrainer(model=load_for_training(cfg, CPU).model, args=args, train_dataset=rows,
+                             data_collator=collate)
     trainer.train()
     hf_losses = [sum(trainer.micro_losses[i:i + 2]) for i in range(0, 20, 2)]
-
-    assert len(our_losses) == 10
-    for step, hf_loss in enumerate(hf_losses, start=1):
-        assert our_losses[step] == pytest.approx(hf_loss, abs=1e-4), f"step {step}"
-    hf_params = dict(trainer.model.named_parameters())
-    init = dict(load_for_training(cfg, CPU).trainable())
-    assert max((p - init[n]).abs().max().item() for n, p in ours.trainable()) > 1e-3  # the weights moved
-    for name, p in ours.trainable():
-        torch.testing.assert_close(p, hf_params[name], atol=1e-5, rtol=0)
+    assert_same_losses([our_losses[s] for s in sorted(our_losses)], hf_losses, steps=10)
+    assert_trained_alike(ours, trainer.model, cfg, atol=1e-5)
 
 
 # ---- accumulation and packing are exact regroupings of the same batch ---------------------------

@@ -16,9 +16,7 @@ from typing import Callable, Sequence
 
 from ..config import GENERATION_METRICS, SHARDED_GENERATION, ConfigError, RunConfig
 from ..data import Conversation, Message
-from ..templates import render_and_mask_many
-from ..templates.example import Example
-from ..templates.render import _LEADING_REASONING
+from ..templates import LEADING_REASONING, Example, render_and_mask_many
 from . import metrics as M
 
 BASE, FINE_TUNED = "base", "fine-tuned"
@@ -52,7 +50,7 @@ def _last_trained_run(trained: Sequence[bool]) -> tuple[int, int]:
 def final_answer(text: str) -> str:
     """The answer without the leading reasoning block of thinking templates (Qwen3 renders an
     empty one even with thinking off): metrics score what the user reads last."""
-    return _LEADING_REASONING.sub("", text.strip()).strip()
+    return LEADING_REASONING.sub("", text.strip()).strip()
 
 
 def eval_row(example: Example, tokenizer) -> EvalRow:

@@ -48,7 +48,8 @@ def apply_length_policy(example: Example, tcfg: TemplateConfig) -> Example | str
         if tcfg.overflow == "drop":
             return TOO_LONG
         cut = tcfg.max_seq_len
-        example = replace(example, input_ids=example.input_ids[:cut], trained=example.trained[:cut], truncated=True)
+        example = replace(example, input_ids=example.input_ids[:cut], trained=example.trained[:cut], truncated=True,
+                          whole_tokens=example.full_length)
         if not example.n_trained:
             return NO_TRAINED_AFTER_TRUNCATION
     if not example.n_trained:
@@ -79,11 +80,11 @@ def build_examples(convs: Sequence[Conversation], tokenizer: PreTrainedTokenizer
         if isinstance(outcome, str):
             dropped[outcome] += 1
             issues.append(RowError(example.row, "messages", msg("row.dropped", reason=msg(outcome),
-                                                                tokens=len(example.input_ids), trained=example.n_trained)))
+                                                                tokens=example.full_length, trained=example.n_trained)))
             continue
         kept.append(outcome)
         report.truncated += outcome.truncated
-        report.cut_tokens += len(example.input_ids) - len(outcome.input_ids)
+        report.cut_tokens += outcome.full_length - len(outcome.input_ids)
     report.kept = len({e.row for e in kept})
     report.dropped = dict(dropped)
     report.issues = sorted(issues, key=lambda e: e.row)[:MAX_ISSUES]

@@ -15,10 +15,18 @@ class Example:
     # Trained assistant turns written unlike a turn the model generates (history turns of reasoning
     # templates: Qwen3 drops their think block); the Template tab warns about them.
     unlike_inference: int = 0
+    # Tokens of the whole row where `input_ids` hold less of it (rendering stopped at the length limit,
+    # or truncation cut it); None when `input_ids` are the whole row.
+    whole_tokens: int | None = None
 
     @property
     def n_trained(self) -> int:
         return sum(self.trained)
+
+    @property
+    def full_length(self) -> int:
+        """Tokens of the whole row: what the Data and Template tabs report, and truncation's cut is counted from."""
+        return len(self.input_ids) if self.whole_tokens is None else self.whole_tokens
 
     def __len__(self) -> int:
         return len(self.input_ids)

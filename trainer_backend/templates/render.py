@@ -27,10 +27,11 @@ Rendering stops at the length limit (max_seq_len, or max_tokens when larger): a 
 hold more tokens is tokenized on growing prefixes, each cut just after a special token (the tokenizer
 splits special tokens out first, so a prefix's tokens are exactly the first tokens of the whole text),
 until one holds more than the limit. The row keeps that prefix (its length policy then truncates or
-drops it, as it would the whole row, and its token count is counted up to there), and no span is
-looked for in turns that start beyond the limit. The prefix-diff renders then grow with the turns
-that fit in the limit, not with the conversation; very long conversations never take the skeleton
-path (its traces grow with the square of the turns).
+drops it, as it would the whole row; the whole text is encoded once more, only for its token count,
+which the tokens cut are counted from), and no span is looked for in turns that start beyond the
+limit. The prefix-diff renders then grow with the turns that fit in the limit, not with the
+conversation; very long conversations never take the skeleton path (its traces grow with the square
+of the turns).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ from .skeleton import SkeletonCache
 
 # Reasoning templates (Qwen3, DeepSeek-R1) drop `<think>` blocks from assistant turns once they are
 # history; the turn must then be matched in that stripped form.
-_LEADING_REASONING = re.compile(r"^<think>.*?</think>\n*", re.DOTALL)  # Qwen3 lstrips only newlines
+LEADING_REASONING = re.compile(r"^<think>.*?</think>\n*", re.DOTALL)  # Qwen3 lstrips only newlines
 _TRAILING_REASONING = re.compile(r"<think>\s*</think>\s*$")
 
 Segment = tuple[str, bool]  # a piece of the rendered text, True when it is a trained response
@@ -112,6 +113,7 @@ class Rendered:
     segments: list[Segment]
     plain_text: bool = False  # raw-text rows: tokenizer's own BOS/EOS handling, every token trained
     unlike_inference: int = 0  # trained assistant turns rendered unlike a turn the model generates
+    whole_tokens: int | None = None  # tokens of the whole row when `text` stops at the length limit
 
 
 def _with_system_prompt(conv: Conversation, tcfg: TemplateConfig) -> list[dict[str, str]]:
@@ -134,7 +136,7 @@ def _turn_end(renderer: ChatRenderer, text: str, start: int, body: str, content:
     """Where the turn that starts at `start` ends in `text`, and whether it is written there as the
     model generates it (`body`, the turn rendered last). Reasoning templates write a history turn
     without its think block, and Qwen3 writes it verbatim where it lstrips the last turn."""
-    history_forms = (_LEADING_REASONING.sub("", body), content + renderer.end_of_turn(body))
+    history_forms = (LEADING_REASONING.sub("", body), content + renderer.end_of_turn(body))
     for c, as_generated in ((body, True), *((h, False) for h in history_forms)):
         if text.startswith(c, start):
             return start + len(c), as_generated
@@ -184,24 +186,28 @@ def _segments(text: str, spans: list[tuple[int, int]], trained: set[int]) -> lis
 
 def _rendered(conv: Conversation, text: str, spans: list[tuple[int, int]], unlike: list[bool],
               tcfg: TemplateConfig, cut: Cut | None = None) -> Rendered:
+    whole = cut.tokens if cut else None
     if cut is not None:
         text = text[:cut.end]
         spans = [(start, min(end, cut.end)) for start, end in spans]
     if tcfg.loss == "full":
-        return Rendered(conv.row, text, [(text, True)], unlike_inference=sum(unlike))
+        return Rendered(conv.row, text, [(text, True)], unlike_inference=sum(unlike), whole_tokens=whole)
     trained = set(range(len(spans))) if tcfg.loss == "response_only" else {len(spans) - 1}
     last_is_final = bool(spans) and len(spans) == sum(m.role == "assistant" for m in conv.messages)
     if tcfg.loss == "last_turn" and not last_is_final:
         trained = set()   # the last assistant turn starts beyond the length limit: nothing is trained
-    return Rendered(conv.row, text, _segments(text, spans, trained), unlike_inference=sum(unlike[i] for i in trained))
+    return Rendered(conv.row, text, _segments(text, spans, trained), unlike_inference=sum(unlike[i] for i in trained),
+                    whole_tokens=whole)
 
 
 @dataclass(frozen=True)
 class Cut:
     """Where a long row's text stops: `limit` is the end of the last token within the length limit,
-    `end` the end of the tokenized prefix kept (after a special token, past the limit)."""
+    `end` the end of the tokenized prefix kept (after a special token, past the limit), `tokens`
+    the whole text's token count (the tokens truncation cuts are counted from it)."""
     limit: int
     end: int
+    tokens: int
 
 
 def render_conversation(conv: Conversation, renderer: ChatRenderer, tcfg: TemplateConfig,
@@ -258,7 +264,9 @@ class ConversationRenderer:
             end = after.end() if after else len(text)
             ids, offsets = encode_with_offsets(self.tokenizer, [text[:end]])[0]
             if len(ids) > n:
-                return Cut(offsets[n - 1][1], end)
+                # One encoding of the whole text, for the rows cut only: a count, no render grows with it.
+                whole = ids if end == len(text) else encode_with_offsets(self.tokenizer, [text])[0][0]
+                return Cut(offsets[n - 1][1], end, len(whole))
         return None
 
     def _fast(self, conv: Conversation) -> Rendered | None:
@@ -390,7 +398,7 @@ def tokenize_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokeniz
         if trained:
             trained[0] = False  # nothing predicts the first token
         examples.append(Example(row=r.row, input_ids=ids, trained=trained, text=r.text,
-                                unlike_inference=r.unlike_inference))
+                                unlike_inference=r.unlike_inference, whole_tokens=r.whole_tokens))
     return examples
 
 

@@ -37,9 +37,9 @@ from .checkpoint import (DiskFull, TrainState, load_checkpoint, prune_checkpoint
                          save_sharded_checkpoint)
 from .events import EventLog
 from .mirrors import open_mirrors
-from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step
+from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step, step_counts
 from .optim import build_optimizer, build_scheduler
-from .passes import pass_inputs, step_passes, zero_missing_grads
+from .passes import backward_passes, pass_inputs, step_passes
 from .startup import AttentionWarmUp, StartupClock, warm_up_model
 
 class StopFlag:
@@ -93,28 +93,33 @@ def with_empty_passes(passes: list[list[Example]], needed: int, pad_id: int) -> 
     return passes + [[empty] for _ in range(needed - len(passes))]
 
 
-def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
-             device: torch.device, scaler, stop_requested: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Forward and backward every pass of this rank; returns (this rank's share of the step loss,
-    global [trained, tokens, stop votes]). Gradients are summed over ranks when it returns. When a
-    rank voted to stop, no rank runs the step: the loss is None."""
-    counts = sync.all_reduce_scalars(step_scalars(passes, stop_requested, device))
+def train_step(model: torch.nn.Module, passes: list[list], cfg: RunConfig, sync, pad_id: int, device: torch.device,
+               scaler, stop_requested: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The step's one exchange of counts, then its forward and backward (`run_step`, or
+    `preference_step` for the preference objectives): (this rank's share of the step loss, global
+    counts, metric sums). None when a rank voted to stop: then no rank runs the step."""
+    objective = cfg.train.objective
+    scalars = step_scalars(passes, stop_requested, device) if objective == "sft" else \
+        step_counts(passes, objective, stop_requested, device)
+    counts = sync.all_reduce_scalars(scalars)
     if counts[2].item() > 0:
-        return None, counts
+        return None
+    if objective == "sft":
+        step_loss = run_step(model, passes, cfg, sync, pad_id, device, scaler, counts)
+        return step_loss, counts, torch.zeros(0, dtype=torch.float64, device=device)
+    step_loss, sums = preference_step(model, passes, cfg, sync, pad_id, device, scaler, counts)
+    return step_loss, counts, sums
+
+
+def run_step(model: torch.nn.Module, passes: list[list[Example]], cfg: RunConfig, sync, pad_id: int,
+             device: torch.device, scaler, counts: torch.Tensor) -> torch.Tensor:
+    """Forward and backward every pass of this rank, normalized by the global trained-token count
+    (`counts`, from step_scalars); returns this rank's share of the step loss. Gradients are summed
+    over ranks when it returns."""
     passes = with_empty_passes(passes, sync.passes_needed(len(passes)), pad_id)
     n_items = counts[0].clamp(min=1).to(torch.float32)
-    step_loss = torch.zeros((), dtype=torch.float32, device=device)
-    for i, examples in enumerate(passes):
-        if i == len(passes) - 1:
-            sync.before_last_backward()
-        loss = model(**pass_inputs(examples, cfg, pad_id, device), num_items_in_batch=n_items,
-                     use_cache=False).loss
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss += loss.detach().float()
-    if not passes:
-        zero_missing_grads(model)
-    sync.finish()
-    return step_loss, counts
+    return backward_passes(model, passes, sync, scaler, device, lambda examples: model(
+        **pass_inputs(examples, cfg, pad_id, device), num_items_in_batch=n_items, use_cache=False).loss)
 
 
 def clip_and_step(params: list[torch.nn.Parameter], optimizer, scheduler, max_norm: float,
@@ -262,13 +267,10 @@ def fit(loaded: LoadedModel, cfg: RunConfig, train: Sequence[Example], evals: Se
     while step < total:
         share = shard_for_rank([train[i] for i in batches.indices(step)], sync.world_size, sync.rank)
         passes = step_passes(share, cfg)
-        if t.objective == "sft":
-            step_loss, counts = run_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
-            sums = torch.zeros(0, dtype=torch.float64, device=device)
-        else:
-            step_loss, counts, sums = preference_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
-        if step_loss is None:
+        stepped = train_step(model, passes, cfg, sync, pad_id, device, scaler, stop.is_set())
+        if stepped is None:
             break  # a stop was requested during the previous step: this one is not run
+        step_loss, counts, sums = stepped
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         grad_norm = clip_and_step(params, optimizer, scheduler, t.max_grad_norm, scaler, step_loss)
         window_counts += counts[:2]

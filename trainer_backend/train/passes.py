@@ -18,7 +18,7 @@ instead: no mask and no tail is the fastest path there is.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -61,6 +61,23 @@ def pass_inputs(examples: Sequence[Example], cfg: RunConfig, pad_id: int, device
     elif flex:
         inputs["attention_mask"] = document_block_mask(b.cu_seqlens.diff().to(device), device, total)
     return inputs
+
+
+def backward_passes(model: torch.nn.Module, passes: list[list], sync, scaler, device: torch.device,
+                    loss_of: Callable[[list], torch.Tensor]) -> torch.Tensor:
+    """Backward of `loss_of(pass)` for every pass of this rank (the last one lets the ranks sum
+    their gradients); returns the sum of the pass losses, this rank's share of the step loss."""
+    step_loss = torch.zeros((), dtype=torch.float32, device=device)
+    for i, units in enumerate(passes):
+        if i == len(passes) - 1:
+            sync.before_last_backward()
+        loss = loss_of(units)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        step_loss += loss.detach().float()
+    if not passes:
+        zero_missing_grads(model)
+    sync.finish()
+    return step_loss
 
 
 def zero_missing_grads(model: torch.nn.Module) -> None:

@@ -20,7 +20,7 @@ import torch
 from ...config import REFERENCE_OBJECTIVES, RunConfig
 from ...templates.pairs import LabelledExample
 from . import losses
-from ..passes import zero_missing_grads
+from ..passes import backward_passes
 from .logps import sequence_logps
 
 # Sums accumulated over a step's units and all-reduced when logged; `metric_values` turns them into means.
@@ -123,26 +123,14 @@ def _add_rewards(sums: torch.Tensor, out: losses.UnitLosses, n_pairs: int) -> No
 
 
 def preference_step(model: torch.nn.Module, passes: list[list], cfg: RunConfig, sync, pad_id: int,
-                    device: torch.device, scaler, stop_requested: bool = False):
-    """Returns (this rank's share of the step loss, global counts as `loop.run_step`, metric sums).
-    When a rank voted to stop, no rank runs the step: the loss is None, as in `loop.run_step`."""
-    objective = cfg.train.objective
-    counts = sync.all_reduce_scalars(step_counts(passes, objective, stop_requested, device))
-    if counts[2].item() > 0:
-        return None, counts, torch.zeros(len(SUMS), dtype=torch.float64, device=device)
-    kl = kto_kl(model, passes, cfg, sync, pad_id, device) if objective == "kto" else None
-    step_loss = torch.zeros((), dtype=torch.float32, device=device)
+                    device: torch.device, scaler, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(this rank's share of the step loss, metric sums), normalized by the global `counts`
+    (step_counts, all-reduced by `loop.train_step`, which also owns the stop vote)."""
+    kl = kto_kl(model, passes, cfg, sync, pad_id, device) if cfg.train.objective == "kto" else None
     sums = torch.zeros(len(SUMS), dtype=torch.float64, device=device)
-    for i, units in enumerate(passes):
-        if i == len(passes) - 1:
-            sync.before_last_backward()
-        loss = pass_loss(model, units, cfg, counts, kl, pad_id, device, sums)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss += loss.detach().float()
-    if not passes:
-        zero_missing_grads(model)
-    sync.finish()
-    return step_loss, counts, sums
+    step_loss = backward_passes(model, passes, sync, scaler, device,
+                                lambda units: pass_loss(model, units, cfg, counts, kl, pad_id, device, sums))
+    return step_loss, sums
 
 
 def metric_values(sums: list[float], objective: str) -> dict[str, float]:
