@@ -73,24 +73,24 @@ def test_a_dead_or_hung_worker_fails_the_run_and_leaves_nothing(multiworker, fat
     tmp, model, data = multiworker
     name = f"fate-{fate}"
     job_dir = tmp / name
+    # A death is seen at once, whatever the sync timeout: give it one no loaded machine reaches, so
+    # only the stopped rank can trip it in the hung case (a 2-core CI box can stall a step for seconds).
+    timeout_s = 600 if fate == "killed" else 8
     launcher = start_train(write_config(tmp, model, data, name, ["cpu", "cpu"], micro=2, accum=1, steps=500,
-                                        timeout_s=2.0))
+                                        timeout_s=timeout_s))
     try:
         wait_for_step(job_dir, 1, launcher)
         pids = worker_pids(job_dir)
         assert sorted(pids) == [0, 1]
         os.kill(pids[1], signal.SIGKILL if fate == "killed" else signal.SIGSTOP)
-        began = time.monotonic()
-        code = launcher.wait(timeout=30)
-        elapsed = time.monotonic() - began
+        code = launcher.wait(timeout=300)
         stderr = launcher.stderr.read()
     finally:
         if launcher.poll() is None:
             launcher.kill()
     assert code == 1
-    assert elapsed < 15
     expected = ("rank 1 (device cpu) was killed by SIGKILL; stopped all ranks" if fate == "killed"
-                else "rank 1 (device cpu) stopped responding for 2 s; stopping all ranks")
+                else f"rank 1 (device cpu) stopped responding for {timeout_s} s; stopping all ranks")
     assert stderr.strip().splitlines()[-1] == expected
     errors = read_events(job_dir, "error")
     assert errors and errors[-1]["message"] == expected
