@@ -75,9 +75,10 @@ def test_log_prob_objectives_hold_one_lm_head_chunk_whatever_the_batch(engine):
     dpo = [estimate(config(**{"model.engine": engine, "train.objective": "dpo", "train.micro_batch_size": m}))
            for m in (1, 8)]
     assert [e.breakdown["logits / cross-entropy"] for e in dpo] == [3 * 4 * 512 * 152064 / GIB] * 2
-    sft = [estimate(config(**{"model.engine": engine, "train.micro_batch_size": m})).breakdown["logits / cross-entropy"]
-           for m in (1, 8)]
-    assert sft[1] == 8 * sft[0]
+    if engine == "hf":   # Unsloth's fused cross-entropy holds no logits buffers for SFT
+        sft = [estimate(config(**{"model.engine": engine, "train.micro_batch_size": m})).breakdown["logits / cross-entropy"]
+               for m in (1, 8)]
+        assert sft[1] == 8 * sft[0] > 0
 
 
 def test_calibration_reproduces_every_measurement_within_ten_percent():

@@ -46,6 +46,11 @@ class RunShape:
         return self.shards > 0
 
     @property
+    def width(self) -> float:
+        """Bytes of one weight, gradient or activation value: fp32 or a 16-bit type."""
+        return 4.0 if self.precision == "fp32" else 2.0
+
+    @property
     def tokens(self) -> int:
         return self.micro_batch_size * self.sequences_per_example * self.seq_len
 
@@ -94,19 +99,18 @@ def run_shape(cfg: RunConfig) -> RunShape:
 
 
 def weights_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
-    width = 4.0 if s.precision == "fp32" else 2.0
     if s.method == "qlora":
         # Projections are NF4; embeddings, LM head and norms stay in 16 bits.
         return arch.linear_params() * cal.qlora_bytes_per_param + \
-            (arch.embedding_params() + arch.norm_params()) * width
-    return arch.total_params() * width
+            (arch.embedding_params() + arch.norm_params()) * s.width
+    return arch.total_params() * s.width
 
 
 def trainable_bytes(arch: Architecture, s: RunShape) -> float:
     """Trainable params + their grads + optimizer states. A full fine-tune trains the weights
     themselves (counted once, under weights) and its gradients have a row of their own."""
     if s.method == "full":
-        return arch.total_params() * optimizer_bytes(s.optimizer, 4.0 if s.precision == "fp32" else 2.0)
+        return arch.total_params() * optimizer_bytes(s.optimizer, s.width)
     # Adapters are kept in fp32 (PEFT and Unsloth upcast them), as are their grads.
     return arch.lora_params(s.lora_r, list(s.lora_targets)) * (4.0 + 4.0 + optimizer_bytes(s.optimizer, 4.0))
 
@@ -117,23 +121,20 @@ def full_gradient_bytes(arch: Architecture, s: RunShape, live_bytes: float) -> f
     backward writes them while it frees that pass's activations, so only what they exceed the
     live activations by adds to the peak (measured: full fine-tuning of Qwen2.5-1.5B peaks at
     weights + optimizer + activations, calibration.yaml)."""
-    if s.method != "full":
-        return 0.0
-    grads = arch.total_params() * (4.0 if s.precision == "fp32" else 2.0) / max(s.shards, 1)
+    grads = arch.total_params() * s.width / max(s.shards, 1)
     return grads if s.grad_accum > 1 else max(0.0, grads - live_bytes)
 
 
 def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float:
     e = cal.engines[s.engine]
-    width = 4.0 if s.precision == "fp32" else 2.0
-    per_layer = width * (e.hidden_coef * arch.hidden + e.intermediate_coef * arch.intermediate) * s.tokens
+    per_layer = s.width * (e.hidden_coef * arch.hidden + e.intermediate_coef * arch.intermediate) * s.tokens
     per_layer *= e.activation_factor(arch.model_type, s.method, s.checkpointing)
     if s.checkpointing == "off":
         return arch.layers * per_layer
     live = e.recompute_layers * per_layer
     if not e.inputs_on_gpu[s.checkpointing]:
         return live  # each layer's input waits in CPU memory
-    return live + arch.layers * arch.hidden * width * s.tokens  # one saved input per layer
+    return live + arch.layers * arch.hidden * s.width * s.tokens  # one saved input per layer
 
 
 def logits_bytes(arch: Architecture, s: RunShape, e) -> float:
@@ -157,12 +158,11 @@ def fsdp_buffer_bytes(arch: Architecture, s: RunShape) -> float:
     """What FSDP2 holds unsharded on each GPU: the root unit (embeddings, head) for the whole step,
     two decoder layers at a time (the one computing and the one prefetched) and, for full
     fine-tuning, two layers of unsharded gradients waiting for their reduce-scatter."""
-    width = 4.0 if s.precision == "fp32" else 2.0
     layer = arch.total_params() - arch.embedding_params() - arch.norm_params()
     layer /= arch.layers
-    gathered = (arch.embedding_params() + 2 * layer) * width
+    gathered = (arch.embedding_params() + 2 * layer) * s.width
     if s.method == "full":
-        gathered += 2 * layer * width
+        gathered += 2 * layer * s.width
     return gathered
 
 
@@ -178,8 +178,8 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
         "workspace": e.workspace_gib,
         **({"reference model (adapters disabled or precomputed)": REFERENCE_MODEL_BYTES} if reference else {}),
     }
-    live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
     if s.method == "full":
+        live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
         parts["gradients"] = full_gradient_bytes(arch, s, live) / GIB
     if s.sharded:
         parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB

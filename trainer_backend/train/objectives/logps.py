@@ -79,7 +79,7 @@ def scored_logps(model: torch.nn.Module, inputs: dict, cols: torch.Tensor, targe
     take the pass's keyword arguments there too), then the LM head chunk by chunk. Preference
     objectives are refused under FSDP, whose root unit gathers the head only in the model's own forward."""
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.model(**inputs, use_cache=False)[0][:, cols]   # (rows, k, d), after the final norm
+    hidden = causal_lm.get_decoder()(**inputs, use_cache=False)[0][:, cols]   # (rows, k, d), after the final norm
     head = causal_lm.get_output_embeddings()
     cap = getattr(causal_lm.config, "final_logit_softcapping", None)  # Gemma 2/3 apply it after the head
     flat, flat_targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
