@@ -92,8 +92,6 @@ def trainer_run(model: Path, data: Path, out: Path, extra: dict | None = None) -
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "trainer_backend", "train", "qwen2.5-7b-instruct", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
-    if os.environ.get("REALDATA_STDERR_DIR"):  # e.g. with TORCH_LOGS=recompiles, to see what compiles when
-        Path(os.environ["REALDATA_STDERR_DIR"], out.name + ".stderr.txt").write_text(proc.stderr)
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()] \
         if (out / "events.jsonl").exists() else []
     train = [e for e in events if e["kind"] == "train"]
