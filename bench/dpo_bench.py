@@ -1,6 +1,7 @@
 """DPO throughput and memory: our trainer vs TRL's DPOTrainer on Unsloth, same pairs, one command.
 
     python bench/dpo_bench.py --out bench/results/dpo_bench.md [--arch qwen2.5-7b] [--steps 12] [--batch 2]
+                              [--chunks 512,128]
 
 Model: a random-init Qwen2.5-7B shape (random weights train at the speed of real ones) with the
 benches' ChatML byte tokenizer, LoRA r=16 on all linear layers, bf16, one GPU. Data: the same
@@ -15,7 +16,9 @@ preference pairs for both (prompt 128 letters, chosen and rejected 384 letters e
 tokens/s counts the tokens of both sequences of every pair, over the steps after the first 3.
 Peak = torch.cuda.max_memory_allocated; the planner's estimate of our run is printed next to it
 (`allocated` is the comparable figure; `peak` adds the allocator reserve and the CUDA context).
-Each run is its own subprocess (importing unsloth patches transformers and TRL).
+Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
+once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK): the trade between the step's
+peak and its speed; the first value is the one reported against TRL.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import random_models  # noqa: E402
+from trainer_backend.config import LOGP_HEAD_CHUNK  # noqa: E402
 
 WARMUP = 3
 PROMPT, COMPLETION, SEQ = 128, 384, 1024
@@ -108,9 +112,14 @@ def child_trl(folder: str, data: Path, batch: int, steps: int) -> dict:
             "first_loss": trainer.state.log_history[0].get("loss")}
 
 
-def child_ours(folder: str, data: Path, batch: int, steps: int) -> dict:
+def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> dict:
     import unsloth  # noqa: F401  (first, as the trainer's CLI does for GPU runs)
     import torch
+
+    from trainer_backend.planner import estimate as planner_estimate
+    from trainer_backend.train.objectives import logps
+
+    logps.LOGP_HEAD_CHUNK = planner_estimate.LOGP_HEAD_CHUNK = chunk   # the sweep's one variable
 
     from trainer_backend.models.engine import resolve_engine
     from trainer_backend.planner.estimate import estimate_resolved
@@ -129,25 +138,26 @@ def child_ours(folder: str, data: Path, batch: int, steps: int) -> dict:
     t = {e["step"]: e["t"] for e in read_events(job, "train")}
     first = read_events(job, "train")[0]["loss"]
     return {"seconds_per_step": (t[steps] - t[WARMUP]) / (steps - WARMUP), "first_loss": first,
-            "planner_peak_gib": estimate.peak_gib, "planner_allocated_gib": estimate.allocated_gib}
+            "planner_peak_gib": estimate.peak_gib, "planner_allocated_gib": estimate.allocated_gib, "chunk": chunk}
 
 
-def child(mode: str, arch: str, batch: int, steps: int) -> None:
+def child(mode: str, arch: str, batch: int, steps: int, chunk: int) -> None:
     if mode == "trl":
         import unsloth  # noqa: F401
     import torch
 
     folder = str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), random_models.architecture(arch)))
     data = write_pairs(Path("/tmp/dpo_bench_pairs.jsonl"), batch * steps)
-    result = (child_trl if mode == "trl" else child_ours)(folder, data, batch, steps)
+    result = child_trl(folder, data, batch, steps) if mode == "trl" else child_ours(folder, data, batch, steps, chunk)
     tokens = pair_tokens(folder, data, batch, steps)
     result.update(mode=mode, tokens_per_s=tokens / result["seconds_per_step"], tokens_per_step=tokens,
                   peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_child(mode: str, arch: str, batch: int, steps: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--arch", arch, "--batch", str(batch), "--steps", str(steps)]
+def run_child(mode: str, arch: str, batch: int, steps: int, chunk: int = 0) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--arch", arch, "--batch", str(batch), "--steps", str(steps),
+           "--chunk", str(chunk)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -157,6 +167,7 @@ def run_child(mode: str, arch: str, batch: int, steps: int) -> dict:
 
 
 def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
+    """`results`: TRL's run first, then ours once per chunk; the first of ours is compared with TRL."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -165,18 +176,19 @@ def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
              f"{time.strftime('%Y-%m-%d')}, {device}, `{command.strip()}`, {batch} pairs a step, {steps} steps", "",
              "| run | tokens/s | peak GiB (measured) | planner allocated / peak GiB | step-1 loss |",
              "|---|---|---|---|---|"]
-    by_mode = {r["mode"]: r for r in results}
-    for mode, label in (("trl", "TRL DPOTrainer + Unsloth (defaults)"), ("ours", "ours (train.objective: dpo)")):
-        r = by_mode.get(mode, {})
-        if "error" in r or not r:
-            lines.append(f"| {label} | failed: {r.get('error', 'not run')} | | | |")
+    for r in results:
+        label = "TRL DPOTrainer + Unsloth (defaults)" if r["mode"] == "trl" else \
+            f"ours (train.objective: dpo), LM head {r['chunk']} positions a chunk"
+        if "error" in r:
+            lines.append(f"| {label} | failed: {r['error']} | | | |")
             continue
         plan = f"{r['planner_allocated_gib']:.2f} / {r['planner_peak_gib']:.2f}" if "planner_peak_gib" in r else "–"
         lines.append(f"| {label} | {r['tokens_per_s']:.0f} | {r['peak_gib']:.2f} | {plan} | {r['first_loss']:.4f} |")
-    if all(m in by_mode and "error" not in by_mode[m] for m in ("trl", "ours")):
-        ours, trl = by_mode["ours"], by_mode["trl"]
-        lines += ["", f"ours / TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
-                      f"{ours['peak_gib'] / trl['peak_gib']:.2f}× peak memory; planner allocated vs measured: "
+    trl, ours = results[0], results[1]
+    if "error" not in trl and "error" not in ours:
+        lines += ["", f"ours (chunk {ours['chunk']}) / TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
+                      f"{ours['peak_gib'] / trl['peak_gib']:.3f}× peak memory "
+                      f"({ours['peak_gib'] - trl['peak_gib']:+.2f} GiB); planner allocated vs measured: "
                       f"{100 * (ours['planner_allocated_gib'] / ours['peak_gib'] - 1):+.1f}%"]
     return "\n".join(lines) + "\n"
 
@@ -188,11 +200,14 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "dpo_bench.md"))
+    p.add_argument("--chunks", default=str(LOGP_HEAD_CHUNK), help="LM-head chunks to run ours with, e.g. 512,128")
+    p.add_argument("--chunk", type=int, default=LOGP_HEAD_CHUNK, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child, args.arch, args.batch, args.steps)
+        child(args.child, args.arch, args.batch, args.steps, args.chunk)
         return 0
-    results = [run_child(mode, args.arch, args.batch, args.steps) for mode in ("trl", "ours")]
+    results = [run_child("trl", args.arch, args.batch, args.steps)]
+    results += [run_child("ours", args.arch, args.batch, args.steps, int(c)) for c in args.chunks.split(",")]
     text = table(results, args.arch, args.batch, args.steps)
     Path(args.out).write_text(text)
     print(text)
