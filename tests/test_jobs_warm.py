@@ -97,6 +97,8 @@ def test_a_worker_that_imported_unsloth_runs_only_jobs_that_import_it(tmp_path, 
     assert warm.fits({"cuda": False}, config)                   # no unsloth in it: the same imports
     tiny_cfg().with_overrides({"sync.devices": [0], "model.engine": "auto"}).save(config)
     assert warm.fits({"cuda": True}, config)
+    config.write_text("train: {lr: fast}\n")                   # the cold start reports it
+    assert not warm.fits({"cuda": True}, config)
 
 
 def test_runners_without_gpus_or_with_another_command_start_no_worker(tmp_path):

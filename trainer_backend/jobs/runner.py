@@ -76,7 +76,7 @@ class JobRunner:
         self.stall_s = stall_s
         self.train_command = list(train_command)
         self.registry = registry.Registry(self.workdir / "jobs.db")
-        use_warm = warm_workers and self.gpus and worker_argv(self.train_command) is not None
+        use_warm = warm_workers and bool(self.gpus) and worker_argv(self.train_command) is not None
         self._warm = WarmPool(self.workdir, self.train_command) if use_warm else None
         self._stop_loop = threading.Event()
         self._loop: threading.Thread | None = None

@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 
 from ..child_env import python_env
-from ..config import load_config
+from ..config import ConfigError, load_config
 from ..device_rules import may_use_unsloth
 from .paths import JobPaths, WarmPaths
 from .processes import alive, kill_group, signal_group, start_time
@@ -56,8 +56,14 @@ def warm_gpu(command: list[str], gpus: list[int]) -> int | None:
 
 
 def fits(record: dict, config_path: Path) -> bool:
-    """A worker that imported unsloth (it had CUDA) runs only jobs that import it too."""
-    return not record.get("cuda") or may_use_unsloth(load_config(config_path))
+    """A worker that imported unsloth (it had CUDA) runs only jobs that import it too. A config
+    that does not load starts cold, where the train command reports it as it always does."""
+    if not record.get("cuda"):
+        return True
+    try:
+        return may_use_unsloth(load_config(config_path))
+    except ConfigError:
+        return False
 
 
 # ---- the supervisor's side ----------------------------------------------------------------------
@@ -170,10 +176,12 @@ class WarmPool:
         paths.dir.mkdir(parents=True, exist_ok=True)
         paths.importing.touch()
         argv = [*self.argv, str(self.workdir), str(gpu), paths.name, json.dumps(self.command)]
+        # The directory jobs submitted here run in (submit records it): what the imports write
+        # relative to it (unsloth's compiled-module cache) lands where a cold start puts it.
         try:
             with open(paths.log, "ab") as log:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, cwd=str(self.workdir),
+                                        start_new_session=True, cwd=os.getcwd(),
                                         env=python_env({"CUDA_VISIBLE_DEVICES": str(gpu)}))
         except OSError:
             unlink(paths.importing)

@@ -74,6 +74,7 @@ def _run(request: dict) -> int:
     os.dup2(fd, 2)
     os.close(fd)
     os.chdir(request["cwd"])
+    sys.path[0] = request["cwd"]   # where `python -m` run there would look first
     from .. import __main__ as cli
 
     args = request["argv"][2:]   # after `-m trainer_backend`
