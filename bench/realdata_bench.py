@@ -147,13 +147,13 @@ def runner_launches(model: Path, data: Path, work: Path, extra: dict) -> dict[st
                 deadline = time.monotonic() + 600
                 while warm and not WarmPaths.ready_on(runner.workdir, 0) and time.monotonic() < deadline:
                     time.sleep(0.2)
-                rows[f"job runner, {name}"] = runner_job(runner, cfg)
+                rows[f"job runner, {name}"] = runner_job(runner, cfg, warm)
         finally:
             runner.close()
     return rows
 
 
-def runner_job(runner, cfg) -> dict:
+def runner_job(runner, cfg, warm: bool) -> dict:
     start = time.time()
     job_id = runner.submit(cfg, "bench", gpus=[0])
     while (info := runner.get(job_id, "bench")).state in ("queued", "running", "stopping"):
@@ -161,6 +161,8 @@ def runner_job(runner, cfg) -> dict:
     timings = run_timings(info.job_dir, start) if info.state == "completed" else None
     if timings is None:
         return dict(error=f"{info.state}: {info.exit_reason}", log=runner.log_tail(job_id, "bench", 40))
+    if warm and "--- in warm worker" not in (info.job_dir / "console.log").read_text():
+        timings["plan"] += "; started cold: no warm worker was ready (see warm/gpu0.log)"
     return timings
 
 
