@@ -24,7 +24,6 @@ from trainer_backend.jobs.processes import alive, start_time
 from trainer_backend.jobs.runner import DEFAULT_TRAIN_COMMAND
 from trainer_backend.jobs.supervise import Supervisor
 
-pytestmark = pytest.mark.slow
 TRAIN = list(DEFAULT_TRAIN_COMMAND)
 TIMING = {"t", "seconds", "eta_s", "tokens_per_s"}   # clock readings in events
 
@@ -109,6 +108,7 @@ def test_runners_without_gpus_or_with_another_command_start_no_worker(tmp_path):
         assert not (runner.workdir / "warm").exists()
 
 
+@pytest.mark.slow
 def test_a_warm_job_ends_as_the_same_cold_job_and_leaves_no_zombie(tmp_path, tiny_cfg):
     cold = make_runner(tmp_path / "cold", warm_workers=False)
     cold_id = submit_on_cpu(cold, tiny_cfg())
@@ -132,6 +132,7 @@ def test_a_warm_job_ends_as_the_same_cold_job_and_leaves_no_zombie(tmp_path, tin
     assert [p.name for p in (runner.workdir / "warm").iterdir()] == ["gpu0.log"]
 
 
+@pytest.mark.slow
 def test_two_supervisors_race_for_one_worker_one_wins_the_other_starts_cold(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid = ready_worker(runner)
@@ -152,6 +153,7 @@ def test_two_supervisors_race_for_one_worker_one_wins_the_other_starts_cold(tmp_
     runner.close()
 
 
+@pytest.mark.slow
 def test_stopping_a_warm_job_ends_it_as_a_stopped_cold_job(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid, job_id = training_in_warm_worker(runner, tiny_cfg)
@@ -164,6 +166,7 @@ def test_stopping_a_warm_job_ends_it_as_a_stopped_cold_job(tmp_path, tiny_cfg):
     runner.close()
 
 
+@pytest.mark.slow
 def test_a_warm_worker_killed_mid_run_fails_its_job_as_a_killed_cold_one(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid, job_id = training_in_warm_worker(runner, tiny_cfg)
@@ -176,6 +179,7 @@ def test_a_warm_worker_killed_mid_run_fails_its_job_as_a_killed_cold_one(tmp_pat
     runner.close()
 
 
+@pytest.mark.slow
 def test_a_worker_that_does_not_answer_the_hand_over_is_killed_and_the_job_starts_cold(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid = ready_worker(runner)
@@ -188,6 +192,7 @@ def test_a_worker_that_does_not_answer_the_hand_over_is_killed_and_the_job_start
     runner.close()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_not_claimed(tmp_path, tiny_cfg):
     pool = warm.WarmPool(tmp_path, TRAIN)
     pool.keep([0], set(), set())
@@ -202,6 +207,7 @@ def test_a_dead_worker_is_not_claimed(tmp_path, tiny_cfg):
     pool.close()
 
 
+@pytest.mark.slow
 def test_close_stops_importing_and_ready_workers(tmp_path):
     runner = make_runner(tmp_path / "a")
     runner.schedule()                                # importing
