@@ -13,6 +13,7 @@ import time
 
 import psutil
 import pytest
+import torch
 
 from fake_worker import FAKE_COMMAND, live_pids, wait_until
 from test_jobs_real_training import tiny_run, write_dataset
@@ -25,6 +26,8 @@ from trainer_backend.jobs.runner import DEFAULT_TRAIN_COMMAND
 from trainer_backend.jobs.supervise import Supervisor
 
 TRAIN = list(DEFAULT_TRAIN_COMMAND)
+# With a GPU the worker imports unsloth and then takes unsloth runs only, not these CPU runs.
+CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="fakes GPU 0 on a machine without CUDA")
 TIMING = {"t", "seconds", "eta_s", "tokens_per_s"}   # clock readings in events
 
 
@@ -109,6 +112,7 @@ def test_runners_without_gpus_or_with_another_command_start_no_worker(tmp_path):
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_a_warm_job_ends_as_the_same_cold_job_and_leaves_no_zombie(tmp_path, tiny_cfg):
     cold = make_runner(tmp_path / "cold", warm_workers=False)
     cold_id = submit_on_cpu(cold, tiny_cfg())
@@ -133,6 +137,7 @@ def test_a_warm_job_ends_as_the_same_cold_job_and_leaves_no_zombie(tmp_path, tin
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_two_supervisors_race_for_one_worker_one_wins_the_other_starts_cold(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid = ready_worker(runner)
@@ -154,6 +159,7 @@ def test_two_supervisors_race_for_one_worker_one_wins_the_other_starts_cold(tmp_
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_stopping_a_warm_job_ends_it_as_a_stopped_cold_job(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid, job_id = training_in_warm_worker(runner, tiny_cfg)
@@ -167,6 +173,7 @@ def test_stopping_a_warm_job_ends_it_as_a_stopped_cold_job(tmp_path, tiny_cfg):
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_a_warm_worker_killed_mid_run_fails_its_job_as_a_killed_cold_one(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid, job_id = training_in_warm_worker(runner, tiny_cfg)
@@ -180,6 +187,7 @@ def test_a_warm_worker_killed_mid_run_fails_its_job_as_a_killed_cold_one(tmp_pat
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_a_worker_that_does_not_answer_the_hand_over_is_killed_and_the_job_starts_cold(tmp_path, tiny_cfg):
     runner = make_runner(tmp_path / "work")
     pid = ready_worker(runner)
@@ -193,6 +201,7 @@ def test_a_worker_that_does_not_answer_the_hand_over_is_killed_and_the_job_start
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_a_dead_worker_is_not_claimed(tmp_path, tiny_cfg):
     pool = warm.WarmPool(tmp_path, TRAIN)
     pool.keep([0], set(), set())
@@ -208,6 +217,7 @@ def test_a_dead_worker_is_not_claimed(tmp_path, tiny_cfg):
 
 
 @pytest.mark.slow
+@CPU_ONLY
 def test_close_stops_importing_and_ready_workers(tmp_path):
     runner = make_runner(tmp_path / "a")
     runner.schedule()                                # importing
