@@ -16,7 +16,8 @@ Runs, each in its own process:
 Reported: loop time (first step to last), real tokens/s (tokens of the data, pad excluded), trained
 tokens/s (tokens in the loss), peak allocated GiB, launch to first step (process start to the end
 of the first optimizer step). `--sets` and `--runs` pick a subset; `--launch-0.5b` adds the startup
-profile of a Qwen2.5-0.5B shape.
+profile of a Qwen2.5-0.5B shape, `--launch-0.5b-runner` the same run submitted to a JobRunner on
+GPU 0: twice in its warm worker (trainer_backend/jobs/warm.py), once cold.
 """
 from __future__ import annotations
 
@@ -85,19 +86,31 @@ def data_tokens(path: Path, tok) -> dict:
 def trainer_run(model: Path, data: Path, out: Path, extra: dict | None = None) -> dict:
     """`train qwen2.5-7b-instruct` with the model and data only; times from its events."""
     shutil.rmtree(out, ignore_errors=True)
-    sets = {"model.name_or_path": str(model), "data.path": str(data), "output.dir": str(out),
-            "train.save_every": 0, **(extra or {})}
-    args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    args = [a for item in run_sets(model, data, {"output.dir": str(out), **(extra or {})}) for a in ("--set", item)]
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "trainer_backend", "train", "qwen2.5-7b-instruct", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    timings = run_timings(out, start)
+    if proc.returncode != 0 or timings is None:
+        return dict(error=f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or ['-'])[-1][:300]}",
+                    log=proc.stderr[-4000:])
+    return timings
+
+
+def run_sets(model: Path, data: Path, extra: dict) -> list[str]:
+    """The `--set` items of our runs: only the model and the data set (and what `extra` adds)."""
+    sets = {"model.name_or_path": str(model), "data.path": str(data), "train.save_every": 0, **extra}
+    return [f"{k}={v}" for k, v in sets.items()]
+
+
+def run_timings(out: Path, start: float) -> dict | None:
+    """Times of the run in `out` from its events, launch counted from `start`; None without a step."""
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()] \
         if (out / "events.jsonl").exists() else []
     train = [e for e in events if e["kind"] == "train"]
     started = next((e for e in events if e["kind"] == "status" and e.get("status") == "started"), None)
-    if proc.returncode != 0 or not train or started is None:
-        return dict(error=f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or ['-'])[-1][:300]}",
-                    log=proc.stderr[-4000:])
+    if not train or started is None:
+        return None
     import yaml
 
     resolved = yaml.safe_load((out / "config.yaml").read_text())
@@ -115,73 +128,44 @@ def trainer_run(model: Path, data: Path, out: Path, extra: dict | None = None) -
                 startup=startup)
 
 
-def recipe_worker(model: str, variants: list[tuple[str, bool]], started: float) -> None:
-    """Unsloth's notebook recipe, as its Qwen2.5 notebook writes it (defaults otherwise), for each
-    (data file, packing) in turn on one loaded model: loading once saves a minute of bench time, and
-    the adapters' values do not change the speed. Launch to first step is the first variant's."""
-    import unsloth  # noqa: F401
-    from unsloth import FastLanguageModel
-    from unsloth.chat_templates import train_on_responses_only
+def runner_launches(model: Path, data: Path, work: Path, extra: dict) -> dict[str, dict]:
+    """The same run as a job of a JobRunner on GPU 0: twice in a warm worker (the second sees the
+    first's compile caches, a lab's steady state), then once cold. Launch = submit to the first
+    step; the wait for a worker to be ready is not part of it (a lab server has one long before)."""
+    from trainer_backend.config import load_config
+    from trainer_backend.jobs import JobRunner
+    from trainer_backend.jobs.paths import WarmPaths
 
-    import torch
-    from datasets import Dataset
-    from transformers import TrainerCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from trainer_backend.data import load_dataset
-
-    model_, tok = FastLanguageModel.from_pretrained(model, max_seq_length=SEQ, dtype=None, load_in_4bit=False,
-                                                    local_files_only=True)
-    model_ = FastLanguageModel.get_peft_model(
-        model_, r=16, lora_alpha=16, lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth",
-        random_state=3407, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    stamps: list[float] = []
-
-    class FirstStep(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            stamps.append(time.time())
-
-    for data, packing in variants:
-        texts = [tok.apply_chat_template([{"role": m.role, "content": m.content} for m in c.messages], tokenize=False)
-                 for c in load_dataset(data).conversations]
-        trainer = SFTTrainer(model=model_, processing_class=tok, train_dataset=Dataset.from_dict({"text": texts}),
-                             callbacks=[FirstStep()],
-                             args=SFTConfig(dataset_text_field="text", max_length=SEQ, packing=packing,
-                                            per_device_train_batch_size=2, gradient_accumulation_steps=4,
-                                            warmup_steps=5, num_train_epochs=1, learning_rate=2e-4, logging_steps=1,
-                                            optim="adamw_8bit", weight_decay=0.01, lr_scheduler_type="linear",
-                                            seed=3407, output_dir="/tmp/recipe", report_to="none",
-                                            save_strategy="no"))
-        trainer = train_on_responses_only(trainer, instruction_part=RECIPE_CHATML[0], response_part=RECIPE_CHATML[1])
-        ds = trainer.train_dataset
-        tokens = sum(len(ids) for ids in ds["input_ids"])
-        trained = sum(sum(1 for x in labels if x != -100) for labels in ds["labels"]) \
-            if "labels" in ds.column_names else 0
-        torch.cuda.reset_peak_memory_stats()
-        first = len(stamps)
-        begin = time.time()
-        trainer.train()
-        end = time.time()
-        print("RESULT " + json.dumps(dict(
-            data=data, packing=packing, loop_s=end - begin, launch_s=stamps[0] - started if first == 0 else None,
-            steps=len(stamps) - first, tokens=tokens, trained=trained,
-            peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
-            plan=f"batch 2 x accum 4, checkpointing unsloth, adamw_8bit, packing {packing}")), flush=True)
+    cfg = load_config("qwen2.5-7b-instruct", run_sets(model, data, extra))
+    rows = {}
+    for warm, names in ((True, ["warm worker", "warm worker, second job"]), (False, ["cold start"])):
+        shutil.rmtree(work / "runner", ignore_errors=True)
+        runner = JobRunner(work / "runner", gpus=[0], min_free_gib=0, warm_workers=warm)
+        runner.start_background()
+        try:
+            for name in names:
+                deadline = time.monotonic() + 600
+                while warm and not WarmPaths.ready_on(runner.workdir, 0) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                rows[f"job runner, {name}"] = runner_job(runner, cfg, warm)
+        finally:
+            runner.close()
+    return rows
 
 
-def recipe_runs(model: Path, variants: list[tuple[Path, bool]], stdout: Path) -> list[dict]:
-    """One process for all variants; its RESULT lines also land in `stdout` as they come."""
-    started = time.time()
-    spec = ",".join(f"{d}:{int(p)}" for d, p in variants)
-    with stdout.open("w") as out:
-        proc = subprocess.run([sys.executable, __file__, "--recipe", str(model), spec, str(started)],
-                              cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True, timeout=900)
-    found = [json.loads(line[7:]) for line in stdout.read_text().splitlines() if line.startswith("RESULT ")]
-    error = dict(error=(proc.stderr.strip().splitlines() or ["no output"])[-1][:300], log=proc.stderr[-4000:])
-    return found + [error] * (len(variants) - len(found))
+def runner_job(runner, cfg, warm: bool) -> dict:
+    start = time.time()
+    job_id = runner.submit(cfg, "bench", gpus=[0])
+    while (info := runner.get(job_id, "bench")).state in ("queued", "running", "stopping"):
+        time.sleep(0.2)
+    timings = run_timings(info.job_dir, start) if info.state == "completed" else None
+    if timings is None:
+        return dict(error=f"{info.state}: {info.exit_reason}", log=runner.log_tail(job_id, "bench", 40))
+    if warm and "--- in warm worker" not in (info.job_dir / "console.log").read_text():
+        timings["plan"] += "; started cold: no warm worker was ready (see warm/gpu0.log)"
+    return timings
 
 
-# ---- table ----------------------------------------------------------------------------------
 def rates(r: dict, tokens: int, trained: int) -> dict:
     """tokens/s over the loop; for our runs also the steady rate (steps after the first)."""
     out = dict(real=tokens / r["loop_s"], trained=trained / r["loop_s"])
@@ -249,6 +233,8 @@ def main() -> int:
     ap.add_argument("--sets", default="chitchat,alpaca")
     ap.add_argument("--runs", default="auto,recipe,recipe-packed,fixed")
     ap.add_argument("--launch-0.5b", dest="launch_05b", action="store_true")
+    ap.add_argument("--launch-0.5b-runner", dest="launch_05b_runner", action="store_true",
+                    help="the 0.5B run as JobRunner jobs: twice in a warm worker, once cold (launch = submit to step 1)")
     ap.add_argument("--keep", metavar="JSONL", help="rows of an earlier run of the same sitting to show beside these")
     ap.add_argument("--recipe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -310,12 +296,18 @@ def main() -> int:
                                                          Path(args.out).with_name("recipe_stdout.txt"))):
             results[name, "Unsloth recipe" + (", packing=True" if packing else "")] = r
         report()
-    if args.launch_05b:
+    small_run = {"model.architecture": "{}", "train.max_steps": 3}
+    if args.launch_05b or args.launch_05b_runner:
         small = make_model_dir(work / "qwen05b", QWEN_05B)
         tok.save_pretrained(small)
-        results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = trainer_run(
-            small, paths["chitchat"], work / "auto-05b", {"model.architecture": "{}", "train.max_steps": 3})
         stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
+    if args.launch_05b:
+        results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = trainer_run(
+            small, paths["chitchat"], work / "auto-05b", small_run)
+        report()
+    if args.launch_05b_runner:
+        for name, r in runner_launches(small, paths["chitchat"], work, small_run).items():
+            results["chitchat", f"this trainer, all auto, Qwen2.5-0.5B shape, {name}"] = r
         report()
     print(Path(args.out).read_text())
     for k, v in results.items():

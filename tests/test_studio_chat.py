@@ -103,7 +103,7 @@ def test_a_gpu_chat_worker_runs_on_the_gpu_the_scheduler_gave_it(tmp_path, tiny_
     import torch
 
     last = torch.cuda.device_count() - 1                       # as with --gpus <last>
-    runner = JobRunner(tmp_path / "work", gpus=[last], min_free_gib=0)
+    runner = JobRunner(tmp_path / "work", gpus=[last], min_free_gib=0, warm_workers=False)
     runner.start_background(interval_s=0.2)
     pool = ChatPool(runner, sys.executable)
     try:

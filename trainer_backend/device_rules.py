@@ -12,6 +12,12 @@ QLORA_NEEDS_CUDA = msg("config.qlora_needs_cuda")
 UNSLOTH_QLORA_FIXED = msg("config.unsloth_qlora_fixed")
 
 
+def may_use_unsloth(cfg: RunConfig) -> bool:
+    """Whether a run of `cfg` imports unsloth first when CUDA is there (models/engine.preload_engine):
+    its patches change transformers, so a process that imported it runs only such runs."""
+    return cfg.model.engine != "hf" and "cpu" not in cfg.sync.devices and cfg.sync.sharding != "fsdp"
+
+
 def unsloth_needs_cuda(device: str) -> Notice:
     return msg("config.unsloth_needs_cuda", device=device)
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if not workdir.is_dir():
         print(f"workdir {workdir} does not exist", file=sys.stderr)
         return 2
-    runner = JobRunner(workdir)
+    runner = JobRunner(workdir, warm_workers=False)   # a command ends long before a worker is ready
     user = ADMIN if args.user is None else args.user
     try:
         if args.action == "list":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -70,6 +71,31 @@ def kill_group(pgid: int | None, since: float | None = None, wait_s: float = 5.0
     while (left := group_members(pgid, since)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
+
+
+class TrainProcess(Protocol):
+    """The train command of a job as its supervisor sees it: a child it started (ChildProcess) or
+    a warm worker it claimed (warm.ClaimedWorker). `pid` is also the id of its process group."""
+    pid: int
+    created: float | None
+
+    def wait(self, timeout: float) -> int:
+        """The exit code once it has ended (negative: killed by that signal); raises
+        subprocess.TimeoutExpired while it runs."""
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to its process group."""
+
+
+class ChildProcess:
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.pid, self.created = proc, proc.pid, start_time(proc.pid)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def signal(self, sig: int) -> None:
+        signal_group(self.pid, sig)
 
 
 def spawn_supervisor(workdir: Path, job_id: str, log_path: Path) -> int:

@@ -45,13 +45,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     exit_code INTEGER,
     exit_reason TEXT,
     kind TEXT NOT NULL DEFAULT 'train',      -- train | chat (see info.py)
-    exit_notice TEXT                         -- exit_reason as a notice (JSON key and arguments), to translate
+    exit_notice TEXT,                        -- exit_reason as a notice (JSON key and arguments), to translate
+    train_created REAL                       -- the train process's start time (a warm worker's precedes started_at)
 )
 """
 
 _BUSY_TIMEOUT_S = 60.0
 # Columns added after the first release, with their definition: an older jobs.db gets them on open.
-_ADDED_COLUMNS = {"kind": "TEXT NOT NULL DEFAULT 'train'", "stall_s": "REAL NOT NULL DEFAULT 600", "exit_notice": "TEXT"}
+_ADDED_COLUMNS = {"kind": "TEXT NOT NULL DEFAULT 'train'", "stall_s": "REAL NOT NULL DEFAULT 600", "exit_notice": "TEXT",
+                  "train_created": "REAL"}
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
 
 
@@ -96,6 +98,7 @@ class JobRow:
     exit_reason: str | None
     kind: str = "train"
     exit_notice: str | None = None
+    train_created: float | None = None
 
     @property
     def notice(self) -> Notice | None:

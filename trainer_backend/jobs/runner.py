@@ -31,6 +31,7 @@ from .oom_retry import MAX_OOM_RETRIES
 from .paths import JobPaths
 from .processes import alive, kill_group, spawn_supervisor, start_time
 from .queue import Pending, pick_chats, pick_startable
+from .warm import WarmPool, worker_argv
 
 
 class _Admin:
@@ -51,14 +52,16 @@ class JobRunner:
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
                  stall_s: float = DEFAULT_STALL_S,
                  train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4,
-                 chats_per_gpu: int = 4):
+                 chats_per_gpu: int = 4, warm_workers: bool = True):
         """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs,
         `chat_cpu_slots` CPU chat workers and `chats_per_gpu` chat workers per GPU run at once (see
         queue.py). `grace_s` (plus the measured step and checkpoint time), `oom_retries`, `stall_s`
         (a starting job with no progress that long fails; 0 = no watchdog) and `train_command` (the
         argv that the config path and --resume are appended to; another command is for tests and
         wrappers) are recorded with each job at submit, so the job keeps them whichever runner later
-        starts or stops it."""
+        starts or stops it. `warm_workers`: keep a worker that has done a train run's imports
+        ready on each GPU without a training job (warm.py; only for a `python -m trainer_backend
+        train` command); close() stops them."""
         if not 0 <= oom_retries <= MAX_OOM_RETRIES:
             raise ValueError(f"oom_retries must be between 0 and {MAX_OOM_RETRIES}")
         self.workdir = Path(workdir).resolve()
@@ -73,6 +76,8 @@ class JobRunner:
         self.stall_s = stall_s
         self.train_command = list(train_command)
         self.registry = registry.Registry(self.workdir / "jobs.db")
+        use_warm = warm_workers and bool(self.gpus) and worker_argv(self.train_command) is not None
+        self._warm = WarmPool(self.workdir, self.train_command) if use_warm else None
         self._stop_loop = threading.Event()
         self._loop: threading.Thread | None = None
         self.reconcile()
@@ -205,7 +210,12 @@ class JobRunner:
             # CPU chat workers have slots of their own: a CPU training run never waits for a chat.
             starts += pick_startable([Pending(r.id, ()) for r in chats if not r.gpus], set(),
                                      sum(1 for r in active_chats if not r.gpus), self.chat_cpu_slots)
-            return [job_id for job_id in starts if self._start(conn, job_id)]
+            started = [job_id for job_id in starts if self._start(conn, job_id)]
+            training = [r for r in active_runs + runs if r.state != QUEUED or r.id in started]
+        if self._warm is not None:   # outside the transaction: starting processes takes a while
+            self._warm.keep(self.gpus, {g for r in training for g in r.gpus},
+                            {g for r in training if r.train_pid is None for g in r.gpus})
+        return started
 
     def reconcile(self) -> None:
         """Mark jobs whose supervisor is gone as failed ("lost") and kill what is left of their trainer."""
@@ -222,11 +232,14 @@ class JobRunner:
         self._loop.start()
 
     def close(self) -> None:
-        """Stop the background loop. Jobs keep running: they belong to their supervisors."""
+        """Stop the background loop and the idle warm workers. Jobs keep running: they belong to
+        their supervisors."""
         self._stop_loop.set()
         if self._loop is not None:
             self._loop.join()
             self._loop = None
+        if self._warm is not None:
+            self._warm.close()
 
     # ---- internals ------------------------------------------------------------------
     def _schedule_loop(self, interval_s: float) -> None:
@@ -268,16 +281,16 @@ class JobRunner:
                             **registry.ending(msg("detail", detail=str(err))))
             return False
         registry.update(conn, job_id, state=RUNNING, started_at=time.time(), supervisor_pid=pid,
-                        supervisor_created=start_time(pid), train_pid=None, pgid=None)
+                        supervisor_created=start_time(pid), train_pid=None, pgid=None, train_created=None)
         return True
 
     def _reconcile(self, conn: sqlite3.Connection) -> None:
         for row in registry.fetch_all(conn, ACTIVE_STATES):
             if alive(row.supervisor_pid, row.supervisor_created):
                 continue
-            kill_group(row.pgid, row.started_at)
+            kill_group(row.pgid, row.train_created if row.train_created is not None else row.started_at)
             registry.update(conn, row.id, state=FAILED, ended_at=time.time(), **registry.ending(self._lost(row)),
-                            supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None)
+                            supervisor_pid=None, supervisor_created=None, train_pid=None, pgid=None, train_created=None)
 
     def _lost(self, row: registry.JobRow) -> Notice:
         """Why a supervisor may have died unseen: it cannot record anything on a full disk."""

@@ -1,7 +1,7 @@
 """The per-job supervisor: `python -m trainer_backend.jobs.supervise <workdir> <job_id>`.
 
 Started detached by the runner (see processes.spawn_supervisor), it runs the train command as a
-process group of its own, turns a stop request into SIGTERM to that group and SIGKILL after the
+process group of its own (started here, or a warm worker of the job's GPU that it claims: warm.py), turns a stop request into SIGTERM to that group and SIGKILL after the
 grace period (plus the step and checkpoint time the trainer measured), fails a starting job whose
 preparation makes no progress, retries out-of-memory failures when allowed, removes what a killed
 run leaves in shared memory, and records the final state in the registry itself, so the state is
@@ -32,7 +32,8 @@ from .oom_retry import MAX_OOM_RETRIES, halve_micro_batch
 from .outcome import Outcome, classify
 from .paths import JobPaths
 from ..child_env import python_env
-from .processes import kill_group, signal_group, start_time
+from .processes import ChildProcess, TrainProcess, kill_group
+from .warm import claim, clear_claim, hand_over, warm_gpu
 from .watchdog import StallWatch, stop_grace
 
 _POLL_S = 0.2
@@ -89,19 +90,13 @@ class Supervisor:
         first_new_line = count_lines(self.paths.events)
         resume = self.paths.latest_checkpoint() is not None
         argv = [*job.command, str(self.paths.config)] + (["--resume"] if resume else [])
-        env = python_env({"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)})
         try:
-            with open(self.paths.console_log, "ab") as console:
-                console.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-                console.flush()
-                console_start = console.tell()
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=env, cwd=job.cwd)
+            proc, console_start = self._start(job, argv)
         except OSError as err:
             return Outcome.failed(msg("job.no_start", command=argv[0], detail=str(err.strerror or err)))
-        self.train_pgid, self.train_started = proc.pid, start_time(proc.pid)
+        self.train_pgid, self.train_started = proc.pid, proc.created
         with self.registry.write() as conn:
-            registry.update(conn, self.job_id, train_pid=proc.pid, pgid=proc.pid)
+            registry.update(conn, self.job_id, train_pid=proc.pid, pgid=proc.pid, train_created=proc.created)
         exit_code, stop_requested, stalled = self._wait(proc, job)
         kill_group(self.train_pgid, self.train_started)  # workers the launcher left behind
         # A launcher killed by SIGKILL cannot remove the run's shared memory; nobody uses it now.
@@ -123,6 +118,29 @@ class Supervisor:
             self._report(outcome)
         return outcome
 
+    def _start(self, job: registry.JobRow, argv: list[str]) -> tuple[TrainProcess, int]:
+        """Start the train command, in a ready warm worker of the job's GPU where there is one
+        (warm.py), and return it with the console.log offset where its output begins. An OOM retry
+        starts cold: the runner starts no worker on a GPU while its job is active."""
+        clear_claim(self.paths)
+        gpu = warm_gpu(job.command, job.gpus)
+        worker = claim(self.workdir, gpu, job.command, self.paths) if gpu is not None else None
+        with open(self.paths.console_log, "ab") as console:
+            console.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+            if worker is not None:
+                ready_s = time.time() - worker.ready_at
+                console.write(f"--- in warm worker {worker.pid} (imports done {ready_s:.0f} s before)\n".encode())
+                console.flush()
+                if hand_over(worker, argv[1:], job.cwd, self.paths):
+                    return worker, console.tell()
+                console.write(f"--- warm worker {worker.pid} did not answer; starting cold\n".encode())
+            console.flush()
+            console_start = console.tell()
+            env = python_env({"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)})
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env=env, cwd=job.cwd)
+        return ChildProcess(proc), console_start
+
     def _report(self, outcome: Outcome) -> None:
         progress, _ = progress_of(self.paths.events)
         try:
@@ -130,7 +148,7 @@ class Supervisor:
         except OSError as err:  # a full disk: the registry still gets the reason
             _note(f"could not write the error event: {err}")
 
-    def _wait(self, proc: subprocess.Popen, job: registry.JobRow) -> tuple[int, bool, Notice | None]:
+    def _wait(self, proc: TrainProcess, job: registry.JobRow) -> tuple[int, bool, Notice | None]:
         """Wait for the train command: (exit code, stop requested, why the watchdog killed it or
         None). A stop request SIGTERMs its group and SIGKILLs it after the grace period."""
         term_at: float | None = None
@@ -140,18 +158,18 @@ class Supervisor:
         stalled = None
         while True:
             try:
-                return proc.wait(timeout=_POLL_S), term_at is not None, stalled
+                return proc.wait(_POLL_S), term_at is not None, stalled
             except subprocess.TimeoutExpired:
                 pass
             if term_at is None and self._stop_requested():
                 grace_s = stop_grace(job.grace_s, self.paths.events)
-                signal_group(proc.pid, signal.SIGTERM)
+                proc.signal(signal.SIGTERM)
                 term_at = time.monotonic()
             elif term_at is not None and time.monotonic() - term_at > grace_s:
-                signal_group(proc.pid, signal.SIGKILL)
+                proc.signal(signal.SIGKILL)
             elif stalled is None and watch is not None and watch.stalled():
                 stalled = watch.message()
-                signal_group(proc.pid, signal.SIGKILL)
+                proc.signal(signal.SIGKILL)
 
     def _stop_requested(self) -> bool:
         try:
@@ -200,7 +218,7 @@ class Supervisor:
             registry.update(conn, self.job_id, state=outcome.state, exit_code=outcome.exit_code,
                             **registry.ending(_notice(outcome) if outcome.reason else None),
                             ended_at=time.time(), supervisor_pid=None, supervisor_created=None,
-                            train_pid=None, pgid=None)
+                            train_pid=None, pgid=None, train_created=None)
 
 
 def _notice(outcome: Outcome) -> Notice:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import ConfigError, RunConfig
-from ..device_rules import FP16_NEEDS_CUDA, QLORA_NEEDS_CUDA, UNSLOTH_QLORA_FIXED, unsloth_needs_cuda
+from ..device_rules import FP16_NEEDS_CUDA, QLORA_NEEDS_CUDA, UNSLOTH_QLORA_FIXED, may_use_unsloth, unsloth_needs_cuda
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -82,8 +82,7 @@ def resolve_engine(cfg: RunConfig, device: torch.device) -> RunConfig:
 def preload_engine(cfg: RunConfig) -> None:
     """Call before importing anything that imports transformers (the templates, the loop): when
     this run may use unsloth, import it now so that its patches apply."""
-    may_use_unsloth = cfg.model.engine != "hf" and "cpu" not in cfg.sync.devices and cfg.sync.sharding != "fsdp"
-    if may_use_unsloth and torch.cuda.is_available():
+    if may_use_unsloth(cfg) and torch.cuda.is_available():
         import_engine("unsloth")
 
 
