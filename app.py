@@ -2,7 +2,7 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--workdir workdir] [--auth users.yaml]
                   [--max-upload-mb 200] [--gpus 0,1] [--model-dir DIR ...] [--quota-gib 50]
-                  [--allow-remote-code] [--oom-retries 2] [--stall-timeout 600]
+                  [--allow-remote-code] [--oom-retries 2] [--stall-timeout 600] [--warm-workers]
     python app.py add-user USERS.yaml NAME [--password-stdin]
 """
 from __future__ import annotations
@@ -46,6 +46,9 @@ def serve_args(argv: list[str]) -> argparse.Namespace:
                    help="retries of a job that runs out of GPU memory, each with half the micro-batch")
     p.add_argument("--stall-timeout", type=float, default=600.0,
                    help="seconds a starting job may go without any progress before it fails (0 = never)")
+    p.add_argument("--warm-workers", action="store_true",
+                   help="keep a train process that has done its imports ready on each free GPU: a single-GPU "
+                        "job starts about 25 s sooner; each idle one holds ~0.5 GiB of its GPU")
     return p.parse_args(argv)
 
 
@@ -93,7 +96,8 @@ def serve(argv: list[str]) -> int:
                               gpus=parse_gpus(args.gpus), auth_file=Path(args.auth) if args.auth else None,
                               model_dirs=tuple(Path(d).resolve() for d in args.model_dir),
                               allow_remote_code=args.allow_remote_code, quota_gib=args.quota_gib,
-                              oom_retries=args.oom_retries, stall_timeout_s=args.stall_timeout)
+                              oom_retries=args.oom_retries, stall_timeout_s=args.stall_timeout,
+                              warm_workers=args.warm_workers)
     prepare_workdir(settings)
     try:
         ctx = make_context(settings, users)

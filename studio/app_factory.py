@@ -35,7 +35,7 @@ def make_context(settings: StudioSettings, users: UsersFile | None = None) -> St
     workdir = settings.workdir
     runner = JobRunner(workdir, gpus=settings.gpus, train_command=train_command(settings.python),
                        min_free_gib=settings.min_free_gib, oom_retries=settings.oom_retries,
-                       stall_s=settings.stall_timeout_s)
+                       stall_s=settings.stall_timeout_s, warm_workers=settings.warm_workers)
     chats = ChatPool(runner, settings.python)
     return StudioContext(settings, runner, UploadStore(workdir, settings.max_upload_bytes), chats, users)
 

@@ -31,6 +31,7 @@ class StudioSettings:
     min_free_gib: float = 2.0              # uploads and jobs stop short of this much free disk
     oom_retries: int = 2                   # automatic retries of a job that ran out of GPU memory
     stall_timeout_s: float = 600.0         # a starting job without any progress this long fails (0 = never)
+    warm_workers: bool = False             # keep a pre-imported train process ready on each free GPU
 
     @property
     def max_upload_bytes(self) -> int:

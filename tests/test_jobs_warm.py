@@ -104,9 +104,10 @@ def test_a_worker_that_imported_unsloth_runs_only_jobs_that_import_it(tmp_path, 
 
 
 def test_runners_without_gpus_or_with_another_command_start_no_worker(tmp_path):
-    for runner in (JobRunner(tmp_path / "a", gpus=[], min_free_gib=0),
-                   JobRunner(tmp_path / "b", gpus=[0], min_free_gib=0, train_command=FAKE_COMMAND),
-                   make_runner(tmp_path / "c", warm_workers=False)):
+    for runner in (JobRunner(tmp_path / "a", gpus=[], min_free_gib=0, warm_workers=True),
+                   JobRunner(tmp_path / "b", gpus=[0], min_free_gib=0, train_command=FAKE_COMMAND, warm_workers=True),
+                   make_runner(tmp_path / "c", warm_workers=False),
+                   JobRunner(tmp_path / "d", gpus=[0], min_free_gib=0)):   # off unless asked for
         runner.schedule()
         assert not (runner.workdir / "warm").exists()
 

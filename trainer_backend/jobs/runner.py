@@ -52,7 +52,7 @@ class JobRunner:
                  min_free_gib: float = 2.0, grace_s: float = 30.0, oom_retries: int = 0,
                  stall_s: float = DEFAULT_STALL_S,
                  train_command: list[str] | tuple[str, ...] = DEFAULT_TRAIN_COMMAND, chat_cpu_slots: int = 4,
-                 chats_per_gpu: int = 4, warm_workers: bool = True):
+                 chats_per_gpu: int = 4, warm_workers: bool = False):
         """`gpus`: GPU indices to schedule on (None = ask nvidia-smi). `cpu_slots` CPU training jobs,
         `chat_cpu_slots` CPU chat workers and `chats_per_gpu` chat workers per GPU run at once (see
         queue.py). `grace_s` (plus the measured step and checkpoint time), `oom_retries`, `stall_s`
@@ -61,7 +61,9 @@ class JobRunner:
         wrappers) are recorded with each job at submit, so the job keeps them whichever runner later
         starts or stops it. `warm_workers`: keep a worker that has done a train run's imports
         ready on each GPU without a training job (warm.py; only for a `python -m trainer_backend
-        train` command); close() stops them."""
+        train` command); close() stops them. Off unless asked for: on one GPU machine a cold job
+        that followed two warm ones failed in Unsloth's LoRA kernel (a bf16/fp32 mismatch) with the
+        cause not yet found, so a lab opts in (app.py --warm-workers) rather than finds out."""
         if not 0 <= oom_retries <= MAX_OOM_RETRIES:
             raise ValueError(f"oom_retries must be between 0 and {MAX_OOM_RETRIES}")
         self.workdir = Path(workdir).resolve()
