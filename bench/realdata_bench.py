@@ -128,6 +128,72 @@ def run_timings(out: Path, start: float) -> dict | None:
                 startup=startup)
 
 
+def recipe_worker(model: str, variants: list[tuple[str, bool]], started: float) -> None:
+    """Unsloth's notebook recipe, as its Qwen2.5 notebook writes it (defaults otherwise), for each
+    (data file, packing) in turn on one loaded model: loading once saves a minute of bench time, and
+    the adapters' values do not change the speed. Launch to first step is the first variant's."""
+    import unsloth  # noqa: F401
+    from unsloth import FastLanguageModel
+    from unsloth.chat_templates import train_on_responses_only
+
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from trainer_backend.data import load_dataset
+
+    model_, tok = FastLanguageModel.from_pretrained(model, max_seq_length=SEQ, dtype=None, load_in_4bit=False,
+                                                    local_files_only=True)
+    model_ = FastLanguageModel.get_peft_model(
+        model_, r=16, lora_alpha=16, lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth",
+        random_state=3407, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    stamps: list[float] = []
+
+    class FirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            stamps.append(time.time())
+
+    for data, packing in variants:
+        texts = [tok.apply_chat_template([{"role": m.role, "content": m.content} for m in c.messages], tokenize=False)
+                 for c in load_dataset(data).conversations]
+        trainer = SFTTrainer(model=model_, processing_class=tok, train_dataset=Dataset.from_dict({"text": texts}),
+                             callbacks=[FirstStep()],
+                             args=SFTConfig(dataset_text_field="text", max_length=SEQ, packing=packing,
+                                            per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                                            warmup_steps=5, num_train_epochs=1, learning_rate=2e-4, logging_steps=1,
+                                            optim="adamw_8bit", weight_decay=0.01, lr_scheduler_type="linear",
+                                            seed=3407, output_dir="/tmp/recipe", report_to="none",
+                                            save_strategy="no"))
+        trainer = train_on_responses_only(trainer, instruction_part=RECIPE_CHATML[0], response_part=RECIPE_CHATML[1])
+        ds = trainer.train_dataset
+        tokens = sum(len(ids) for ids in ds["input_ids"])
+        trained = sum(sum(1 for x in labels if x != -100) for labels in ds["labels"]) \
+            if "labels" in ds.column_names else 0
+        torch.cuda.reset_peak_memory_stats()
+        first = len(stamps)
+        begin = time.time()
+        trainer.train()
+        end = time.time()
+        print("RESULT " + json.dumps(dict(
+            file=data, packing=packing, loop_s=end - begin, launch_s=stamps[0] - started if first == 0 else None,
+            steps=len(stamps) - first, tokens=tokens, trained=trained,
+            peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
+            plan=f"batch 2 x accum 4, checkpointing unsloth, adamw_8bit, packing {packing}")), flush=True)
+
+
+def recipe_runs(model: Path, variants: list[tuple[Path, bool]], stdout: Path) -> list[dict]:
+    """One process for all variants; its RESULT lines also land in `stdout` as they come."""
+    started = time.time()
+    spec = ",".join(f"{d}:{int(p)}" for d, p in variants)
+    with stdout.open("w") as out:
+        proc = subprocess.run([sys.executable, __file__, "--recipe", str(model), spec, str(started)],
+                              cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True, timeout=900)
+    found = [json.loads(line[7:]) for line in stdout.read_text().splitlines() if line.startswith("RESULT ")]
+    error = dict(error=(proc.stderr.strip().splitlines() or ["no output"])[-1][:300], log=proc.stderr[-4000:])
+    return found + [error] * (len(variants) - len(found))
+
+
 def runner_launches(model: Path, data: Path, work: Path, extra: dict) -> dict[str, dict]:
     """The same run as a job of a JobRunner on GPU 0: twice in a warm worker (the second sees the
     first's compile caches, a lab's steady state), then once cold. Launch = submit to the first
@@ -160,7 +226,8 @@ def runner_job(runner, cfg, warm: bool) -> dict:
         time.sleep(0.2)
     timings = run_timings(info.job_dir, start) if info.state == "completed" else None
     if timings is None:
-        return dict(error=f"{info.state}: {info.exit_reason}", log=runner.log_tail(job_id, "bench", 40))
+        reason = str(info.exit_reason) if info.state == "failed" else f"{info.state}: {info.exit_reason}"
+        return dict(error=reason, log=runner.log_tail(job_id, "bench", 40))
     if warm and "--- in warm worker" not in (info.job_dir / "console.log").read_text():
         timings["plan"] += "; started cold: no warm worker was ready (see warm/gpu0.log)"
     return timings
@@ -213,9 +280,10 @@ def render(results: dict, stats: dict, device: str, command: str) -> str:
             continue
         s = stats[data]
         tokens, trained = (r["tokens"], r["trained"]) if "tokens" in r else (s["tokens"], s["trained"])
-        v = rates(r, tokens, trained)
-        lines.append(f"| {data} | {run} | {r['plan']} | {r['loop_s']:.1f} | {v['real']:,.0f} | {v['trained']:,.0f} | "
-                     f"{v.get('steady', float('nan')):,.0f} | {r['peak_gib']:.1f} | "
+        v = {} if r.get("launch_only") else rates(r, tokens, trained)   # a few steps, not the epoch: no rates
+        rate = {k: f"{x:,.0f}" for k, x in v.items()}
+        lines.append(f"| {data} | {run} | {r['plan']} | {r['loop_s']:.1f} | {rate.get('real', '')} | "
+                     f"{rate.get('trained', '')} | {rate.get('steady', '')} | {r['peak_gib']:.1f} | "
                      f"{'' if r.get('launch_s') is None else format(r['launch_s'], '.1f')} |")
     lines += [""] + goals(results, stats)
     for (data, run), r in results.items():
@@ -262,6 +330,7 @@ def main() -> int:
         tok.save_pretrained(qwen_model)
     results: dict = {}
     for row in ([json.loads(line) for line in Path(args.keep).read_text().splitlines() if line] if args.keep else []):
+        stats.setdefault(row["data"], row.pop("set_stats"))   # a kept row brings its data set's counts
         results[row.pop("data"), row.pop("run")] = row
     device = torch.cuda.get_device_name(0)
     command = "python bench/realdata_bench.py " + " ".join(sys.argv[1:])
@@ -271,7 +340,8 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(render(results, stats, device, command))
         Path(args.out).with_suffix(".jsonl").write_text(
-            "".join(json.dumps(dict(data=k[0], run=k[1], **{x: y for x, y in v.items() if x != "log"})) + "\n"
+            "".join(json.dumps(dict(data=k[0], run=k[1], set_stats=stats[k[0]],
+                                    **{x: y for x, y in v.items() if x != "log"})) + "\n"
                     for k, v in results.items()))
 
     def fixed_run() -> None:
@@ -302,12 +372,12 @@ def main() -> int:
         tok.save_pretrained(small)
         stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
     if args.launch_05b:
-        results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = trainer_run(
-            small, paths["chitchat"], work / "auto-05b", small_run)
+        results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = dict(trainer_run(
+            small, paths["chitchat"], work / "auto-05b", small_run), launch_only=True)
         report()
     if args.launch_05b_runner:
         for name, r in runner_launches(small, paths["chitchat"], work, small_run).items():
-            results["chitchat", f"this trainer, all auto, Qwen2.5-0.5B shape, {name}"] = r
+            results["chitchat", f"this trainer, all auto, Qwen2.5-0.5B shape, {name}"] = dict(r, launch_only=True)
         report()
     print(Path(args.out).read_text())
     for k, v in results.items():
