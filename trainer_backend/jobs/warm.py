@@ -14,7 +14,10 @@ The protocol, in files that each appear by a rename (a reader never sees half of
   4. the worker sends fd 1/2 to the console log, runs `python -m trainer_backend` in-process,
      writes its exit code to JobPaths.warm_exit and exits with it.
 The runner retires an unclaimed worker by unlinking its `.importing` or `.ready` file (again, only
-one of that and a claim or the worker's rename succeeds) and then kills it.
+one of that and a claim or the worker's rename succeeds). A ready worker is then killed: it only
+waits. An importing one is left to finish and exit by itself (it finds its file gone): a process
+killed in the middle of unsloth's import may leave half-written what the next process reads
+(unsloth's compiled-module and compile caches).
 
 This module is torch-free; only the worker (`python -m trainer_backend.jobs.warm_worker`, a module
 of its own so that the runner never imports it) imports the engine.
@@ -165,7 +168,8 @@ class WarmPool:
                 self._start(gpu)
 
     def close(self) -> None:
-        """Stop every worker that has no job; one running a job belongs to that job."""
+        """Retire every worker that has no job (importing ones end after their imports, see
+        above); one running a job belongs to that job."""
         with self.lock:
             self._reap()
             for gpu, worker in list(self.workers.items()):
@@ -207,11 +211,15 @@ class WarmPool:
         self.backoff[gpu], self.retry_at[gpu] = wait, time.monotonic() + wait
 
     def _retire(self, gpu: int, worker: _Worker) -> None:
-        if not (unlink(worker.paths.importing) or unlink(worker.paths.ready)):
+        if unlink(worker.paths.importing):
+            # Still importing: it exits once its imports are done; a thread reaps it then.
+            threading.Thread(target=worker.proc.wait, name=f"warm-retire-{worker.proc.pid}", daemon=True).start()
+        elif unlink(worker.paths.ready):
+            kill_group(worker.proc.pid)
+            worker.proc.kill()
+            worker.proc.wait()
+        else:
             return   # claimed: it is a job's train process now
-        kill_group(worker.proc.pid)
-        worker.proc.kill()
-        worker.proc.wait()
         del self.workers[gpu]
         self.backoff.pop(gpu, None)
 

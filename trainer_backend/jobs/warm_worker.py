@@ -105,11 +105,12 @@ def main(argv: list[str]) -> int:
         print(f"warm worker {pid}: the imports failed; jobs on GPU {gpu} start cold", flush=True)
         unlink(paths.importing)
         return 1
-    print(f"warm worker {pid}: imports done in {time.monotonic() - began:.1f} s; ready", flush=True)
     record = {"pid": pid, "created": start_time(pid), "gpu": gpu,
               "command": command, "cuda": cuda, "ready_at": time.time()}
     if not _become_ready(paths, record):
+        print(f"warm worker {pid}: retired during its imports ({time.monotonic() - began:.1f} s); exiting", flush=True)
         return 0
+    print(f"warm worker {pid}: imports done in {time.monotonic() - began:.1f} s; ready", flush=True)
     request = _wait_for_request(paths, parent)
     return 0 if request is None else _run(request)
 
