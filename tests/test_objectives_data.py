@@ -101,6 +101,19 @@ def test_truncation_keeps_or_drops_a_pair_whole_and_says_why(tokenizers, tmp_pat
     assert dropping.dropped == {"drop.too_long": 2}
 
 
+def test_the_report_counts_the_tokens_truncation_cut_from_both_sequences_of_a_pair(tokenizers, tmp_path):
+    tokenizer = tokenizers("smollm2")
+    row = {"prompt": "Hi", "chosen": "good answer " * 30, "rejected": "bad reply " * 20}
+    pairs, report = build_preference_examples(load_dataset(write_jsonl(tmp_path / "p.jsonl", [row])).conversations,
+                                              tokenizer, TemplateConfig(max_seq_len=48))
+    whole = [len(tokenizer.apply_chat_template([{"role": "user", "content": "Hi"},
+                                                {"role": "assistant", "content": row[side]}],
+                                               tokenize=True, return_dict=False)) for side in ("chosen", "rejected")]
+    assert [len(pairs[0].chosen.input_ids), len(pairs[0].rejected.input_ids)] == [48, 48]
+    assert (report.truncated, report.cut_tokens) == (1, whole[0] - 48 + whole[1] - 48)
+    assert f"1 truncated ({report.cut_tokens} tokens cut)" in report.summary()
+
+
 def test_kto_rows_carry_a_mismatched_sequence_for_the_kl_term(tokenizers, tmp_path):
     tokenizer = tokenizers("smollm2")
     rows = [{"prompt": f"Q{i}", "completion": f"A{i}", "label": i % 2 == 0} for i in range(3)]

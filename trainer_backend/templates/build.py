@@ -23,7 +23,7 @@ class BuildReport:
     rows_in: int
     kept: int = 0
     truncated: int = 0
-    cut_tokens: int = 0                                     # tokens truncation removed (chat rows)
+    cut_tokens: int = 0                                     # tokens truncation removed from the rows kept
     split: int = 0                                          # raw-text documents cut into max_seq_len pieces
     dropped: dict[str, int] = field(default_factory=dict)   # reason (a drop.* message key) -> rows
     issues: list[RowError] = field(default_factory=list)    # the first MAX_ISSUES dropped rows

@@ -59,6 +59,10 @@ class PairExample:
         return self.chosen.truncated or self.rejected.truncated
 
     @property
+    def cut_tokens(self) -> int:
+        return sum(e.full_length - len(e.input_ids) for e in (self.chosen, self.rejected))
+
+    @property
     def has_reference(self) -> bool:
         return self.ref_chosen is not None
 
@@ -95,6 +99,10 @@ class LabelledExample:
     @property
     def truncated(self) -> bool:
         return self.sequence.truncated
+
+    @property
+    def cut_tokens(self) -> int:
+        return self.sequence.full_length - len(self.sequence.input_ids)
 
 
 def _through_completion(example: Example) -> tuple[Example, int]:
@@ -138,7 +146,8 @@ def build_preference_examples(rows: Sequence[PreferenceRow], tokenizer: PreTrain
             continue
         kept.append(outcome)
     _add_kl_sequences([e for e in kept if isinstance(e, LabelledExample)], tcfg.max_seq_len)
-    report = BuildReport(rows_in=len(rows), kept=len(kept), truncated=sum(e.truncated for e in kept), dropped=dict(dropped),
+    report = BuildReport(rows_in=len(rows), kept=len(kept), truncated=sum(e.truncated for e in kept),
+                         cut_tokens=sum(e.cut_tokens for e in kept), dropped=dict(dropped),
                          issues=sorted(issues, key=lambda e: e.row)[:MAX_ISSUES])
     return kept, report
 
