@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from ...config import LOGP_HEAD_CHUNK, RunConfig
 from ...templates.example import Example
@@ -80,18 +79,50 @@ def scored_logps(model: torch.nn.Module, inputs: dict, cols: torch.Tensor, targe
     objectives are refused under FSDP, whose root unit gathers the head only in the model's own forward."""
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = causal_lm.get_decoder()(**inputs, use_cache=False)[0][:, cols]   # (rows, k, d), after the final norm
-    head = causal_lm.get_output_embeddings()
+    head = causal_lm.get_output_embeddings()   # a Linear: LoRA never targets the head (loading.NOT_LORA_TARGETS)
     cap = getattr(causal_lm.config, "final_logit_softcapping", None)  # Gemma 2/3 apply it after the head
     flat, flat_targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
-    chunk = _chunk_logps if not torch.is_grad_enabled() else \
-        lambda *a: checkpoint(_chunk_logps, *a, use_reentrant=False)   # recompute the logits in backward
-    parts = [chunk(head, flat[i:i + LOGP_HEAD_CHUNK], flat_targets[i:i + LOGP_HEAD_CHUNK], cap)
-             for i in range(0, flat.shape[0], LOGP_HEAD_CHUNK)]
+    parts = [HeadLogps.apply(flat[i:i + LOGP_HEAD_CHUNK], head.weight, head.bias, flat_targets[i:i + LOGP_HEAD_CHUNK],
+                             cap) for i in range(0, flat.shape[0], LOGP_HEAD_CHUNK)]
     return torch.cat(parts).view(targets.shape) if parts else flat.new_zeros(targets.shape, dtype=torch.float32)
 
 
-def _chunk_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None) -> torch.Tensor:
-    logits = head(hidden).float()
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cap: float | None):
+    """(fp32 logits, tanh of the capped ones or None) of one chunk."""
+    logits = torch.nn.functional.linear(hidden, weight, bias).float()
+    if not cap:
+        return logits, None
+    t = logits.div_(cap).tanh_()
+    return t * cap, t
+
+
+class HeadLogps(torch.autograd.Function):
+    """log p(target) of one chunk of positions through the LM head, the (chunk x vocabulary) fp32
+    logits turned into their exponentials, and in the backward recomputed and turned into their
+    gradient, in place: one such buffer at a time (two with a softcap), where autograd's
+    logsumexp, gather and checkpoint recompute kept four or five. Saved: the chunk's hidden states
+    (a view of the pass's), the targets and one log-normalizer per position."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, cap):
+        logits = _logits(hidden, weight, bias, cap)[0]
+        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        top = logits.amax(-1, keepdim=True)
+        log_z = logits.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(-1))
+        ctx.save_for_backward(hidden, weight, bias, targets, log_z)
+        ctx.cap = cap
+        return picked - log_z
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, weight, bias, targets, log_z = ctx.saved_tensors
+        logits, t = _logits(hidden, weight, bias, ctx.cap)
+        # d log p_target / d logit_j = 1[j = target] - p_j
+        logits = logits.sub_(log_z.unsqueeze(-1)).exp_().mul_(-grad.unsqueeze(-1))
+        logits.scatter_add_(-1, targets.unsqueeze(-1), grad.unsqueeze(-1))
+        if t is not None:
+            logits.mul_(t.square_().neg_().add_(1))   # through cap * tanh(z / cap)
+        g = logits.to(hidden.dtype)
+        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
+        return (g @ weight if need_hidden else None, g.t() @ hidden if need_weight else None,
+                g.sum(0) if need_bias else None, None, None)
