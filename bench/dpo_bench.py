@@ -14,7 +14,8 @@ preference pairs for both (prompt 128 letters, chosen and rejected 384 letters e
   template.
 - "ours": the trainer's loading path and loop (train.objective dpo, engine unsloth, checkpointing on).
 tokens/s counts the tokens of both sequences of every pair, over the steps after the first 3.
-Peak = torch.cuda.max_memory_allocated; the planner's estimate of our run is printed next to it
+Peak = torch.cuda.max_memory_allocated from the start of training on both sides (after the model
+is loaded and, for ours, after the warm-up pass: neither side counts its loading); the planner's estimate of our run is printed next to it
 (`allocated` is the comparable figure; `peak` adds the allocator reserve and the CUDA context).
 Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
 once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK): the trade between the step's
@@ -123,16 +124,22 @@ def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> d
 
     from trainer_backend.models.engine import resolve_engine
     from trainer_backend.planner.estimate import estimate_resolved
+    from trainer_backend.train import loop
     from trainer_backend.train.events import read_events
-    from trainer_backend.train.loop import train_rank
     from trainer_backend.train.sync.local import LocalSync
 
     job = Path("/tmp/dpo_bench_ours")
     shutil.rmtree(job, ignore_errors=True)
     cfg = resolve_engine(our_config(folder, data, job, batch, steps), torch.device("cuda", 0))
     estimate = estimate_resolved(cfg)
-    torch.cuda.reset_peak_memory_stats()
-    code = train_rank(cfg, 0, 1, 0, LocalSync(), job)
+    fit = loop.fit
+
+    def fit_from_a_fresh_peak(*args, **kwargs):   # TRL's peak, too, is reset after its loading
+        torch.cuda.reset_peak_memory_stats()
+        return fit(*args, **kwargs)
+
+    loop.fit = fit_from_a_fresh_peak
+    code = loop.train_rank(cfg, 0, 1, 0, LocalSync(), job)
     if code != 0:
         raise RuntimeError(f"training exited {code}: {(job / 'train.log').read_text()[-500:]}")
     t = {e["step"]: e["t"] for e in read_events(job, "train")}

@@ -194,8 +194,8 @@ def test_planner_counts_both_sequences_of_a_pair_and_no_reference_weights():
     assert b["weights"] == a["weights"]                          # the reference adds no copy of the weights
     assert b["reference model (adapters disabled or precomputed)"] == 0.0
     assert b["activations"] == pytest.approx(2 * a["activations"], rel=1e-9)   # chosen + rejected per pair
-    # the LM head scores a pass 512 positions at a time: one chunk's fp32 logits, exponentials and gradient
-    assert b["logits / cross-entropy"] == pytest.approx(3 * 4 * 512 * 152064 / 1024 ** 3, rel=1e-9)
+    # the LM head scores a pass 512 positions at a time: one chunk's fp32 logits and their bf16 copy
+    assert b["logits / cross-entropy"] == pytest.approx((4 + 2) * 512 * 152064 / 1024 ** 3, rel=1e-9)
     orpo = estimate_resolved(sft.with_overrides(["train.objective=orpo"])).breakdown
     assert "reference model (adapters disabled or precomputed)" not in orpo
 

@@ -139,10 +139,12 @@ def activation_bytes(arch: Architecture, s: RunShape, cal: Calibration) -> float
 
 def logits_bytes(arch: Architecture, s: RunShape, e) -> float:
     """SFT: the engine's cross-entropy buffers per token (Unsloth fuses and chunks them: none).
-    Log-prob objectives: one chunk's fp32 logits, their exponentials and their gradient, whatever
-    the engine (the chunk is recomputed in the backward, so only one exists at a time)."""
+    Log-prob objectives, whatever the engine: one chunk's logits in fp32 (turned in place into
+    their exponentials, and in the backward into their gradient: objectives/logps.HeadLogps) and
+    one copy in the model's dtype (the head's output, then the gradient handed back); the chunk is
+    recomputed in the backward, so only one exists at a time."""
     if s.chunked_head:
-        return 3 * 4.0 * LOGP_HEAD_CHUNK * arch.vocab
+        return (4.0 + s.width) * LOGP_HEAD_CHUNK * arch.vocab
     return e.logits_bytes_per_vocab * arch.vocab * s.tokens
 
 

@@ -5,8 +5,8 @@ with per-sequence positions and an untrained tail, or a plain batch of equal len
 `passes.pass_inputs`). Only the positions that predict a scored token are projected through the
 LM head, LOGP_HEAD_CHUNK positions at a time, and each chunk's logits are recomputed in the backward
 instead of kept: the (tokens × vocabulary) fp32 logits, the largest buffer of a preference step
-(1.3 GB for 2,000 tokens of a 152k vocabulary), never exist whole. The planner counts no logits
-memory for this path.
+(1.3 GB for 2,000 tokens of a 152k vocabulary), never exist whole, and one chunk holds one fp32
+buffer at a time (`HeadLogps`). The planner counts that chunk (planner/estimate.logits_bytes).
 """
 from __future__ import annotations
 
