@@ -176,7 +176,7 @@ def recipe_worker(model: str, variants: list[tuple[str, bool]], started: float) 
         trainer.train()
         end = time.time()
         print("RESULT " + json.dumps(dict(
-            file=data, packing=packing, loop_s=end - begin, launch_s=stamps[0] - started if first == 0 else None,
+            file=Path(data).name, packing=packing, loop_s=end - begin, launch_s=stamps[0] - started if first == 0 else None,
             steps=len(stamps) - first, tokens=tokens, trained=trained,
             peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
             plan=f"batch 2 x accum 4, checkpointing unsloth, adamw_8bit, packing {packing}")), flush=True)
