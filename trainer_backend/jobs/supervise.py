@@ -1,11 +1,12 @@
 """The per-job supervisor: `python -m trainer_backend.jobs.supervise <workdir> <job_id>`.
 
 Started detached by the runner (see processes.spawn_supervisor), it runs the train command as a
-process group of its own (started here, or a warm worker of the job's GPU that it claims: warm.py), turns a stop request into SIGTERM to that group and SIGKILL after the
-grace period (plus the step and checkpoint time the trainer measured), fails a starting job whose
-preparation makes no progress, retries out-of-memory failures when allowed, removes what a killed
-run leaves in shared memory, and records the final state in the registry itself, so the state is
-right even when no studio is running. A failure the trainer could not report (killed from
+process group of its own (started here, or a warm worker of the job's GPU that it claims: warm.py),
+turns a stop request into SIGTERM to that group and SIGKILL after the grace period (plus the step
+and checkpoint time the trainer measured), fails a starting job whose preparation makes no
+progress, retries out-of-memory failures when allowed, removes what a killed run leaves in shared
+memory, and records the final state in the registry itself, so the state is right even when no
+studio is running. A failure the trainer could not report (killed from
 outside, stalled) gets its error event here, so the Monitor shows it too.
 """
 from __future__ import annotations
