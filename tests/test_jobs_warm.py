@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from trainer_backend.jobs.runner import DEFAULT_TRAIN_COMMAND
 from trainer_backend.jobs.supervise import Supervisor
 
 TRAIN = list(DEFAULT_TRAIN_COMMAND)
+NICED = [shutil.which("nice") or "nice", "-n", "10", *TRAIN]   # the studio's train command
 # With a GPU the worker imports unsloth and then takes unsloth runs only, not these CPU runs.
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="fakes GPU 0 on a machine without CUDA")
 TIMING = {"t", "seconds", "eta_s", "tokens_per_s"}   # clock readings in events
@@ -38,8 +40,9 @@ def tiny_cfg(tiny_llama_dir, tmp_path):
     return lambda max_steps=3: tiny_run(tiny_llama_dir, data, max_steps)
 
 
-def make_runner(workdir, warm_workers: bool = True) -> JobRunner:
-    return JobRunner(workdir, gpus=[0], min_free_gib=0, grace_s=30.0, warm_workers=warm_workers)
+def make_runner(workdir, warm_workers: bool = True, command: list[str] = TRAIN) -> JobRunner:
+    return JobRunner(workdir, gpus=[0], min_free_gib=0, grace_s=30.0, warm_workers=warm_workers,
+                     train_command=command)
 
 
 def submit_on_cpu(runner: JobRunner, cfg, user: str = "ann") -> str:
@@ -90,6 +93,8 @@ def test_only_a_single_gpu_trainer_backend_train_command_runs_warm():
     assert warm.warm_gpu(TRAIN, []) is None            # CPU job
     assert warm.warm_gpu(TRAIN, [0, 1]) is None        # multi-GPU job
     assert warm.warm_gpu(FAKE_COMMAND, [0]) is None    # another command
+    assert warm.cli_args(niced, [*niced, "job/config.yaml", "--resume"]) == ["train", "job/config.yaml", "--resume"]
+    assert warm.cli_args(TRAIN, [*TRAIN, "job/config.yaml"]) == ["train", "job/config.yaml"]
 
 
 def test_a_worker_that_imported_unsloth_runs_only_jobs_that_import_it(tmp_path, tiny_cfg):
@@ -114,12 +119,14 @@ def test_runners_without_gpus_or_with_another_command_start_no_worker(tmp_path):
 
 @pytest.mark.slow
 @CPU_ONLY
+@pytest.mark.skipif(shutil.which("nice") is None, reason="the studio's command needs nice")
 def test_a_warm_job_ends_as_the_same_cold_job_and_leaves_no_zombie(tmp_path, tiny_cfg):
-    cold = make_runner(tmp_path / "cold", warm_workers=False)
+    """With the studio's command (niced): the worker must get the train arguments without the prefix."""
+    cold = make_runner(tmp_path / "cold", warm_workers=False, command=NICED)
     cold_id = submit_on_cpu(cold, tiny_cfg())
     cold_info = finish(cold, cold_id)
 
-    runner = make_runner(tmp_path / "warm")
+    runner = make_runner(tmp_path / "warm", command=NICED)
     pid = ready_worker(runner)
     job_id = submit_on_cpu(runner, tiny_cfg())
     runner.schedule()

@@ -34,7 +34,7 @@ from .outcome import Outcome, classify
 from .paths import JobPaths
 from ..child_env import python_env
 from .processes import ChildProcess, TrainProcess, kill_group
-from .warm import claim, clear_claim, hand_over, warm_gpu
+from .warm import claim, clear_claim, cli_args, hand_over, warm_gpu
 from .watchdog import StallWatch, stop_grace
 
 _POLL_S = 0.2
@@ -132,7 +132,7 @@ class Supervisor:
                 ready_s = time.time() - worker.ready_at
                 console.write(f"--- in warm worker {worker.pid} (imports done {ready_s:.0f} s before)\n".encode())
                 console.flush()
-                if hand_over(worker, argv[1:], job.cwd, self.paths):
+                if hand_over(worker, cli_args(job.command, argv), job.cwd, self.paths):
                     return worker, console.tell()
                 console.write(f"--- warm worker {worker.pid} did not answer; starting cold\n".encode())
             console.flush()

@@ -7,7 +7,7 @@ The protocol, in files that each appear by a rename (a reader never sees half of
      writes its record (pid, start time, GPU, train command, CUDA) into it and renames it `<name>.ready`;
   2. a supervisor claims it by renaming `.ready` into its job directory (JobPaths.warm_claim):
      one rename wins, the other claimer finds no file and starts its job cold;
-  3. it writes `<name>.request` (the train command's argv after the executable, cwd, console log,
+  3. it writes `<name>.request` (the arguments after `-m trainer_backend`, cwd, console log,
      job directory); the worker answers by moving it into the job directory (JobPaths.warm_request).
      A worker that does not answer within HANDOVER_S is killed and the request withdrawn (an
      unlink, so answer and withdrawal cannot both succeed), and the job starts cold;
@@ -111,10 +111,16 @@ def claim(workdir: Path, gpu: int, command: list[str], job: JobPaths) -> Claimed
     return None
 
 
-def hand_over(worker: ClaimedWorker, argv: list[str], cwd: str, job: JobPaths) -> bool:
-    """Give the claimed worker the job; False when it did not answer (it is killed then)."""
+def cli_args(command: list[str], argv: list[str]) -> list[str]:
+    """The arguments after `-m trainer_backend` of `argv`, a run of `command` (which ends in `train`,
+    see worker_argv) with the config path and flags appended; a prefix such as `nice -n 10` goes."""
+    return argv[len(command) - 1:]
+
+
+def hand_over(worker: ClaimedWorker, args: list[str], cwd: str, job: JobPaths) -> bool:
+    """Give the claimed worker the job (`args`: see cli_args); False when it did not answer (it is killed then)."""
     request = worker.paths.request
-    write_json(request, {"argv": argv, "cwd": cwd, "console": str(job.console_log), "job_dir": str(job.dir)})
+    write_json(request, {"args": args, "cwd": cwd, "console": str(job.console_log), "job_dir": str(job.dir)})
     deadline = time.monotonic() + HANDOVER_S
     while request.exists():
         if not alive(worker.pid, worker.created) or time.monotonic() > deadline:

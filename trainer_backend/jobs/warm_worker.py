@@ -77,7 +77,7 @@ def _run(request: dict) -> int:
     sys.path[0] = request["cwd"]   # where `python -m` run there would look first
     from .. import __main__ as cli
 
-    args = request["argv"][2:]   # after `-m trainer_backend`
+    args = request["args"]
     sys.argv = [cli.__file__, *args]
     try:
         code = cli.main(args)
