@@ -15,8 +15,9 @@ preference pairs for both (prompt 128 letters, chosen and rejected 384 letters e
 - "ours": the trainer's loading path and loop (train.objective dpo, engine unsloth, checkpointing on).
 tokens/s counts the tokens of both sequences of every pair, over the steps after the first 3.
 Peak = torch.cuda.max_memory_allocated from the start of training on both sides (after the model
-is loaded and, for ours, after the warm-up pass: neither side counts its loading); the planner's estimate of our run is printed next to it
-(`allocated` is the comparable figure; `peak` adds the allocator reserve and the CUDA context).
+is loaded and, for ours, after the warm-up pass: neither side counts its loading); the planner's
+estimate of our run is printed next to it (`allocated` is the comparable figure; `peak` adds the
+allocator reserve and the CUDA context).
 Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
 once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK): the trade between the step's
 peak and its speed; the first value is the one reported against TRL.
@@ -117,21 +118,19 @@ def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> d
     import unsloth  # noqa: F401  (first, as the trainer's CLI does for GPU runs)
     import torch
 
-    from trainer_backend.planner import estimate as planner_estimate
-    from trainer_backend.train.objectives import logps
-
-    logps.LOGP_HEAD_CHUNK = planner_estimate.LOGP_HEAD_CHUNK = chunk   # the sweep's one variable
-
     from trainer_backend.models.engine import resolve_engine
-    from trainer_backend.planner.estimate import estimate_resolved
+    from trainer_backend.planner import estimate as planner_estimate
     from trainer_backend.train import loop
     from trainer_backend.train.events import read_events
+    from trainer_backend.train.objectives import logps
     from trainer_backend.train.sync.local import LocalSync
+
+    logps.LOGP_HEAD_CHUNK = planner_estimate.LOGP_HEAD_CHUNK = chunk   # the sweep's one variable
 
     job = Path("/tmp/dpo_bench_ours")
     shutil.rmtree(job, ignore_errors=True)
     cfg = resolve_engine(our_config(folder, data, job, batch, steps), torch.device("cuda", 0))
-    estimate = estimate_resolved(cfg)
+    estimate = planner_estimate.estimate_resolved(cfg)
     fit = loop.fit
 
     def fit_from_a_fresh_peak(*args, **kwargs):   # TRL's peak, too, is reset after its loading

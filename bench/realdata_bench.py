@@ -176,7 +176,8 @@ def recipe_worker(model: str, variants: list[tuple[str, bool]], started: float) 
         trainer.train()
         end = time.time()
         print("RESULT " + json.dumps(dict(
-            file=Path(data).name, packing=packing, loop_s=end - begin, launch_s=stamps[0] - started if first == 0 else None,
+            file=Path(data).name, packing=packing, loop_s=end - begin,
+            launch_s=stamps[0] - started if first == 0 else None,
             steps=len(stamps) - first, tokens=tokens, trained=trained,
             peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
             plan=f"batch 2 x accum 4, checkpointing unsloth, adamw_8bit, packing {packing}")), flush=True)
@@ -233,6 +234,7 @@ def runner_job(runner, cfg, warm: bool) -> dict:
     return timings
 
 
+# ---- table ----------------------------------------------------------------------------------
 def rates(r: dict, tokens: int, trained: int) -> dict:
     """tokens/s over the loop; for our runs also the steady rate (steps after the first)."""
     out = dict(real=tokens / r["loop_s"], trained=trained / r["loop_s"])

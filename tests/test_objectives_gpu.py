@@ -3,7 +3,8 @@
 At step 1 LoRA's B is zero, so the policy IS the reference: the loss must be exactly -log σ(0) =
 ln 2 and both rewards 0, which holds only if the reference pass (adapters disabled) and the
 policy pass score the same tokens the same way. Every step trains the same four pairs, so the
-loss must fall, and three steps later both engines must agree on the loss and the rewards. Each run is its own process (importing unsloth patches transformers).
+loss must fall, and three steps later both engines must agree on the loss and the rewards. Each run
+is its own process (importing unsloth patches transformers).
 
     python -m pytest -m gpu tests/test_objectives_gpu.py
 """

@@ -69,9 +69,10 @@ def test_hf_checkpointing_keeps_layer_inputs_and_logits():
 
 @pytest.mark.parametrize("engine", ["unsloth", "hf"])
 def test_log_prob_objectives_hold_one_lm_head_chunk_whatever_the_batch(engine):
-    """DPO scores its sequences through the LM head 512 positions at a time (fp32 logits, their
-    logits, turned in place into their exponentials and gradient, and their bf16 copy), so the term does not grow with the tokens of a pass, while
-    SFT's cross-entropy buffers do on the hf engine."""
+    """DPO scores its sequences through the LM head 512 positions at a time (one chunk's fp32
+    logits, turned in place into their exponentials and gradient, and their bf16 copy), so the
+    term does not grow with the tokens of a pass, while SFT's cross-entropy buffers do on the hf
+    engine."""
     dpo = [estimate(config(**{"model.engine": engine, "train.objective": "dpo", "train.micro_batch_size": m}))
            for m in (1, 8)]
     assert [e.breakdown["logits / cross-entropy"] for e in dpo] == [(4 + 2) * 512 * 152064 / GIB] * 2
