@@ -19,6 +19,7 @@ import torch
 from fake_worker import FAKE_COMMAND, live_pids, wait_until
 from test_jobs_real_training import tiny_run, write_dataset
 from trainer_backend.config import load_config
+from trainer_backend.contracts import read_json
 from trainer_backend.jobs import JobRunner, registry, warm
 from trainer_backend.jobs.outcome import classify
 from trainer_backend.jobs.paths import JobPaths, WarmPaths
@@ -55,7 +56,7 @@ def submit_on_cpu(runner: JobRunner, cfg, user: str = "ann") -> str:
 def ready_worker(runner: JobRunner) -> int:
     """Run schedule passes until GPU 0 has a ready warm worker; its pid."""
     wait_until(lambda: WarmPaths.ready_on(runner.workdir, 0), timeout_s=120, runner=runner)
-    return warm.read_json(WarmPaths.ready_on(runner.workdir, 0)[0].ready)["pid"]
+    return read_json(WarmPaths.ready_on(runner.workdir, 0)[0].ready)["pid"]
 
 
 def finish(runner: JobRunner, job_id: str, state: str = "completed"):
@@ -215,7 +216,7 @@ def test_a_dead_worker_is_not_claimed(tmp_path, tiny_cfg):
     pool.keep([0], set(), set())
     wait_until(lambda: WarmPaths.ready_on(tmp_path, 0), timeout_s=120)
     worker = WarmPaths.ready_on(tmp_path, 0)[0]
-    os.kill(warm.read_json(worker.ready)["pid"], signal.SIGKILL)
+    os.kill(read_json(worker.ready)["pid"], signal.SIGKILL)
     pool.workers[0].proc.wait()    # dead, its ready file still there
     job = JobPaths(tmp_path / "jobs" / "x")
     job.dir.mkdir(parents=True)

@@ -1,6 +1,7 @@
 """The facts that cross a process boundary, each with one owner: exit codes, event kinds and the
 event writer, the files of a job directory, which checkpoints exist, the out-of-memory advice,
-the last line of a log, and the shared-memory folder of a run.
+the last line of a log, the shared-memory folder of a run, and the one way a small JSON file that
+another process polls for is written (whole or not at all).
 
 The train command, its workers, the launcher, the job supervisor, the studio and the test fake
 worker all import this module, so it imports no torch and nothing of the project but the messages
@@ -233,6 +234,21 @@ def last_log_line(path: Path, start: int = 0) -> str:
 
 
 # ---- the shared-memory folder of a multi-worker run ------------------------------------------
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` to `path` by a rename, so a process polling for the file never reads half of it."""
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(staging, path)
+
+
+def read_json(path: Path) -> Any:
+    """The value `write_json` wrote there, or None while there is none (or it is not JSON)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def sync_root() -> Path:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..child_env import python_env
 from ..config import ConfigError, load_config
+from ..contracts import read_json, write_json
 from ..device_rules import may_use_unsloth
 from .paths import JobPaths, WarmPaths
 from .processes import alive, kill_group, signal_group, start_time
@@ -228,19 +229,6 @@ class WarmPool:
             return   # claimed: it is a job's train process now
         del self.workers[gpu]
         self.backoff.pop(gpu, None)
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def unlink(path: Path) -> bool:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .paths import JobPaths, WarmPaths
 from .processes import start_time
-from .warm import HANDOVER_S, POLL_S, read_json, unlink, write_json
+from ..contracts import read_json, write_json
+from .warm import HANDOVER_S, POLL_S, unlink
 
 
 def _preload() -> bool:

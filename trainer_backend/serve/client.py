@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 
 from trainer_backend.config import TemplateConfig
+from trainer_backend.contracts import read_json
 from trainer_backend.jobs import ADMIN, CHAT, QUEUED, RUNNING, JobNotFound, JobRunner
 from trainer_backend.jobs.eventfile import tail_lines
 from trainer_backend.jobs.info import FINAL_STATES
@@ -53,9 +54,9 @@ class ChatWorker:
         began = time.monotonic()
         while self.port is None:
             info = self.runner.get(self.job_id, self.user)
-            endpoint = info.job_dir / ENDPOINT_FILE
-            if info.state == RUNNING and endpoint.exists():
-                self.port = int(json.loads(endpoint.read_text())["port"])
+            endpoint = read_json(info.job_dir / ENDPOINT_FILE)
+            if info.state == RUNNING and endpoint is not None:
+                self.port = int(endpoint["port"])
                 return
             waited = time.monotonic() - began
             if info.state not in (QUEUED, RUNNING):

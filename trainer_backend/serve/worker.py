@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from trainer_backend.config import TemplateConfig
+from trainer_backend.contracts import write_json
 
 TOKEN_HEADER = "X-Worker-Token"
 MAX_NEW_TOKENS_CAP = 1024
@@ -123,9 +124,7 @@ def watch(spec: dict, last_request: list[float]) -> None:
 
 
 def write_endpoint(folder: Path, port: int) -> None:
-    staging = folder / f".{ENDPOINT_FILE}.tmp"
-    staging.write_text(json.dumps({"port": port}))
-    staging.replace(folder / ENDPOINT_FILE)
+    write_json(folder / ENDPOINT_FILE, {"port": port})
 
 
 def main(argv: list[str] | None = None) -> int:
