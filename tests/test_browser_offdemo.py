@@ -140,6 +140,7 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
         assert "có các cột instruction/output → alpaca" in status, status
         errors = page.locator("#data-errors").inner_text()
         assert "phải là chuỗi, nhưng là số" in errors and "lượt assistant rỗng" in errors, errors
+        page.wait_for_timeout(2000)   # the preview after the errors lands (Gradio shows its own "Loading..." until then)
         text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
         found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
         if found:
