@@ -16,8 +16,9 @@ Runs, each in its own process:
 Reported: loop time (first step to last), real tokens/s (tokens of the data, pad excluded), trained
 tokens/s (tokens in the loss), peak allocated GiB, launch to first step (process start to the end
 of the first optimizer step). `--sets` and `--runs` pick a subset; `--launch-0.5b` adds the startup
-profile of a Qwen2.5-0.5B shape, `--launch-0.5b-runner` the same run submitted to a JobRunner on
-GPU 0: twice in its warm worker (trainer_backend/jobs/warm.py), once cold.
+profile of a Qwen2.5-0.5B shape, `--launch-runner 0.5b,7b` the run of each shape submitted to a
+JobRunner on GPU 0: twice in its warm worker (trainer_backend/jobs/warm.py), then once cold
+(`--runner-jobs` picks which).
 """
 from __future__ import annotations
 
@@ -83,6 +84,19 @@ def data_tokens(path: Path, tok) -> dict:
 
 
 # ---- runs ------------------------------------------------------------------------------------
+def model_dirs(work: Path, tok) -> tuple[Path, Path]:
+    """The Qwen2.5-7B shape with the byte tokenizer (for the fixed-length rows) and the same
+    weights, linked, with the Qwen tokenizer (for the real data)."""
+    bytes_model, qwen_model = work / "qwen7b-bytes", work / "qwen7b-qwen"
+    make_model_dir(bytes_model, architecture("qwen2.5-7b"))
+    qwen_model.mkdir(exist_ok=True)
+    for f in bytes_model.iterdir():
+        if f.suffix in (".safetensors", ".json") and "token" not in f.name and not (qwen_model / f.name).exists():
+            (qwen_model / f.name).symlink_to(f)
+    tok.save_pretrained(qwen_model)
+    return bytes_model, qwen_model
+
+
 def trainer_run(model: Path, data: Path, out: Path, extra: dict | None = None) -> dict:
     """`train qwen2.5-7b-instruct` with the model and data only; times from its events."""
     shutil.rmtree(out, ignore_errors=True)
@@ -195,17 +209,24 @@ def recipe_runs(model: Path, variants: list[tuple[Path, bool]], stdout: Path) ->
     return found + [error] * (len(variants) - len(found))
 
 
-def runner_launches(model: Path, data: Path, work: Path, extra: dict) -> dict[str, dict]:
-    """The same run as a job of a JobRunner on GPU 0: twice in a warm worker (the second sees the
-    first's compile caches, a lab's steady state), then once cold. Launch = submit to the first
-    step; the wait for a worker to be ready is not part of it (a lab server has one long before)."""
+RUNNER_JOBS = {"warm": "warm worker", "warm2": "warm worker, second job", "cold": "cold start"}
+
+
+def runner_launches(model: Path, data: Path, work: Path, extra: dict, jobs: list[str]) -> dict[str, dict]:
+    """The same run as jobs of a JobRunner on GPU 0: `warm` and `warm2` in one runner's warm worker
+    (the second sees the first's compile caches, a lab's steady state), `cold` in a runner without
+    one. Launch = submit to the first step; the wait for a worker to be ready is not part of it (a
+    lab server has one long before)."""
     from trainer_backend.config import load_config
     from trainer_backend.jobs import JobRunner
     from trainer_backend.jobs.paths import WarmPaths
 
     cfg = load_config("qwen2.5-7b-instruct", run_sets(model, data, extra))
     rows = {}
-    for warm, names in ((True, ["warm worker", "warm worker, second job"]), (False, ["cold start"])):
+    for warm, names in ((True, [RUNNER_JOBS[j] for j in jobs if j != "cold"]),
+                        (False, [RUNNER_JOBS[j] for j in jobs if j == "cold"])):
+        if not names:
+            continue
         shutil.rmtree(work / "runner", ignore_errors=True)
         runner = JobRunner(work / "runner", gpus=[0], min_free_gib=0, warm_workers=warm)
         runner.start_background()
@@ -303,8 +324,9 @@ def main() -> int:
     ap.add_argument("--sets", default="chitchat,alpaca")
     ap.add_argument("--runs", default="auto,recipe,recipe-packed,fixed")
     ap.add_argument("--launch-0.5b", dest="launch_05b", action="store_true")
-    ap.add_argument("--launch-0.5b-runner", dest="launch_05b_runner", action="store_true",
-                    help="the 0.5B run as JobRunner jobs: twice in a warm worker, once cold (launch = submit to step 1)")
+    ap.add_argument("--launch-runner", default="", metavar="SHAPES",
+                    help="0.5b and/or 7b: that run as JobRunner jobs (launch = submit to step 1)")
+    ap.add_argument("--runner-jobs", default="warm,warm2,cold", help="which of " + ", ".join(RUNNER_JOBS))
     ap.add_argument("--keep", metavar="JSONL", help="rows of an earlier run of the same sitting to show beside these")
     ap.add_argument("--recipe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -321,15 +343,7 @@ def main() -> int:
     sets = args.sets.split(",")
     stats = {name: data_tokens(paths[name], tok) for name in sets}
     runs = [r for r in args.runs.split(",") if r]
-    bytes_model = work / "qwen7b-bytes"
-    qwen_model = work / "qwen7b-qwen"
-    if runs:  # the 7B shape is built only for runs that use it (it takes a minute)
-        make_model_dir(bytes_model, architecture("qwen2.5-7b"))
-        qwen_model.mkdir(exist_ok=True)
-        for f in bytes_model.iterdir():  # the same weights, with the Qwen tokenizer
-            if f.suffix in (".safetensors", ".json") and "token" not in f.name and not (qwen_model / f.name).exists():
-                (qwen_model / f.name).symlink_to(f)
-        tok.save_pretrained(qwen_model)
+    bytes_model, qwen_model = model_dirs(work, tok) if runs else (None, None)  # a 7B shape takes a minute
     results: dict = {}
     for row in ([json.loads(line) for line in Path(args.keep).read_text().splitlines() if line] if args.keep else []):
         stats.setdefault(row["data"], row.pop("set_stats"))   # a kept row brings its data set's counts
@@ -368,18 +382,23 @@ def main() -> int:
                                                          Path(args.out).with_name("recipe_stdout.txt"))):
             results[name, "Unsloth recipe" + (", packing=True" if packing else "")] = r
         report()
-    small_run = {"model.architecture": "{}", "train.max_steps": 3}
-    if args.launch_05b or args.launch_05b_runner:
+    launch_run = {"model.architecture": "{}", "train.max_steps": 3}
+    shapes = [x for x in args.launch_runner.split(",") if x]
+    if args.launch_05b or "0.5b" in shapes:
         small = make_model_dir(work / "qwen05b", QWEN_05B)
         tok.save_pretrained(small)
         stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
     if args.launch_05b:
         results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = dict(trainer_run(
-            small, paths["chitchat"], work / "auto-05b", small_run), launch_only=True)
+            small, paths["chitchat"], work / "auto-05b", launch_run), launch_only=True)
         report()
-    if args.launch_05b_runner:
-        for name, r in runner_launches(small, paths["chitchat"], work, small_run).items():
-            results["chitchat", f"this trainer, all auto, Qwen2.5-0.5B shape, {name}"] = dict(r, launch_only=True)
+    jobs = args.runner_jobs.split(",")
+    for shape in shapes:
+        stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
+        model = small if shape == "0.5b" else model_dirs(work, tok)[1]
+        label = "Qwen2.5-0.5B shape" if shape == "0.5b" else "Qwen2.5-7B shape"
+        for name, r in runner_launches(model, paths["chitchat"], work, launch_run, jobs).items():
+            results["chitchat", f"this trainer, all auto, {label}, {name}"] = dict(r, launch_only=True)
         report()
     print(Path(args.out).read_text())
     for k, v in results.items():
