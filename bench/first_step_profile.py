@@ -17,6 +17,7 @@ import cProfile
 import datetime
 import io
 import pstats
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,8 +99,13 @@ class StepProfiler:
         text = io.StringIO()
         pstats.Stats(self.python, stream=text).sort_stats("cumulative").print_stats(25)
         lines += ["", "Python, by cumulative time (profiled together with the torch profiler):", "", "```",
-                  *[line for line in text.getvalue().splitlines() if line.strip()][-27:], "```", ""]
+                  *[short_paths(line) for line in text.getvalue().splitlines() if line.strip()][-27:], "```", ""]
         return "\n".join(lines)
+
+
+def short_paths(line: str) -> str:
+    """A profile line with its file named from the package down, not from this machine's root."""
+    return re.sub(r"\S*/site-packages/", "", line.replace(str(ROOT) + "/", ""))
 
 
 def profiled_run(model: Path, data: Path, out: Path) -> list[str]:
