@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from random_models import write_alpaca_letters  # noqa: E402
-from realdata_bench import FIXED_ROWS, SEQ, model_dirs, qwen_tokenizer, run_sets, write_sets  # noqa: E402
+from realdata_bench import (FIXED_ROWS, SEQ, model_dirs, qwen_tokenizer, run_sets, startup_laps,  # noqa: E402
+                            write_sets)
 
 PROFILED_STEPS = 3
 
@@ -50,6 +51,8 @@ class StepProfiler:
             out = train_step(*args, **kwargs)
             self._torch_sync()
             self.backward_done = time.perf_counter()
+            if out is None:  # the ranks voted to stop: no optimizer step follows
+                self._stop()
             return out
 
         def profiled_clip_and_step(*args, **kwargs):
@@ -85,7 +88,7 @@ class StepProfiler:
     def _report(self, ended: float) -> str:
         events = self.torch.key_averages()
         kernels = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA") / 1e6
-        runtime = sorted((e for e in events if e.key.startswith(("cuda", "cu"))),
+        runtime = sorted((e for e in events if e.key.startswith("cu")),
                          key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
         ops = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
         lines = [f"## step {self.step}", "",
@@ -126,9 +129,7 @@ def profiled_run(model: Path, data: Path, out: Path) -> list[str]:
     profiler = StepProfiler()
     profiler.install(loop)
     code = run_single(cfg, resume=False)
-    startup = [line.split("startup: ", 1)[1] for line in (out / "train.log").read_text().splitlines()
-               if "startup: " in line]
-    return [f"- exit code {code}; startup: " + "; ".join(startup), ""] + profiler.reports
+    return [f"- exit code {code}; startup: " + "; ".join(startup_laps(out)), ""] + profiler.reports
 
 
 def main() -> int:

@@ -131,15 +131,19 @@ def run_timings(out: Path, start: float) -> dict | None:
     t = resolved["train"]
     first = train[0]
     first_tokens = first["tokens_per_s"] * (first["t"] - started["t"])
-    startup = [line.split("startup: ", 1)[1] for line in (out / "train.log").read_text().splitlines()
-               if "startup: " in line]
     return dict(loop_s=train[-1]["t"] - started["t"], first_step_s=first["t"] - started["t"],
                 launch_s=first["t"] - start, steady_s=train[-1]["t"] - first["t"],
                 first_tokens=first_tokens, steps=len(train), peak_gib=max(max(e["gpu_mem_gib"] or [0]) for e in train),
                 plan=f"{resolved['method']}, checkpointing {t['gradient_checkpointing']}, micro-batch "
                      f"{t['micro_batch_size']} x accum {t['grad_accum']}, packing {resolved['template']['packing']}, "
                      f"attention {resolved['model']['attn_implementation']}",
-                startup=startup)
+                startup=startup_laps(out))
+
+
+def startup_laps(out: Path) -> list[str]:
+    """The stages a run's train.log timed (trainer_backend/train/startup.py), "model load 9.7 s"."""
+    return [line.split("startup: ", 1)[1] for line in (out / "train.log").read_text().splitlines()
+            if "startup: " in line]
 
 
 def recipe_worker(model: str, variants: list[tuple[str, bool]], started: float) -> None:
@@ -384,17 +388,17 @@ def main() -> int:
         report()
     launch_run = {"model.architecture": "{}", "train.max_steps": 3}
     shapes = [x for x in args.launch_runner.split(",") if x]
+    if args.launch_05b or shapes:
+        stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
     if args.launch_05b or "0.5b" in shapes:
         small = make_model_dir(work / "qwen05b", QWEN_05B)
         tok.save_pretrained(small)
-        stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
     if args.launch_05b:
         results["chitchat", "this trainer, all auto, Qwen2.5-0.5B shape"] = dict(trainer_run(
             small, paths["chitchat"], work / "auto-05b", launch_run), launch_only=True)
         report()
     jobs = args.runner_jobs.split(",")
     for shape in shapes:
-        stats.setdefault("chitchat", data_tokens(paths["chitchat"], tok))
         model = small if shape == "0.5b" else model_dirs(work, tok)[1]
         label = "Qwen2.5-0.5B shape" if shape == "0.5b" else "Qwen2.5-7B shape"
         for name, r in runner_launches(model, paths["chitchat"], work, launch_run, jobs).items():
