@@ -25,6 +25,7 @@ peak and its speed; the first value is the one reported against TRL.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import random
@@ -119,7 +120,8 @@ def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> d
     import torch
 
     from trainer_backend.models.engine import resolve_engine
-    from trainer_backend.planner import estimate as planner_estimate
+    # the module, not the package's function of the same name: the sweep sets its LOGP_HEAD_CHUNK
+    planner_estimate = importlib.import_module("trainer_backend.planner.estimate")
     from trainer_backend.train import loop
     from trainer_backend.train.events import read_events
     from trainer_backend.train.objectives import logps
@@ -169,7 +171,7 @@ def run_child(mode: str, arch: str, batch: int, steps: int, chunk: int = 0) -> d
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]
-    return {"mode": mode, "error": " | ".join(tail)[:400]}
+    return {"mode": mode, "chunk": chunk, "error": " | ".join(tail)[:400]}
 
 
 def table(results: list[dict], arch: str, batch: int, steps: int) -> str:

@@ -75,6 +75,7 @@ class StepProfiler:
         self.python = cProfile.Profile()
         self.torch = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
         self.torch.__enter__()
+        self.memory_before = self._memory()
         self.python.enable()
         self.began = time.perf_counter()
 
@@ -85,7 +86,18 @@ class StepProfiler:
         self.torch.__exit__(None, None, None)
         self.reports.append(self._report(ended))
 
+    @staticmethod
+    def _memory() -> tuple[float, int, int]:
+        """Reserved GiB, cudaMalloc calls and allocator retries so far: a first step that grows the
+        caching allocator to the run's full shape shows here."""
+        import torch
+
+        stats = torch.cuda.memory_stats()
+        return (stats.get("reserved_bytes.all.current", 0) / 2**30, stats.get("num_device_alloc", 0),
+                stats.get("num_alloc_retries", 0))
+
     def _report(self, ended: float) -> str:
+        (reserved0, mallocs0, retries0), (reserved1, mallocs1, retries1) = self.memory_before, self._memory()
         events = self.torch.key_averages()
         kernels = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA") / 1e6
         runtime = sorted((e for e in events if e.key.startswith("cu")),
@@ -94,7 +106,9 @@ class StepProfiler:
         lines = [f"## step {self.step}", "",
                  f"- wall {ended - self.began:.2f} s: forward and backward {self.backward_done - self.began:.2f} s, "
                  f"clipping and optimizer {ended - self.backward_done:.2f} s",
-                 f"- GPU kernel time {kernels:.2f} s", "", "| CPU-heaviest events | calls | self CPU s |",
+                 f"- GPU kernel time {kernels:.2f} s",
+                 f"- reserved {reserved0:.1f} -> {reserved1:.1f} GiB; {mallocs1 - mallocs0} cudaMalloc calls, "
+                 f"{retries1 - retries0} allocator retries", "", "| CPU-heaviest events | calls | self CPU s |",
                  "|---|---|---|"]
         lines += [f"| `{e.key[:70]}` | {e.count} | {e.self_cpu_time_total / 1e6:.3f} |" for e in ops]
         lines += ["", "| CUDA runtime calls | calls | self CPU s |", "|---|---|---|"]
