@@ -105,3 +105,35 @@ def test_without_a_block_mask_the_registered_kernel_is_transformers_sdpa(tiny_ll
     a = ours.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=2)
     b = sdpa.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=2)
     assert a.tolist() == b.tolist()
+
+
+@pytest.mark.parametrize("engine, objective, long_pass", [("unsloth", "sft", True), ("unsloth", "dpo", False),
+                                                          ("hf", "sft", False)])
+def test_the_warm_up_ends_with_a_packed_pass_of_the_runs_token_budget_where_unsloth_chunks_the_loss(
+        engine, objective, long_pass):
+    """Unsloth's fused cross-entropy compiles again for its first pass of several chunks; the
+    warm-up's last pass must be as long as a real one (8 x 512 tokens here) and packed, and the
+    other engines and objectives must not pay for it."""
+    from trainer_backend.config import RunConfig
+    from trainer_backend.models.attention import WARM_UP_LENGTHS
+    from trainer_backend.train.passes import plain_batch
+    from trainer_backend.train.startup import warm_up_lengths
+
+    cfg = RunConfig.model_validate({"model": {"name_or_path": "m", "engine": engine},
+                                    "template": {"max_seq_len": 512},
+                                    "train": {"objective": objective, "micro_batch_size": 8}, "output": {"dir": "o"}})
+    passes = warm_up_lengths(cfg)
+    assert passes[:2] == [list(p) for p in WARM_UP_LENGTHS]
+    assert len(passes) == (3 if long_pass else 2)
+    if long_pass:
+        docs = [Example(row=-1, input_ids=[0] * (n - 7), trained=[True] * (n - 7), text="") for n in passes[-1]]
+        assert not plain_batch(docs) and max(passes[-1]) == 512
+        assert 8 * 512 - 2 * BLOCK < collate_packed(docs, 0, multiple=BLOCK).input_ids.shape[1] <= 8 * 512
+
+
+def test_the_warm_up_runs_a_plain_pass_only_for_data_whose_rows_mostly_share_one_length():
+    from trainer_backend.train.startup import plain_pass_length
+
+    assert plain_pass_length([2048] * 11 + [700, 12, 2048 - 1]) == 2048   # pre-training blocks and a short last one
+    assert plain_pass_length([512, 700, 512, 33, 90]) is None            # conversations: passes go packed
+    assert plain_pass_length([]) is None

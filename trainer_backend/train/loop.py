@@ -40,7 +40,7 @@ from .mirrors import open_mirrors
 from .objectives import metric_values, precompute_reference, preference_evaluate, preference_step, step_counts
 from .optim import build_optimizer, build_scheduler
 from .passes import backward_passes, pass_inputs, step_passes
-from .startup import AttentionWarmUp, StartupClock, warm_up_model
+from .startup import AttentionWarmUp, StartupClock, plain_pass_length, warm_up_model
 
 class StopFlag:
     """Set by SIGTERM/SIGINT (or `request()`); the loop finishes the current step, checkpoints
@@ -385,7 +385,7 @@ def train_rank(cfg: RunConfig, rank: int, world_size: int, device: str | int | t
         warm_up.join()
         clock.lap("attention compile (beyond the loading)")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        warm_up_model(loaded.model, cfg, device, pad_id, events)
+        warm_up_model(loaded.model, cfg, device, pad_id, events, plain_pass_length([len(e.input_ids) for e in train]))
         clock.lap("warm-up pass")
         held_out = TrainingEval.start(loaded.model, cfg, tokenizer, evals, pad_id, job_dir, events, rank == 0,
                                       lambda: evaluate(loaded.model, evals, cfg, sync, pad_id, device))

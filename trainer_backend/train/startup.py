@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from typing import Sequence
 
 import torch
 
@@ -64,26 +66,67 @@ class AttentionWarmUp:
                             "the first step compiles the kernels")
 
 
+def warm_up_lengths(cfg: RunConfig) -> list[list[int]]:
+    """Document lengths of the warm-up passes: attention.WARM_UP_LENGTHS (the kernels' two
+    compiles, see there), then, for cross-entropy on the Unsloth engine, one pass that fills the
+    run's token budget. Unsloth's fused cross-entropy cuts a pass into chunks by its token count
+    (one chunk below about 1,800 tokens of a 152k vocabulary) and compiles again for the first pass
+    of several chunks; without the long pass that compile lands in the first step (3.4 s against
+    0.66 s for the next steps, Qwen2.5-7B on chitchat). Its documents differ in length, so the
+    pass goes packed, and it is a real pass's size, so it needs no memory the run does not."""
+    from ..models.attention import BLOCK, WARM_UP_LENGTHS
+    from .batching import pass_token_budget
+
+    passes = [list(lengths) for lengths in WARM_UP_LENGTHS]
+    fill = pass_token_budget(int(cfg.train.micro_batch_size), cfg.template.max_seq_len) - BLOCK
+    if cfg.model.engine != "unsloth" or cfg.train.objective != "sft" or fill <= sum(passes[-1]):
+        return passes
+    longest = cfg.template.max_seq_len
+    lengths = [longest] * (fill // longest) + ([fill % longest] if fill % longest >= 8 else [])
+    lengths[-1] -= 1
+    return passes + [lengths]
+
+
+def plain_pass_length(lengths: Sequence[int]) -> int | None:
+    """The row length of the plain (n, L) passes a run mostly takes, or None: when at least half
+    the rows have one length (fixed-length data, continued pre-training blocks), most passes go
+    unpacked (passes.pass_inputs), and that path compiles kernels of its own."""
+    if not lengths:
+        return None
+    length, count = Counter(lengths).most_common(1)[0]
+    return length if 2 * count >= len(lengths) else None
+
+
 def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int,
-                  events: EventLog) -> None:
-    """Two packed passes of two short documents (and the row's untrained tail) through the loaded
-    model, forward and backward, where packed rows run FlexAttention. The attention warm-up
-    compiles the kernels on look-alike tensors; any guard the model's real call differs on (the
-    layout Unsloth's RoPE leaves q and k in, a scale, a dtype) would compile them again inside the
-    first step, where the user sees a step that takes ten times the others. Gradients and random
-    state are left as they were; a failure is logged and left to the first step, as above."""
+                  events: EventLog, plain_length: int | None = None) -> None:
+    """The warm_up_lengths passes through the loaded model, forward and backward, where packed
+    rows run FlexAttention. The attention warm-up compiles
+    the kernels on look-alike tensors; any guard the model's real call differs on (the layout
+    Unsloth's RoPE leaves q and k in, a scale, a dtype, the loss's chunk count) would compile them
+    again inside the first step, where the user sees a step that takes ten times the others.
+    With `plain_length` (plain_pass_length of the data), a last pass of as many rows of that length
+    as a real pass holds runs unpacked. Gradients and random state are left as they were; a failure
+    is logged and left to the first step, as above."""
     if device.type != "cuda" or cfg.model.attn_implementation != "flex" or cfg.sync.sharding == "fsdp":
         return  # sharded runs compile in their first step: a pass here would be one more collective to agree on
-    from ..models.attention import WARM_UP_LENGTHS
     from ..templates.example import Example
+    from .batching import pass_token_budget
     from .passes import pass_inputs
 
     try:
         with torch.random.fork_rng(devices=[device]):
-            for lengths in WARM_UP_LENGTHS:  # two row lengths, as in attention.warm_up, with a tail each
+            for lengths in warm_up_lengths(cfg):  # 7 tokens short, so each row ends in a tail, as real rows do
                 docs = [Example(row=-1, input_ids=[pad_id] * (n - 7), trained=[False] + [True] * (n - 8), text="")
                         for n in lengths]
                 n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
+                model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
+                      use_cache=False).loss.backward()
+            if plain_length is not None and cfg.train.objective == "sft":
+                rows = max(1, pass_token_budget(int(cfg.train.micro_batch_size), cfg.template.max_seq_len)
+                           // plain_length)
+                docs = [Example(row=-1, input_ids=[pad_id] * plain_length, trained=[True] * plain_length, text="")
+                        for _ in range(rows)]
+                n_items = torch.tensor(float(rows * plain_length), device=device)
                 model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
                       use_cache=False).loss.backward()
     except torch.OutOfMemoryError:
