@@ -82,7 +82,7 @@ def warm_up_lengths(cfg: RunConfig) -> list[list[int]]:
     if cfg.model.engine != "unsloth" or cfg.train.objective != "sft" or fill <= sum(passes[-1]):
         return passes
     longest = cfg.template.max_seq_len
-    lengths = [longest] * (fill // longest) + ([fill % longest] if fill % longest >= 8 else [])
+    lengths = [longest] * (fill // longest) + ([fill % longest] if fill % longest >= 16 else [])
     lengths[-1] -= 1
     return passes + [lengths]
 
@@ -100,10 +100,10 @@ def plain_pass_length(lengths: Sequence[int]) -> int | None:
 def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int,
                   events: EventLog, plain_length: int | None = None) -> None:
     """The warm_up_lengths passes through the loaded model, forward and backward, where packed
-    rows run FlexAttention. The attention warm-up compiles
-    the kernels on look-alike tensors; any guard the model's real call differs on (the layout
-    Unsloth's RoPE leaves q and k in, a scale, a dtype, the loss's chunk count) would compile them
-    again inside the first step, where the user sees a step that takes ten times the others.
+    rows run FlexAttention. The attention warm-up compiles the kernels on look-alike tensors; any
+    guard the model's real call differs on (the layout Unsloth's RoPE leaves q and k in, a scale, a
+    dtype, the loss's chunk count) would compile them again inside the first step, where the user
+    sees a step that takes ten times the others.
     With `plain_length` (plain_pass_length of the data), a last pass of as many rows of that length
     as a real pass holds runs unpacked. Gradients and random state are left as they were; a failure
     is logged and left to the first step, as above."""
