@@ -121,8 +121,12 @@ class StepProfiler:
 
 
 def short_paths(line: str) -> str:
-    """A profile line with its file named from the package down, not from this machine's root."""
-    return re.sub(r"\S*/site-packages/", "", line.replace(str(ROOT) + "/", ""))
+    """A profile line with its file named from the package down, not from this machine's root:
+    the project's folder and every import folder (site-packages, or wherever packages were put)."""
+    imports = (p for p in sys.path if p.startswith("/") and not p.startswith(str(ROOT)))
+    for folder in sorted({str(ROOT), *imports}, key=len, reverse=True):
+        line = line.replace(folder.rstrip("/") + "/", "")
+    return re.sub(r"\S*/site-packages/", "", line)
 
 
 def profiled_run(model: Path, data: Path, out: Path) -> list[str]:
