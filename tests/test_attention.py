@@ -107,28 +107,38 @@ def test_without_a_block_mask_the_registered_kernel_is_transformers_sdpa(tiny_ll
     assert a.tolist() == b.tolist()
 
 
-@pytest.mark.parametrize("engine, objective, long_pass", [("unsloth", "sft", True), ("unsloth", "dpo", False),
-                                                          ("hf", "sft", False)])
-def test_the_warm_up_ends_with_a_packed_pass_of_the_runs_token_budget_where_unsloth_chunks_the_loss(
-        engine, objective, long_pass):
-    """Unsloth's fused cross-entropy compiles again for its first pass of several chunks; the
-    warm-up's last pass must be as long as a real one (8 x 512 tokens here) and packed, and the
-    other engines and objectives must not pay for it."""
+def warm_up_config(engine: str, objective: str = "sft"):
     from trainer_backend.config import RunConfig
-    from trainer_backend.models.attention import WARM_UP_LENGTHS
-    from trainer_backend.train.passes import plain_batch
-    from trainer_backend.train.startup import warm_up_lengths
 
-    cfg = RunConfig.model_validate({"model": {"name_or_path": "m", "engine": engine},
-                                    "template": {"max_seq_len": 512},
-                                    "train": {"objective": objective, "micro_batch_size": 8}, "output": {"dir": "o"}})
-    passes = warm_up_lengths(cfg)
-    assert passes[:2] == [list(p) for p in WARM_UP_LENGTHS]
-    assert len(passes) == (3 if long_pass else 2)
-    if long_pass:
-        docs = [Example(row=-1, input_ids=[0] * (n - 7), trained=[True] * (n - 7), text="") for n in passes[-1]]
-        assert not plain_batch(docs) and max(passes[-1]) == 512
-        assert 8 * 512 - 2 * BLOCK < collate_packed(docs, 0, multiple=BLOCK).input_ids.shape[1] <= 8 * 512
+    return RunConfig.model_validate({"model": {"name_or_path": "m", "engine": engine},
+                                     "template": {"max_seq_len": 512, "packing": True},
+                                     "train": {"objective": objective, "micro_batch_size": 8}, "output": {"dir": "o"}})
+
+
+def test_on_unsloth_the_warm_up_ends_with_passes_of_a_real_passs_size_packed_then_plain():
+    """Unsloth's fused cross-entropy compiles again for its first pass of several chunks, and the
+    plain (n, L) path compiles on its own: after the two short rows of WARM_UP_LENGTHS come a
+    packed row that fills the 8 x 512 token budget and, for fixed-length data, 8 rows of 512."""
+    from trainer_backend.models.attention import WARM_UP_LENGTHS
+    from trainer_backend.train.passes import pass_inputs
+    from trainer_backend.train.startup import warm_up_passes
+
+    cfg = warm_up_config("unsloth")
+    shapes = [tuple(pass_inputs(docs, cfg, 0, torch.device("cpu"))["input_ids"].shape)
+              for docs in warm_up_passes(cfg, 0, plain_length=512)]
+    short = [(1, -(-sum(lengths) // BLOCK) * BLOCK) for lengths in WARM_UP_LENGTHS]
+    assert shapes == short + [(1, 8 * 512 - BLOCK), (8, 512)]
+    long_pass = warm_up_passes(cfg, 0)[-1]
+    assert max(len(d.input_ids) for d in long_pass) <= 512 and len(warm_up_passes(cfg, 0)) == 3
+
+
+@pytest.mark.parametrize("engine, objective", [("unsloth", "dpo"), ("hf", "sft")])
+def test_other_engines_and_objectives_warm_up_on_the_short_rows_only(engine, objective):
+    from trainer_backend.models.attention import WARM_UP_LENGTHS
+    from trainer_backend.train.startup import warm_up_passes
+
+    passes = warm_up_passes(warm_up_config(engine, objective), 0, plain_length=512)
+    assert [[len(d.input_ids) + 7 for d in docs] for docs in passes] == [list(p) for p in WARM_UP_LENGTHS]
 
 
 def test_the_warm_up_runs_a_plain_pass_only_for_data_whose_rows_mostly_share_one_length():

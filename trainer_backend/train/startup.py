@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 
 from ..config import RunConfig
+from ..templates.example import Example
 from .events import EventLog
 
 
@@ -66,27 +67,6 @@ class AttentionWarmUp:
                             "the first step compiles the kernels")
 
 
-def warm_up_lengths(cfg: RunConfig) -> list[list[int]]:
-    """Document lengths of the warm-up passes: attention.WARM_UP_LENGTHS (the kernels' two
-    compiles, see there), then, for cross-entropy on the Unsloth engine, one pass that fills the
-    run's token budget. Unsloth's fused cross-entropy cuts a pass into chunks by its token count
-    (one chunk below about 1,800 tokens of a 152k vocabulary) and compiles again for the first pass
-    of several chunks; without the long pass that compile lands in the first step (3.4 s against
-    0.66 s for the next steps, Qwen2.5-7B on chitchat). Its documents differ in length, so the
-    pass goes packed, and it is a real pass's size, so it needs no memory the run does not."""
-    from ..models.attention import BLOCK, WARM_UP_LENGTHS
-    from .batching import pass_token_budget
-
-    passes = [list(lengths) for lengths in WARM_UP_LENGTHS]
-    fill = pass_token_budget(int(cfg.train.micro_batch_size), cfg.template.max_seq_len) - BLOCK
-    if cfg.model.engine != "unsloth" or cfg.train.objective != "sft" or fill <= sum(passes[-1]):
-        return passes
-    longest = cfg.template.max_seq_len
-    lengths = [longest] * (fill // longest) + ([fill % longest] if fill % longest >= 16 else [])
-    lengths[-1] -= 1
-    return passes + [lengths]
-
-
 def plain_pass_length(lengths: Sequence[int]) -> int | None:
     """The row length of the plain (n, L) passes a run mostly takes, or None: when at least half
     the rows have one length (fixed-length data, continued pre-training blocks), most passes go
@@ -97,36 +77,54 @@ def plain_pass_length(lengths: Sequence[int]) -> int | None:
     return length if 2 * count >= len(lengths) else None
 
 
+def warm_up_passes(cfg: RunConfig, pad_id: int, plain_length: int | None = None) -> list[list[Example]]:
+    """The warm-up's passes: the rows of attention.WARM_UP_LENGTHS (the kernels' two compiles, see
+    there), each document 7 tokens short so that the row ends in an untrained tail as real rows do.
+    For cross-entropy on the Unsloth engine two more follow, both the size of a real pass, so they
+    need no memory the run does not:
+      - a packed pass that fills the run's token budget. Unsloth's fused cross-entropy cuts a pass
+        into chunks by its token count (one chunk below about 1,800 tokens of a 152k vocabulary) and
+        compiles again for its first pass of several chunks: 3.4 s of a first step against 0.66 s
+        for the next ones, Qwen2.5-7B on chitchat;
+      - with `plain_length` (plain_pass_length of the data), a plain pass of rows of that length,
+        whose path compiles on its own: 4.5 s of a first step against 2.0 s, on 2048-token rows."""
+    from ..models.attention import BLOCK, WARM_UP_LENGTHS
+    from .batching import pass_token_budget
+
+    def filler(n: int) -> Example:
+        return Example(row=-1, input_ids=[pad_id] * n, trained=[False] + [True] * (n - 1), text="")
+
+    passes = [[filler(n - 7) for n in lengths] for lengths in WARM_UP_LENGTHS]
+    if cfg.model.engine != "unsloth" or cfg.train.objective != "sft":
+        return passes
+    longest = cfg.template.max_seq_len
+    budget = pass_token_budget(int(cfg.train.micro_batch_size), longest)
+    fill = budget - BLOCK
+    if fill > sum(WARM_UP_LENGTHS[-1]):
+        lengths = [longest] * (fill // longest) + ([fill % longest] if fill % longest >= 16 else [])
+        lengths[-1] -= 1   # documents of two lengths: the pass goes packed
+        passes.append([filler(n - 7) for n in lengths])
+    if plain_length is not None:
+        passes.append([filler(plain_length)] * max(1, budget // plain_length))
+    return passes
+
+
 def warm_up_model(model: torch.nn.Module, cfg: RunConfig, device: torch.device, pad_id: int,
                   events: EventLog, plain_length: int | None = None) -> None:
-    """The warm_up_lengths passes through the loaded model, forward and backward, where packed
-    rows run FlexAttention. The attention warm-up compiles the kernels on look-alike tensors; any
-    guard the model's real call differs on (the layout Unsloth's RoPE leaves q and k in, a scale, a
-    dtype, the loss's chunk count) would compile them again inside the first step, where the user
-    sees a step that takes ten times the others.
-    With `plain_length` (plain_pass_length of the data), a last pass of as many rows of that length
-    as a real pass holds runs unpacked. Gradients and random state are left as they were; a failure
-    is logged and left to the first step, as above."""
+    """The warm_up_passes through the loaded model, forward and backward, where packed rows run
+    FlexAttention. The attention warm-up compiles the kernels on look-alike tensors; any guard the
+    model's real call differs on (the layout Unsloth's RoPE leaves q and k in, a scale, a dtype,
+    the loss's chunk count) would compile them again inside the first step, where the user sees a
+    step that takes ten times the others. Gradients and random state are left as they were; a
+    failure is logged and left to the first step, as above."""
     if device.type != "cuda" or cfg.model.attn_implementation != "flex" or cfg.sync.sharding == "fsdp":
         return  # sharded runs compile in their first step: a pass here would be one more collective to agree on
-    from ..templates.example import Example
-    from .batching import pass_token_budget
     from .passes import pass_inputs
 
     try:
         with torch.random.fork_rng(devices=[device]):
-            for lengths in warm_up_lengths(cfg):  # 7 tokens short, so each row ends in a tail, as real rows do
-                docs = [Example(row=-1, input_ids=[pad_id] * (n - 7), trained=[False] + [True] * (n - 8), text="")
-                        for n in lengths]
+            for docs in warm_up_passes(cfg, pad_id, plain_length):
                 n_items = torch.tensor(float(sum(d.n_trained for d in docs)), device=device)
-                model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
-                      use_cache=False).loss.backward()
-            if plain_length is not None and cfg.train.objective == "sft":
-                rows = max(1, pass_token_budget(int(cfg.train.micro_batch_size), cfg.template.max_seq_len)
-                           // plain_length)
-                docs = [Example(row=-1, input_ids=[pad_id] * plain_length, trained=[True] * plain_length, text="")
-                        for _ in range(rows)]
-                n_items = torch.tensor(float(rows * plain_length), device=device)
                 model(**pass_inputs(docs, cfg, pad_id, device), num_items_in_batch=n_items,
                       use_cache=False).loss.backward()
     except torch.OutOfMemoryError:
