@@ -1,7 +1,7 @@
 """DPO throughput and memory: our trainer vs TRL's DPOTrainer on Unsloth, same pairs, one command.
 
     python bench/dpo_bench.py --out bench/results/dpo_bench.md [--arch qwen2.5-7b] [--steps 12] [--batch 2]
-                              [--chunks 512,128]
+                              [--chunks 512,128] [--optimizers adamw_8bit,adamw]
 
 Model: a random-init Qwen2.5-7B shape (random weights train at the speed of real ones) with the
 benches' ChatML byte tokenizer, LoRA r=16 on all linear layers, bf16, one GPU. Data: the same
@@ -12,15 +12,23 @@ preference pairs for both (prompt 128 letters, chosen and rejected 384 letters e
   defaults (sigmoid loss, beta 0.1, reference = adapters disabled, fused LM head) except the
   batch, steps, learning rate and bf16. It tokenizes the conversational pairs with the same chat
   template.
-- "ours": the trainer's loading path and loop (train.objective dpo, engine unsloth, checkpointing on).
+- "ours": the trainer's loading path and loop (train.objective dpo, engine unsloth, checkpointing on),
+  once per `--optimizers` entry. Under Unsloth, DPOConfig's defaults are `optim: adamw_8bit` and
+  `weight_decay: 0.001` (Unsloth rewrites TRL's config defaults); the first entry, adamw_8bit, is the
+  same optimizer and the one compared with TRL. `adamw` (fp32 state, the trainer's default and the
+  one its exactness proofs use) keeps 4x the optimizer state: 8 bytes a LoRA parameter, not 2.
 tokens/s counts the tokens of both sequences of every pair, over the steps after the first 3.
 Peak = torch.cuda.max_memory_allocated from the start of training on both sides (after the model
 is loaded and, for ours, after the warm-up pass: neither side counts its loading); the planner's
 estimate of our run is printed next to it (`allocated` is the comparable figure; `peak` adds the
 allocator reserve and the CUDA context).
+`--memory-trace DIR` also writes, for each run, what is alive at its peak (bench/memory_peak.py) to
+DIR/peak-<run>.md; the trace slows the steps, so its tokens/s are not comparable. `--profile DIR`
+writes torch's profile of steps 4-6 of each run (bench/step_profile.py) to DIR/profile-<run>.md.
 Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
-once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK): the trade between the step's
-peak and its speed; the first value is the one reported against TRL.
+once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK) and optimizer: the trade
+between the step's peak and its speed; the first chunk with the first optimizer is the run reported
+against TRL.
 """
 from __future__ import annotations
 
@@ -40,7 +48,9 @@ os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import memory_peak  # noqa: E402
 import random_models  # noqa: E402
+from step_profile import StepProfile  # noqa: E402
 from trainer_backend.config import LOGP_HEAD_CHUNK  # noqa: E402
 
 WARMUP = 3
@@ -57,7 +67,7 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def our_config(folder: str, data: Path, job: Path, batch: int, steps: int):
+def our_config(folder: str, data: Path, job: Path, batch: int, steps: int, optimizer: str = "adamw_8bit"):
     from trainer_backend.config import RunConfig
 
     return RunConfig.model_validate({
@@ -65,7 +75,8 @@ def our_config(folder: str, data: Path, job: Path, batch: int, steps: int):
         "data": {"path": str(data)}, "template": {"max_seq_len": SEQ, "packing": False},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
         "train": {"objective": "dpo", "micro_batch_size": batch, "grad_accum": 1, "max_steps": steps, "lr": 5e-6,
-                  "scheduler": "constant", "precision": "bf16", "gradient_checkpointing": "on", "seed": 0},
+                  "scheduler": "constant", "precision": "bf16", "gradient_checkpointing": "on", "seed": 0,
+                  "optimizer": optimizer, "weight_decay": 0.001},   # TRL's defaults under Unsloth
         "preference": {"beta": 0.1, "loss_type": "sigmoid"},
         "sync": {"devices": [0]}, "output": {"dir": str(job)},
     })
@@ -82,7 +93,15 @@ def pair_tokens(folder: str, data: Path, batch: int, steps: int) -> int:
     return sum(len(p.input_ids) for p in pairs[:batch])
 
 
-def child_trl(folder: str, data: Path, batch: int, steps: int) -> dict:
+def reset_peak(trace: bool) -> None:
+    import torch
+
+    torch.cuda.reset_peak_memory_stats()
+    if trace:
+        memory_peak.start()
+
+
+def child_trl(folder: str, data: Path, batch: int, steps: int, trace: bool, profile: StepProfile | None) -> dict:
     import unsloth  # noqa: F401  (before trl and transformers: it patches them)
     import torch
     from datasets import load_dataset
@@ -102,6 +121,8 @@ def child_trl(folder: str, data: Path, batch: int, steps: int) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             torch.cuda.synchronize()
             times.append(time.perf_counter())
+            if profile:
+                profile.step_end()
 
     args = DPOConfig(output_dir="/tmp/dpo_bench_trl", per_device_train_batch_size=batch,
                      gradient_accumulation_steps=1, max_steps=steps, learning_rate=5e-6, bf16=True,
@@ -109,13 +130,15 @@ def child_trl(folder: str, data: Path, batch: int, steps: int) -> dict:
     trainer = DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
                          train_dataset=load_dataset("json", data_files=str(data), split="train"),
                          callbacks=[Clock()])
-    torch.cuda.reset_peak_memory_stats()
+    reset_peak(trace)
     trainer.train()
     return {"seconds_per_step": (times[-1] - times[WARMUP - 1]) / (steps - WARMUP),
-            "first_loss": trainer.state.log_history[0].get("loss")}
+            "first_loss": trainer.state.log_history[0].get("loss"),
+            "optimizer": str(getattr(args.optim, "value", args.optim)), "weight_decay": args.weight_decay}
 
 
-def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> dict:
+def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int, optimizer: str,
+               trace: bool, profile: StepProfile | None) -> dict:
     import unsloth  # noqa: F401  (first, as the trainer's CLI does for GPU runs)
     import torch
 
@@ -131,51 +154,70 @@ def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int) -> d
 
     job = Path("/tmp/dpo_bench_ours")
     shutil.rmtree(job, ignore_errors=True)
-    cfg = resolve_engine(our_config(folder, data, job, batch, steps), torch.device("cuda", 0))
+    cfg = resolve_engine(our_config(folder, data, job, batch, steps, optimizer), torch.device("cuda", 0))
     estimate = planner_estimate.estimate_resolved(cfg)
     fit = loop.fit
 
     def fit_from_a_fresh_peak(*args, **kwargs):   # TRL's peak, too, is reset after its loading
-        torch.cuda.reset_peak_memory_stats()
+        reset_peak(trace)
         return fit(*args, **kwargs)
 
     loop.fit = fit_from_a_fresh_peak
+    if profile:
+        clip_and_step = loop.clip_and_step
+
+        def step_and_tick(*args, **kwargs):
+            norm = clip_and_step(*args, **kwargs)
+            profile.step_end()
+            return norm
+
+        loop.clip_and_step = step_and_tick
     code = loop.train_rank(cfg, 0, 1, 0, LocalSync(), job)
     if code != 0:
         raise RuntimeError(f"training exited {code}: {(job / 'train.log').read_text()[-500:]}")
     t = {e["step"]: e["t"] for e in read_events(job, "train")}
     first = read_events(job, "train")[0]["loss"]
     return {"seconds_per_step": (t[steps] - t[WARMUP]) / (steps - WARMUP), "first_loss": first,
-            "planner_peak_gib": estimate.peak_gib, "planner_allocated_gib": estimate.allocated_gib, "chunk": chunk}
+            "planner_peak_gib": estimate.peak_gib, "planner_allocated_gib": estimate.allocated_gib, "chunk": chunk,
+            "optimizer": optimizer}
 
 
-def child(mode: str, arch: str, batch: int, steps: int, chunk: int) -> None:
+def child(mode: str, arch: str, batch: int, steps: int, chunk: int, optimizer: str, trace_dir: str,
+          profile_dir: str) -> None:
     if mode == "trl":
         import unsloth  # noqa: F401
     import torch
 
     folder = str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), random_models.architecture(arch)))
     data = write_pairs(Path("/tmp/dpo_bench_pairs.jsonl"), batch * steps)
-    result = child_trl(folder, data, batch, steps) if mode == "trl" else child_ours(folder, data, batch, steps, chunk)
+    trace = bool(trace_dir)
+    name = "trl" if mode == "trl" else f"ours-{chunk}-{optimizer}"
+    profile = StepProfile(Path(profile_dir, f"profile-{name}.md"), WARMUP + 1, WARMUP + 3) if profile_dir else None
+    result = child_trl(folder, data, batch, steps, trace, profile) if mode == "trl" else \
+        child_ours(folder, data, batch, steps, chunk, optimizer, trace, profile)
+    if trace:
+        Path(trace_dir, f"peak-{name}.md").write_text(f"# {name}\n\n" + memory_peak.report())
     tokens = pair_tokens(folder, data, batch, steps)
     result.update(mode=mode, tokens_per_s=tokens / result["seconds_per_step"], tokens_per_step=tokens,
                   peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_child(mode: str, arch: str, batch: int, steps: int, chunk: int = 0) -> dict:
+def run_child(mode: str, arch: str, batch: int, steps: int, chunk: int = 0, optimizer: str = "",
+              trace_dir: str = "", profile_dir: str = "") -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--arch", arch, "--batch", str(batch), "--steps", str(steps),
-           "--chunk", str(chunk)]
+           "--chunk", str(chunk), "--optimizer", optimizer, "--memory-trace", trace_dir, "--profile", profile_dir]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]
-    return {"mode": mode, "chunk": chunk, "error": " | ".join(tail)[:400]}
+    return {"mode": mode, "chunk": chunk, "optimizer": optimizer, "error": " | ".join(tail)[:400]}
 
 
 def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
-    """`results`: TRL's run first, then ours once per chunk; the first of ours is compared with TRL."""
+    """`results`: TRL's run first, then ours once per chunk and optimizer; the first of ours is compared
+    with TRL."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -185,8 +227,10 @@ def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
              "| run | tokens/s | peak GiB (measured) | planner allocated / peak GiB | step-1 loss |",
              "|---|---|---|---|---|"]
     for r in results:
-        label = "TRL DPOTrainer + Unsloth (defaults)" if r["mode"] == "trl" else \
-            f"ours (train.objective: dpo), LM head {r['chunk']} positions a chunk"
+        if r["mode"] == "trl":
+            label = f"TRL DPOTrainer + Unsloth (defaults: optim {r.get('optimizer', '?')})"
+        else:
+            label = f"ours (train.objective: dpo), train.optimizer {r['optimizer']}, LM head {r['chunk']} a chunk"
         if "error" in r:
             lines.append(f"| {label} | failed: {r['error']} | | | |")
             continue
@@ -194,7 +238,8 @@ def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
         lines.append(f"| {label} | {r['tokens_per_s']:.0f} | {r['peak_gib']:.2f} | {plan} | {r['first_loss']:.4f} |")
     trl, ours = results[0], results[1]
     if "error" not in trl and "error" not in ours:
-        lines += ["", f"ours (chunk {ours['chunk']}) / TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
+        lines += ["", f"ours ({ours['optimizer']}, chunk {ours['chunk']}) / TRL: "
+                      f"{ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
                       f"{ours['peak_gib'] / trl['peak_gib']:.3f}× peak memory "
                       f"({ours['peak_gib'] - trl['peak_gib']:+.2f} GiB); planner allocated vs measured: "
                       f"{100 * (ours['planner_allocated_gib'] / ours['peak_gib'] - 1):+.1f}%"]
@@ -209,13 +254,24 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "dpo_bench.md"))
     p.add_argument("--chunks", default=str(LOGP_HEAD_CHUNK), help="LM-head chunks to run ours with, e.g. 512,128")
+    p.add_argument("--optimizers", default="adamw_8bit,adamw",
+                   help="train.optimizer values to run ours with; the first is TRL's default under Unsloth")
+    p.add_argument("--memory-trace", default="", metavar="DIR", help="write what is alive at each run's peak to DIR")
+    p.add_argument("--profile", default="", metavar="DIR", help="write each run's profile of steps 4-6 to DIR")
     p.add_argument("--chunk", type=int, default=LOGP_HEAD_CHUNK, help=argparse.SUPPRESS)
+    p.add_argument("--optimizer", default="adamw_8bit", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child, args.arch, args.batch, args.steps, args.chunk)
+        child(args.child, args.arch, args.batch, args.steps, args.chunk, args.optimizer, args.memory_trace,
+              args.profile)
         return 0
-    results = [run_child("trl", args.arch, args.batch, args.steps)]
-    results += [run_child("ours", args.arch, args.batch, args.steps, int(c)) for c in args.chunks.split(",")]
+    for folder in (args.memory_trace, args.profile):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    results = [run_child("trl", args.arch, args.batch, args.steps, trace_dir=args.memory_trace,
+                         profile_dir=args.profile)]
+    results += [run_child("ours", args.arch, args.batch, args.steps, int(c), o, args.memory_trace, args.profile)
+                for c in args.chunks.split(",") for o in args.optimizers.split(",")]
     text = table(results, args.arch, args.batch, args.steps)
     Path(args.out).write_text(text)
     print(text)

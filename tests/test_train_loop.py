@@ -14,7 +14,8 @@ from trainer_backend.templates.example import Example
 from trainer_backend.train.batching import GlobalBatches
 from trainer_backend.train.events import read_events
 from trainer_backend.train.loop import StopFlag
-from tiny_runs import CPU, TRAINER_ARGS, InOrder, assert_same_losses, assert_trained_alike, fit_tiny, tiny_run_config
+from tiny_runs import (CPU, TRAINER_ARGS, InOrder, assert_same_losses, assert_trained_alike, fit_tiny,
+                       padded_collate, tiny_run_config)
 
 
 def make_examples(n: int, seed: int = 0, min_len: int = 6, max_len: int = 40) -> list[Example]:
@@ -62,13 +63,6 @@ def test_ten_steps_match_transformers_trainer(tiny_llama_dir, tmp_path):
     order = [i for step in range(10) for i in batches.indices(step)]
     rows = [{"input_ids": examples[i].input_ids, "labels": examples[i].labels()} for i in order]
 
-    def collate(features):
-        width = max(len(f["input_ids"]) for f in features)
-        pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
-        return {"input_ids": torch.tensor([pad(f["input_ids"], 2) for f in features]),
-                "labels": torch.tensor([pad(f["labels"], -100) for f in features]),
-                "attention_mask": torch.tensor([pad([1] * len(f["input_ids"]), 0) for f in features])}
-
     class InOrderTrainer(InOrder, Trainer):
         pass
 
@@ -77,7 +71,7 @@ def test_ten_steps_match_transformers_trainer(tiny_llama_dir, tmp_path):
                              lr_scheduler_type="cosine", warmup_steps=2, max_grad_norm=1.0,
                              remove_unused_columns=False, **TRAINER_ARGS)
     trainer = InOrderTrainer(model=load_for_training(cfg, CPU).model, args=args, train_dataset=rows,
-                             data_collator=collate)
+                             data_collator=padded_collate(2))
     trainer.train()
     hf_losses = [sum(trainer.micro_losses[i:i + 2]) for i in range(0, 20, 2)]
     assert_same_losses([our_losses[s] for s in sorted(our_losses)], hf_losses, steps=10)

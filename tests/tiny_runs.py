@@ -69,6 +69,18 @@ class InOrder:
         return loss
 
 
+def padded_collate(pad_id: int):
+    """A Trainer's data collator for rows of `input_ids` and `labels`: right-padded to the batch's
+    longest row (labels with -100), with the attention mask, as our loop pads a plain batch."""
+    def collate(features):
+        width = max(len(f["input_ids"]) for f in features)
+        pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
+        return {"input_ids": torch.tensor([pad(f["input_ids"], pad_id) for f in features]),
+                "labels": torch.tensor([pad(f["labels"], -100) for f in features]),
+                "attention_mask": torch.tensor([pad([1] * len(f["input_ids"]), 0) for f in features])}
+    return collate
+
+
 def assert_trained_alike(ours, theirs: torch.nn.Module, cfg: RunConfig, atol: float) -> None:
     """Our trained weights moved from the start and equal the Trainer's."""
     init = dict(load_for_training(cfg, CPU).trainable())
