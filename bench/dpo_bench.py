@@ -215,31 +215,42 @@ def run_child(mode: str, arch: str, batch: int, steps: int, chunk: int = 0, opti
     return {"mode": mode, "chunk": chunk, "optimizer": optimizer, "error": " | ".join(tail)[:400]}
 
 
-def table(results: list[dict], arch: str, batch: int, steps: int) -> str:
-    """`results`: TRL's run first, then ours once per chunk and optimizer; the first of ours is compared
-    with TRL."""
+def table(rounds: list[list[dict]], arch: str, batch: int, steps: int) -> str:
+    """`rounds`: each round's results, TRL's run first, then ours once per chunk and optimizer; the
+    first of ours is compared with TRL. tokens/s is the median over the rounds (each round's value
+    in brackets), the speed ratio the median of the rounds' ratios: a round runs both sides back to
+    back, so the host's drift between rounds cancels out of the ratio."""
+    import statistics
+
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     command = "python bench/dpo_bench.py " + " ".join(a for a in sys.argv[1:])
     lines = [f"# DPO: ours vs TRL DPOTrainer on Unsloth ({arch} shape, LoRA r=16, bf16)", "",
-             f"{time.strftime('%Y-%m-%d')}, {device}, `{command.strip()}`, {batch} pairs a step, {steps} steps", "",
+             f"{time.strftime('%Y-%m-%d')}, {device}, `{command.strip()}`, {batch} pairs a step, {steps} steps, "
+             f"{len(rounds)} round(s)", "",
              "| run | tokens/s | peak GiB (measured) | planner allocated / peak GiB | step-1 loss |",
              "|---|---|---|---|---|"]
-    for r in results:
+    for runs in zip(*rounds):
+        r = runs[0]
         if r["mode"] == "trl":
             label = f"TRL DPOTrainer + Unsloth (defaults: optim {r.get('optimizer', '?')})"
         else:
             label = f"ours (train.objective: dpo), train.optimizer {r['optimizer']}, LM head {r['chunk']} a chunk"
-        if "error" in r:
-            lines.append(f"| {label} | failed: {r['error']} | | | |")
+        failed = [x for x in runs if "error" in x]
+        if failed:
+            lines.append(f"| {label} | failed: {failed[0]['error']} | | | |")
             continue
+        speeds = [x["tokens_per_s"] for x in runs]
+        each = f" ({', '.join(f'{v:.0f}' for v in speeds)})" if len(runs) > 1 else ""
         plan = f"{r['planner_allocated_gib']:.2f} / {r['planner_peak_gib']:.2f}" if "planner_peak_gib" in r else "–"
-        lines.append(f"| {label} | {r['tokens_per_s']:.0f} | {r['peak_gib']:.2f} | {plan} | {r['first_loss']:.4f} |")
-    trl, ours = results[0], results[1]
-    if "error" not in trl and "error" not in ours:
-        lines += ["", f"ours ({ours['optimizer']}, chunk {ours['chunk']}) / TRL: "
-                      f"{ours['tokens_per_s'] / trl['tokens_per_s']:.2f}× tokens/s, "
+        lines.append(f"| {label} | {statistics.median(speeds):.0f}{each} | {r['peak_gib']:.2f} | {plan} | "
+                     f"{r['first_loss']:.4f} |")
+    pairs = [(rnd[0], rnd[1]) for rnd in rounds if "error" not in rnd[0] and "error" not in rnd[1]]
+    if pairs:
+        trl, ours = pairs[0]
+        ratio = statistics.median(o["tokens_per_s"] / t["tokens_per_s"] for t, o in pairs)
+        lines += ["", f"ours ({ours['optimizer']}, chunk {ours['chunk']}) / TRL: {ratio:.2f}× tokens/s, "
                       f"{ours['peak_gib'] / trl['peak_gib']:.3f}× peak memory "
                       f"({ours['peak_gib'] - trl['peak_gib']:+.2f} GiB); planner allocated vs measured: "
                       f"{100 * (ours['planner_allocated_gib'] / ours['peak_gib'] - 1):+.1f}%"]
@@ -257,6 +268,7 @@ def main() -> int:
     p.add_argument("--optimizers", default="adamw_8bit,adamw",
                    help="train.optimizer values to run ours with; the first is TRL's default under Unsloth")
     p.add_argument("--memory-trace", default="", metavar="DIR", help="write what is alive at each run's peak to DIR")
+    p.add_argument("--rounds", type=int, default=1, help="run every side this many times, in turn")
     p.add_argument("--profile", default="", metavar="DIR", help="write each run's profile of steps 4-6 to DIR")
     p.add_argument("--chunk", type=int, default=LOGP_HEAD_CHUNK, help=argparse.SUPPRESS)
     p.add_argument("--optimizer", default="adamw_8bit", help=argparse.SUPPRESS)
@@ -268,14 +280,13 @@ def main() -> int:
     for folder in (args.memory_trace, args.profile):
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-    results = [run_child("trl", args.arch, args.batch, args.steps, trace_dir=args.memory_trace,
-                         profile_dir=args.profile)]
-    results += [run_child("ours", args.arch, args.batch, args.steps, int(c), o, args.memory_trace, args.profile)
-                for c in args.chunks.split(",") for o in args.optimizers.split(",")]
-    text = table(results, args.arch, args.batch, args.steps)
+    runs = [("trl", 0, "")] + [("ours", int(c), o) for c in args.chunks.split(",") for o in args.optimizers.split(",")]
+    rounds = [[run_child(mode, args.arch, args.batch, args.steps, chunk, optimizer, args.memory_trace, args.profile)
+               for mode, chunk, optimizer in runs] for _ in range(args.rounds)]
+    text = table(rounds, args.arch, args.batch, args.steps)
     Path(args.out).write_text(text)
     print(text)
-    return 0 if all("error" not in r for r in results) else 1
+    return 0 if all("error" not in r for rnd in rounds for r in rnd) else 1
 
 
 if __name__ == "__main__":
