@@ -46,6 +46,12 @@ def pick(page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
 
 
+def settle(page) -> None:
+    """Until Gradio's own "Loading..." (its status of an event still running, which Gradio does not
+    translate) has left the page: a loaded machine runs the tab's refresh for longer than any fixed wait."""
+    page.wait_for_function("() => !document.body.innerText.includes('Loading...')", timeout=WAIT_MS)
+
+
 def english_words() -> set[str]:
     """Words of the studio's English texts (strings, field labels and hints, schema descriptions,
     preset descriptions, the backend's messages) that no Vietnamese text uses: seeing one in the
@@ -125,7 +131,8 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
             open_tab(page, name, inside)
             if name == "Huấn luyện":
                 page.locator("#cfg-advanced").click()          # the Advanced fields too
-            page.wait_for_timeout(2000)              # the tab's own refresh (e.g. the Jobs table) lands
+            page.wait_for_timeout(2000)              # the tab's own refresh (e.g. the Jobs table) starts
+            settle(page)                             # ... and lands
             text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
             found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
             if found:
@@ -140,7 +147,8 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
         assert "có các cột instruction/output → alpaca" in status, status
         errors = page.locator("#data-errors").inner_text()
         assert "phải là chuỗi, nhưng là số" in errors and "lượt assistant rỗng" in errors, errors
-        page.wait_for_timeout(2000)   # the preview after the errors lands (Gradio shows its own "Loading..." until then)
+        page.wait_for_timeout(2000)   # the preview after the errors starts
+        settle(page)
         text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
         found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
         if found:
