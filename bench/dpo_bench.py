@@ -1,7 +1,7 @@
 """DPO throughput and memory: our trainer vs TRL's DPOTrainer on Unsloth, same pairs, one command.
 
     python bench/dpo_bench.py --out bench/results/dpo_bench.md [--arch qwen2.5-7b] [--steps 12] [--batch 2]
-                              [--chunks 512,128] [--optimizers adamw_8bit,adamw]
+                              [--chunks 512,128] [--optimizers adamw_8bit,adamw] [--rounds 2]
 
 Model: a random-init Qwen2.5-7B shape (random weights train at the speed of real ones) with the
 benches' ChatML byte tokenizer, LoRA r=16 on all linear layers, bf16, one GPU. Data: the same
@@ -28,7 +28,8 @@ writes torch's profile of steps 4-6 of each run (bench/step_profile.py) to DIR/p
 Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
 once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK) and optimizer: the trade
 between the step's peak and its speed; the first chunk with the first optimizer is the run reported
-against TRL.
+against TRL. `--rounds N` runs all of them N times in turn and reports medians: the same run's
+tokens/s moved by a quarter between rounds on one machine, and a round's ratio cancels that drift.
 """
 from __future__ import annotations
 
