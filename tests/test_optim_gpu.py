@@ -63,13 +63,8 @@ def trainer_run(cfg, out_dir: Path, rows):
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from tiny_runs import TRAINER_ARGS, InOrder, padded_collate
+    from tiny_runs import TRAINER_ARGS, InOrder, padded_collate, trainer_rows
     from trainer_backend.models.loading import load_for_training
-    from trainer_backend.train.batching import GlobalBatches
-
-    batches = GlobalBatches(len(rows), BATCH, cfg.train.seed)
-    ordered = [{"input_ids": rows[i].input_ids, "labels": rows[i].labels()}
-               for step in range(STEPS) for i in batches.indices(step)]
 
     class InOrderTrainer(InOrder, Trainer):
         pass
@@ -78,7 +73,8 @@ def trainer_run(cfg, out_dir: Path, rows):
                              max_steps=STEPS, learning_rate=LR, lr_scheduler_type="constant", max_grad_norm=1.0,
                              remove_unused_columns=False, **{**TRAINER_ARGS, "use_cpu": False, "optim": "adamw_8bit"})
     trainer = InOrderTrainer(model=load_for_training(cfg, torch.device("cuda", 0)).model, args=args,
-                             train_dataset=ordered, data_collator=padded_collate(1000))
+                             train_dataset=trainer_rows(rows, BATCH, cfg.train.seed, STEPS),
+                             data_collator=padded_collate(1000))
     trainer.train()
     # the reference is 8-bit wherever bitsandbytes quantizes (k and v's B, 128 x 16, stay 32-bit)
     eight_bit = [s["state1"].dtype == torch.uint8 for p, s in trainer.optimizer.state.items() if p.numel() >= 4096]

@@ -11,11 +11,10 @@ import torch
 from trainer_backend.config import RunConfig
 from trainer_backend.models.loading import load_for_training
 from trainer_backend.templates.example import Example
-from trainer_backend.train.batching import GlobalBatches
 from trainer_backend.train.events import read_events
 from trainer_backend.train.loop import StopFlag
 from tiny_runs import (CPU, TRAINER_ARGS, InOrder, assert_same_losses, assert_trained_alike, fit_tiny,
-                       padded_collate, tiny_run_config)
+                       padded_collate, tiny_run_config, trainer_rows)
 
 
 def make_examples(n: int, seed: int = 0, min_len: int = 6, max_len: int = 40) -> list[Example]:
@@ -58,10 +57,7 @@ def test_ten_steps_match_transformers_trainer(tiny_llama_dir, tmp_path):
     ours, _ = run_fit(cfg, examples, tmp_path / "ours")
     our_losses = step_losses(tmp_path / "ours")
 
-    # The Trainer sees the same batches in the same order: our step-by-step order, read sequentially.
-    batches = GlobalBatches(len(examples), 4, cfg.train.seed)
-    order = [i for step in range(10) for i in batches.indices(step)]
-    rows = [{"input_ids": examples[i].input_ids, "labels": examples[i].labels()} for i in order]
+    rows = trainer_rows(examples, 4, cfg.train.seed, steps=10)   # 2 sequences x 2 micro-steps a step
 
     class InOrderTrainer(InOrder, Trainer):
         pass

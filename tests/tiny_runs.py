@@ -69,6 +69,16 @@ class InOrder:
         return loss
 
 
+def trainer_rows(examples: Sequence, batch: int, seed: int, steps: int) -> list[dict]:
+    """The rows our loop trains in its first `steps` steps of `batch` sequences, in its order, as a
+    Trainer's dataset: read sequentially (InOrder), the Trainer sees the same batches."""
+    from trainer_backend.train.batching import GlobalBatches
+
+    batches = GlobalBatches(len(examples), batch, seed)
+    return [{"input_ids": examples[i].input_ids, "labels": examples[i].labels()}
+            for step in range(steps) for i in batches.indices(step)]
+
+
 def padded_collate(pad_id: int):
     """A Trainer's data collator for rows of `input_ids` and `labels`: right-padded to the batch's
     longest row (labels with -100), with the attention mask, as our loop pads a plain batch."""
