@@ -94,15 +94,32 @@ def pair_tokens(folder: str, data: Path, batch: int, steps: int) -> int:
     return sum(len(p.input_ids) for p in pairs[:batch])
 
 
-def reset_peak(trace: bool) -> None:
-    import torch
+class Probes:
+    """What a child measures besides its timing: the peak from `start()` (where training starts),
+    with `trace_dir` what is alive at it, with `profile_dir` where steps 4-6 spend their time."""
 
-    torch.cuda.reset_peak_memory_stats()
-    if trace:
-        memory_peak.start()
+    def __init__(self, name: str, trace_dir: str, profile_dir: str):
+        self.name, self.trace_dir = name, trace_dir
+        self.profile = StepProfile(Path(profile_dir, f"profile-{name}.md"), WARMUP + 1, WARMUP + 3) \
+            if profile_dir else None
+
+    def start(self) -> None:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        if self.trace_dir:
+            memory_peak.start()
+
+    def step_end(self) -> None:
+        if self.profile:
+            self.profile.step_end()
+
+    def finish(self) -> None:
+        if self.trace_dir:
+            Path(self.trace_dir, f"peak-{self.name}.md").write_text(f"# {self.name}\n\n" + memory_peak.report())
 
 
-def child_trl(folder: str, data: Path, batch: int, steps: int, trace: bool, profile: StepProfile | None) -> dict:
+def child_trl(folder: str, data: Path, batch: int, steps: int, probes: Probes) -> dict:
     import unsloth  # noqa: F401  (before trl and transformers: it patches them)
     import torch
     from datasets import load_dataset
@@ -122,8 +139,7 @@ def child_trl(folder: str, data: Path, batch: int, steps: int, trace: bool, prof
         def on_step_end(self, args, state, control, **kwargs):
             torch.cuda.synchronize()
             times.append(time.perf_counter())
-            if profile:
-                profile.step_end()
+            probes.step_end()
 
     args = DPOConfig(output_dir="/tmp/dpo_bench_trl", per_device_train_batch_size=batch,
                      gradient_accumulation_steps=1, max_steps=steps, learning_rate=5e-6, bf16=True,
@@ -131,15 +147,14 @@ def child_trl(folder: str, data: Path, batch: int, steps: int, trace: bool, prof
     trainer = DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
                          train_dataset=load_dataset("json", data_files=str(data), split="train"),
                          callbacks=[Clock()])
-    reset_peak(trace)
+    probes.start()
     trainer.train()
     return {"seconds_per_step": (times[-1] - times[WARMUP - 1]) / (steps - WARMUP),
             "first_loss": trainer.state.log_history[0].get("loss"),
-            "optimizer": str(getattr(args.optim, "value", args.optim)), "weight_decay": args.weight_decay}
+            "optimizer": str(getattr(args.optim, "value", args.optim))}
 
 
-def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int, optimizer: str,
-               trace: bool, profile: StepProfile | None) -> dict:
+def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int, optimizer: str, probes: Probes) -> dict:
     import unsloth  # noqa: F401  (first, as the trainer's CLI does for GPU runs)
     import torch
 
@@ -160,19 +175,17 @@ def child_ours(folder: str, data: Path, batch: int, steps: int, chunk: int, opti
     fit = loop.fit
 
     def fit_from_a_fresh_peak(*args, **kwargs):   # TRL's peak, too, is reset after its loading
-        reset_peak(trace)
+        probes.start()
         return fit(*args, **kwargs)
 
-    loop.fit = fit_from_a_fresh_peak
-    if profile:
-        clip_and_step = loop.clip_and_step
+    clip_and_step = loop.clip_and_step
 
-        def step_and_tick(*args, **kwargs):
-            norm = clip_and_step(*args, **kwargs)
-            profile.step_end()
-            return norm
+    def step_and_tick(*args, **kwargs):   # clip_and_step ends every optimizer step
+        norm = clip_and_step(*args, **kwargs)
+        probes.step_end()
+        return norm
 
-        loop.clip_and_step = step_and_tick
+    loop.fit, loop.clip_and_step = fit_from_a_fresh_peak, step_and_tick
     code = loop.train_rank(cfg, 0, 1, 0, LocalSync(), job)
     if code != 0:
         raise RuntimeError(f"training exited {code}: {(job / 'train.log').read_text()[-500:]}")
@@ -191,13 +204,10 @@ def child(mode: str, arch: str, batch: int, steps: int, chunk: int, optimizer: s
 
     folder = str(random_models.make_model_dir(Path(f"/tmp/models/{arch}"), random_models.architecture(arch)))
     data = write_pairs(Path("/tmp/dpo_bench_pairs.jsonl"), batch * steps)
-    trace = bool(trace_dir)
-    name = "trl" if mode == "trl" else f"ours-{chunk}-{optimizer}"
-    profile = StepProfile(Path(profile_dir, f"profile-{name}.md"), WARMUP + 1, WARMUP + 3) if profile_dir else None
-    result = child_trl(folder, data, batch, steps, trace, profile) if mode == "trl" else \
-        child_ours(folder, data, batch, steps, chunk, optimizer, trace, profile)
-    if trace:
-        Path(trace_dir, f"peak-{name}.md").write_text(f"# {name}\n\n" + memory_peak.report())
+    probes = Probes("trl" if mode == "trl" else f"ours-{chunk}-{optimizer}", trace_dir, profile_dir)
+    result = child_trl(folder, data, batch, steps, probes) if mode == "trl" else \
+        child_ours(folder, data, batch, steps, chunk, optimizer, probes)
+    probes.finish()
     tokens = pair_tokens(folder, data, batch, steps)
     result.update(mode=mode, tokens_per_s=tokens / result["seconds_per_step"], tokens_per_step=tokens,
                   peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
