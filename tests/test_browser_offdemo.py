@@ -47,8 +47,10 @@ def pick(page, elem_id: str, option: str) -> None:
 
 
 def settle(page) -> None:
-    """Until Gradio's own "Loading..." (its status of an event still running, which Gradio does not
-    translate) has left the page: a loaded machine runs the tab's refresh for longer than any fixed wait."""
+    """Lets the events the last action started begin, then waits until Gradio's own "Loading..."
+    (its status of an event still running, which Gradio does not translate) has left the page: a
+    loaded machine runs a tab's refresh for longer than any fixed wait."""
+    page.wait_for_timeout(2000)
     page.wait_for_function("() => !document.body.innerText.includes('Loading...')", timeout=WAIT_MS)
 
 
@@ -131,8 +133,7 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
             open_tab(page, name, inside)
             if name == "Huấn luyện":
                 page.locator("#cfg-advanced").click()          # the Advanced fields too
-            page.wait_for_timeout(2000)              # the tab's own refresh (e.g. the Jobs table) starts
-            settle(page)                             # ... and lands
+            settle(page)                             # the tab's own refresh (e.g. the Jobs table) lands
             text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
             found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
             if found:
@@ -147,8 +148,7 @@ def test_the_vietnamese_ui_shows_no_english(page, tmp_path):  # noqa: F811
         assert "có các cột instruction/output → alpaca" in status, status
         errors = page.locator("#data-errors").inner_text()
         assert "phải là chuỗi, nhưng là số" in errors and "lượt assistant rỗng" in errors, errors
-        page.wait_for_timeout(2000)   # the preview after the errors starts
-        settle(page)
+        settle(page)                  # the preview after the errors lands
         text = IDENTIFIER.sub(" ", page.evaluate(VISIBLE_UI_TEXT, DATA_ELEMENTS))
         found = sorted({w for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() in english})
         if found:
