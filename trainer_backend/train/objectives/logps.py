@@ -27,9 +27,9 @@ class SequenceLogps:
     whole_len: torch.Tensor        # (n,)
 
 
-def _token_table(examples: list[Example], packed: bool, width: int, device: torch.device):
-    """(sequence index, trained, first token) of every position of the pass's input layout; -1 marks
-    positions of no sequence (a packed row's tail)."""
+def _token_table(examples: list[Example], packed: bool, width: int):
+    """(sequence index, trained, first token) of every position of the pass's input layout, on the
+    host; -1 marks positions of no sequence (a packed row's tail)."""
     rows = 1 if packed else len(examples)
     seq = torch.full((rows, width), -1, dtype=torch.long)
     trained = torch.zeros((rows, width), dtype=torch.bool)
@@ -42,7 +42,7 @@ def _token_table(examples: list[Example], packed: bool, width: int, device: torc
         trained[r, start:start + n] = torch.tensor(e.trained, dtype=torch.bool)
         first[r, start] = True
         offset += n
-    return seq.to(device), trained.to(device), first.to(device)
+    return seq, trained, first
 
 
 def sequence_logps(model: torch.nn.Module, examples: list[Example], cfg: RunConfig, pad_id: int,
@@ -52,24 +52,25 @@ def sequence_logps(model: torch.nn.Module, examples: list[Example], cfg: RunConf
     inputs = pass_inputs(examples, cfg, pad_id, device)
     inputs.pop("labels")
     ids = inputs["input_ids"]
-    seq, trained, first = _token_table(examples, "position_ids" in inputs, ids.shape[1], device)
-    flags = torch.tensor(whole or [False] * len(examples), dtype=torch.bool, device=device)
+    seq, trained, first = _token_table(examples, "position_ids" in inputs, ids.shape[1])
+    flags = torch.tensor(whole or [False] * len(examples), dtype=torch.bool)
     scored_whole = (seq >= 0) & ~first & flags[seq.clamp(min=0)]
-    scored = trained | scored_whole
-    cols = scored[:, 1:].any(0).nonzero().squeeze(1)   # positions whose next token is scored
-    targets = ids[:, cols + 1]
-    token_logps = scored_logps(model, inputs, cols, targets)
-    at = seq[:, cols + 1]
+    # Positions whose next token is scored, and each one's sequence, found on the host: a nonzero()
+    # or boolean indexing on the device would wait for it.
+    nxt = (trained | scored_whole)[:, 1:].any(0).nonzero().squeeze(1) + 1
+    at, trained, scored_whole = seq[:, nxt].clamp(min=0), trained[:, nxt], scored_whole[:, nxt]
+    on_device = nxt.to(device, non_blocking=True)
+    token_logps = scored_logps(model, inputs, on_device - 1, ids[:, on_device])
+    at_flat = at.flatten().to(device, non_blocking=True)
     n = len(examples)
 
     def per_sequence(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sums = torch.zeros(n, dtype=token_logps.dtype, device=device).index_add(0, at[mask], token_logps[mask])
-        counts = torch.zeros(n, dtype=token_logps.dtype, device=device).index_add(
-            0, at[mask], torch.ones_like(token_logps[mask]))
-        return sums, counts
+        values = torch.where(mask.to(device, non_blocking=True), token_logps, 0.0).flatten()
+        counts = torch.bincount(at[mask], minlength=n).to(token_logps.dtype)
+        return token_logps.new_zeros(n).index_add(0, at_flat, values), counts.to(device, non_blocking=True)
 
-    completion, completion_len = per_sequence(trained[:, cols + 1])
-    whole_sum, whole_len = per_sequence(scored_whole[:, cols + 1])
+    completion, completion_len = per_sequence(trained)
+    whole_sum, whole_len = per_sequence(scored_whole)
     return SequenceLogps(completion, completion_len, whole_sum, whole_len)
 
 
