@@ -112,3 +112,35 @@ def test_adamw_8bit_steps_as_the_transformers_trainer_does(tmp_path):
     # lies between the two, so a silently substituted optimizer fails it.
     assert same <= 4e-3, f"8-bit AdamW: our update is {same:.2e} of the Trainer's away from it"
     assert apart > 3 * same, f"fp32 vs 8-bit AdamW differ by only {apart:.2e} (ours vs Trainer {same:.2e})"
+
+
+
+@pytest.mark.gpu
+def test_the_flat_8bit_step_is_bitsandbytes_per_tensor_step_bit_for_bit_on_the_gpu():
+    """The CUDA kernels of train/flat_optim.py's step (tests/test_flat_optim.py runs the CPU ones):
+    ten steps of LoRA-shaped tensors through `train.optimizer: adamw_8bit` end with the weights and
+    8-bit state bitsandbytes' own AdamW8bit gives them."""
+    import bitsandbytes as bnb
+    import torch
+
+    from test_flat_optim import SHAPES, assert_same
+    from trainer_backend.config import TrainConfig
+    from trainer_backend.train.optim import build_optimizer, param_groups
+
+    def run(make):
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(s, device="cuda") * 0.1) for s in SHAPES]
+        optimizer = make(params)
+        for _ in range(10):
+            for p in params:
+                p.grad = torch.randn_like(p)
+            optimizer.step()
+            optimizer.zero_grad()
+        return params, optimizer
+
+    named = lambda ps: [(str(i), p) for i, p in enumerate(ps)]   # noqa: E731
+    stock = run(lambda ps: bnb.optim.AdamW8bit(param_groups(named(ps), 0.01), lr=1e-3, betas=(0.9, 0.999), eps=1e-8))
+    ours = run(lambda ps: build_optimizer(named(ps), TrainConfig(optimizer="adamw_8bit", lr=1e-3, weight_decay=0.01),
+                                          torch.device("cuda", 0)))
+    assert type(ours[1]).__name__ == "FlatAdamW8bit"
+    assert_same(stock[0], stock[1], ours[0], ours[1])

@@ -82,6 +82,24 @@ def test_log_prob_objectives_hold_one_lm_head_chunk_whatever_the_batch(engine):
         assert sft[1] == 8 * sft[0] > 0
 
 
+
+def test_the_flat_8bit_step_counts_its_copies_beyond_what_the_backward_freed():
+    """adamw_8bit copies the fp32 adapters and their grads into one flat buffer each during the
+    step (train/flat_optim.py): 8 bytes a LoRA parameter, minus the activations and logits the
+    backward has freed by then. A short pass leaves that visible; at r=64 (161 M parameters, over
+    FLAT_8BIT_MAX_ENTRIES) the step goes tensor by tensor and copies nothing."""
+    row = "flat 8-bit step's copies"
+    short = {"train.optimizer": "adamw_8bit", "train.micro_batch_size": 1, "template.max_seq_len": 64,
+             "lora.r": 32}
+    est = estimate(config(**short))
+    live = (est.breakdown["activations"] + est.breakdown["logits / cross-entropy"]) * GIB
+    lora = Architecture.from_fields(QWEN7B, "test").lora_params(32, ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                     "gate_proj", "up_proj", "down_proj"])
+    assert est.breakdown[row] == pytest.approx((8 * lora - live) / GIB) and est.breakdown[row] > 0
+    assert row not in estimate(config(**{**short, "train.optimizer": "adamw"})).breakdown
+    assert row not in estimate(config(**{**short, "lora.r": 64})).breakdown
+    assert row not in estimate(config(**{"train.optimizer": "adamw_8bit"})).breakdown   # 4 x 2048 tokens free more
+
 def test_calibration_reproduces_every_measurement_within_ten_percent():
     cal = load_calibration()
     assert len(cal.measurements) >= 12

@@ -116,6 +116,14 @@ REFERENCE_OBJECTIVES = ("dpo", "kto")              # need the reference model's 
 # Every objective but sft scores sequences by their log-probs (train/objectives/logps.py): the LM
 # head runs over this many positions at a time, its logits recomputed in the backward.
 LOGP_HEAD_CHUNK = 512
+# `train.optimizer: adamw_8bit` steps the trainable tensors as one flat buffer (train/flat_optim.py)
+# when they hold at most this many entries: the step then copies them and their gradients, at most
+# 1 GiB in fp32, and the planner counts that copy (planner/estimate.flat_copy_bytes).
+FLAT_8BIT_MAX_ENTRIES = 2 ** 27
+
+
+def flat_8bit_step(optimizer: str, trainable_entries: int) -> bool:
+    return optimizer == "adamw_8bit" and trainable_entries <= FLAT_8BIT_MAX_ENTRIES
 
 
 class TrainConfig(_Section):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainer_backend.config import (LOGP_HEAD_CHUNK, PREFERENCE_OBJECTIVES, REFERENCE_OBJECTIVES, ConfigError,
-                                   RunConfig)
+                                   RunConfig, flat_8bit_step)
 from trainer_backend.planner.architecture import Architecture, architecture_of, lora_targets
 from trainer_backend.planner.calibration import Calibration, load_calibration
 
@@ -148,6 +148,17 @@ def logits_bytes(arch: Architecture, s: RunShape, e) -> float:
     return e.logits_bytes_per_vocab * arch.vocab * s.tokens
 
 
+def flat_copy_bytes(arch: Architecture, s: RunShape, live_bytes: float) -> float:
+    """The flat 8-bit step (train/flat_optim.py) copies the trainable weights and their gradients
+    into one buffer each, after the backward has freed the pass's activations and logits: only what
+    the copies exceed those by adds to the peak."""
+    entries = arch.total_params() if s.method == "full" else arch.lora_params(s.lora_r, list(s.lora_targets))
+    if s.sharded or not flat_8bit_step(s.optimizer, entries):
+        return 0.0
+    width = s.width if s.method == "full" else 4.0   # adapters and their grads are fp32
+    return max(0.0, 2 * width * entries - live_bytes)
+
+
 REFERENCE_MODEL_BYTES = 0.0
 """The reference model of DPO and KTO costs no weights: with adapters it is the same model with
 its adapters disabled; with full fine-tuning its log-probs are computed once before training and
@@ -180,9 +191,11 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
         "workspace": e.workspace_gib,
         **({"reference model (adapters disabled or precomputed)": REFERENCE_MODEL_BYTES} if reference else {}),
     }
+    live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
     if s.method == "full":
-        live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
         parts["gradients"] = full_gradient_bytes(arch, s, live) / GIB
+    if flat_copy_bytes(arch, s, live) > 0:
+        parts["flat 8-bit step's copies"] = flat_copy_bytes(arch, s, live) / GIB
     if s.sharded:
         parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB
     allocated = sum(parts.values())

@@ -212,7 +212,12 @@ def load_checkpoint(path: Path, named_params: list[tuple[str, torch.nn.Parameter
     with torch.no_grad():
         for name, tensor in saved.items():
             params[name].copy_(tensor)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    try:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    except ValueError as err:   # torch's message for a state of other parameter groups
+        raise ConfigError(f"{path}: its optimizer state does not fit this run's optimizer ({err}); was "
+                          "'train.optimizer' changed, or the checkpoint written by an earlier version of the "
+                          "trainer? Resume with what wrote it, or start a new run") from err
     return _load_run_state(path, scheduler, scaler)
 
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..config import ConfigError, TrainConfig
+from ..config import ConfigError, TrainConfig, flat_8bit_step
 from ..device_rules import optimizer_needs_cuda
 
 BNB_OPTIMIZERS = {"adamw_8bit": "AdamW8bit", "paged_adamw_8bit": "PagedAdamW8bit",
@@ -33,6 +33,11 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], tcfg: Tr
     import bitsandbytes as bnb
 
     cls = getattr(bnb.optim, BNB_OPTIMIZERS[tcfg.optimizer])
+    sharded = any(hasattr(p, "to_local") for _, p in named_params)
+    if flat_8bit_step(tcfg.optimizer, sum(p.numel() for _, p in named_params)) and not sharded:
+        from .flat_optim import flattened   # one update for all tensors, not one each: the same numbers
+
+        cls = flattened(cls)
     return cls(groups, lr=tcfg.lr, betas=(0.9, 0.999), eps=1e-8)
 
 
