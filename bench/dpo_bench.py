@@ -292,10 +292,12 @@ def main() -> int:
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
     runs = [("trl", 0, "")] + [("ours", int(c), o) for c in args.chunks.split(",") for o in args.optimizers.split(",")]
-    rounds = [[run_child(mode, args.arch, args.batch, args.steps, chunk, optimizer, args.memory_trace, args.profile)
-               for mode, chunk, optimizer in runs] for _ in range(args.rounds)]
-    text = table(rounds, args.arch, args.batch, args.steps)
-    Path(args.out).write_text(text)
+    rounds = []
+    for _ in range(args.rounds):   # the table is rewritten after each round: a cut-short sitting keeps its rounds
+        rounds.append([run_child(mode, args.arch, args.batch, args.steps, chunk, optimizer, args.memory_trace,
+                                 args.profile) for mode, chunk, optimizer in runs])
+        text = table(rounds, args.arch, args.batch, args.steps)
+        Path(args.out).write_text(text)
     print(text)
     return 0 if all("error" not in r for rnd in rounds for r in rnd) else 1
 
