@@ -28,8 +28,9 @@ writes torch's profile of steps 4-6 of each run (bench/step_profile.py) to DIR/p
 Each run is its own subprocess (importing unsloth patches transformers and TRL). `--chunks` runs ours
 once per LM-head chunk (positions scored at a time, LOGP_HEAD_CHUNK) and optimizer: the trade
 between the step's peak and its speed; the first chunk with the first optimizer is the run reported
-against TRL. `--rounds N` runs all of them N times in turn and reports medians: the same run's
-tokens/s moved by a quarter between rounds on one machine, and a round's ratio cancels that drift.
+against TRL. `--rounds N` runs all of them N times in turn and reports medians (the table is
+rewritten after each round): the same run's tokens/s moved by a quarter between rounds on one
+machine, and a round's ratio cancels that drift.
 """
 from __future__ import annotations
 
