@@ -2,10 +2,10 @@
 
 bitsandbytes updates a model tensor by tensor: one Python call and one kernel each, and a device
 synchronization after each one unless Unsloth has patched that away. With LoRA r=16 on all linear
-layers of a 7B model that is 392 updates a step: 12.3 ms, against 5.0 ms flat and 1.4 ms for torch's
-fused fp32 AdamW (bench/results/optim_step.md). `flattened(cls)` is a subclass that, at each step, copies
-the gradients and weights of a group's tensors into one flat buffer, lets bitsandbytes update it
-as a single tensor, and copies the weights back.
+layers of a 7B model that is 392 updates a step: 12.3 ms, against 5.0 ms flat and 1.4 ms for
+torch's fused fp32 AdamW (bench/results/optim_step.md). `flattened(cls)` is a subclass that, at
+each step, copies the gradients and weights of a group's tensors into one flat buffer, lets
+bitsandbytes update it as a single tensor, and copies the weights back.
 
 Why the numbers do not change: bitsandbytes quantizes its 8-bit state in blocks of BLOCK entries,
 counted from a tensor's first entry, and every other part of its update is entry by entry. Each
