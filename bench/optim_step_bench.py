@@ -5,8 +5,9 @@ and torch's fused fp32 AdamW (`train.optimizer: adamw`).
 
     python bench/optim_step_bench.py --out bench/results/optim_step.md [--arch qwen2.5-7b] [--r 16] [--steps 30]
 
-Unsloth is imported first when it is installed, as in a GPU run of either trainer: it drops
-bitsandbytes' device synchronization after each tensor (the table says whether it did).
+Unsloth is imported first when it is installed, as in a GPU run of either trainer. Unsloth can drop
+bitsandbytes' device synchronization after each tensor, but only when bitsandbytes was imported
+before it; the table says whether that happened.
 
 Parameters: fp32 LoRA A and B of every linear layer (q, k, v, o, gate, up, down), as peft makes
 them; random gradients, made before the clock starts. A step is timed from an idle GPU (as in

@@ -9,7 +9,7 @@ import pytest
 bnb = pytest.importorskip("bitsandbytes")
 import torch  # noqa: E402
 
-from trainer_backend.train.flat_optim import flattened  # noqa: E402
+from trainer_backend.train.flat_optim import BLOCK, flattened  # noqa: E402
 from trainer_backend.train.optim import param_groups  # noqa: E402
 
 # 8-bit from 4,096 entries on; 300 x 50 and 4,100 end inside a 256-entry block; (128, 16) and (100,)
@@ -45,7 +45,7 @@ def states(params, optimizer) -> list[dict]:
     for f in optimizer.flat_groups:
         s = optimizer.state[f.flat]
         for p, o in zip(f.params, f.offsets):
-            blocks = slice(o // 256, -(-(o + p.numel()) // 256))
+            blocks = slice(o // BLOCK, -(-(o + p.numel()) // BLOCK))
             out[id(p)] = {"step": s["step"], "state1": s["state1"][o:o + p.numel()],
                           "state2": s["state2"][o:o + p.numel()], "absmax1": s["absmax1"][blocks],
                           "absmax2": s["absmax2"][blocks]}

@@ -114,7 +114,6 @@ def test_adamw_8bit_steps_as_the_transformers_trainer_does(tmp_path):
     assert apart > 3 * same, f"fp32 vs 8-bit AdamW differ by only {apart:.2e} (ours vs Trainer {same:.2e})"
 
 
-
 @pytest.mark.gpu
 def test_the_flat_8bit_step_is_bitsandbytes_per_tensor_step_bit_for_bit_on_the_gpu():
     """The CUDA kernels of train/flat_optim.py's step (tests/test_flat_optim.py runs the CPU ones):

@@ -194,8 +194,9 @@ def estimate_shape(arch: Architecture, s: RunShape, cal: Calibration,
     live = (parts["activations"] + parts["logits / cross-entropy"]) * GIB
     if s.method == "full":
         parts["gradients"] = full_gradient_bytes(arch, s, live) / GIB
-    if flat_copy_bytes(arch, s, live) > 0:
-        parts["flat 8-bit step's copies"] = flat_copy_bytes(arch, s, live) / GIB
+    copies = flat_copy_bytes(arch, s, live)
+    if copies > 0:
+        parts["flat 8-bit step's copies"] = copies / GIB
     if s.sharded:
         parts["FSDP gathered layers"] = fsdp_buffer_bytes(arch, s) / GIB
     allocated = sum(parts.values())
